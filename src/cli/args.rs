@@ -1,0 +1,140 @@
+//! Flags and their documentation (`hcbill --help`, `hcbill <command> --help`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cycle::BillCycle;
+use crate::model::contract::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hcbill",
+    version,
+    about = "Huawei Cloud BSS bills to typed, Hive-partitioned Parquet",
+    long_about = "Extracts Huawei Cloud billing data (bill summaries, resource consumption records, …) into \
+                  <out>/<dataset>/bill_cycle=YYYY-MM/*.parquet with exact decimals and UTC timestamps.\n\n\
+                  Credentials come from HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (plus HUAWEICLOUD_SDK_DOMAIN_ID, \
+                  HUAWEICLOUD_SDK_SECURITY_TOKEN) or the [global] section of ~/.huaweicloud/credentials.\n\n\
+                  Exit codes: 0 success, 1 a unit failed (the next run resumes), 2 bad input, 3 credentials refused."
+)]
+pub struct Cli {
+    /// Log lines as JSON objects (for log shippers) instead of text.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// More detail in the logs (HCBILL_LOG overrides, e.g. HCBILL_LOG=hcbill=trace).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Extract a range of billing cycles.
+    Backfill(RunArgs),
+    /// Refresh the current cycle, the previous one, and every partition still provisional.
+    Nightly(RunArgs),
+    /// Run a pipeline file (pipelines/*.toml); flags override its settings.
+    Run {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Serve a simulated BSS API (same paths, signing, errors, paging, throttling).
+    Sim(SimArgs),
+    /// Print a dataset's schema, or DDL to register the output in a warehouse.
+    Schema {
+        /// A dataset name (default: every dataset).
+        dataset: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Where the output lives, for DDL (a local path or s3://…, obs://…).
+        #[arg(long, default_value = "out")]
+        location: String,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// First billing cycle (YYYY-MM, UTC+8 calendar).
+    #[arg(long)]
+    pub from: Option<BillCycle>,
+    /// Last billing cycle (default: the current one).
+    #[arg(long)]
+    pub to: Option<BillCycle>,
+    /// Comma-separated dataset names, or "all".
+    #[arg(long)]
+    pub datasets: Option<String>,
+    /// Output directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// BSS endpoint (default https://bss.myhuaweicloud.com; plain http only for loopback).
+    #[arg(long, env = "HCBILL_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Use the embedded simulator instead of an endpoint.
+    #[arg(long, conflicts_with = "endpoint")]
+    pub simulator: bool,
+    /// "self", "all" (the enterprise's members too), or member ids separated by commas.
+    #[arg(long)]
+    pub accounts: Option<String>,
+    /// Re-extract final partitions too (a changed one is recorded as a restatement).
+    #[arg(long)]
+    pub force: bool,
+    /// Hours after 10:00 UTC+8 on the 3rd before a cycle counts as final (monthly settlement: 24).
+    #[arg(long)]
+    pub grace_hours: Option<i64>,
+    /// Also write the JSON run report here (it is always saved under <out>/.hcbill/reports/).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Port to listen on (0 picks a free one; the URL is printed as the first line).
+    #[arg(long, default_value_t = 8443)]
+    pub port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Seed of the deterministic ledger.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Size of the ledger: about 2000 × scale records per member and cycle (twice that for the master).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// First cycle with data (default: five cycles before the current one).
+    #[arg(long)]
+    pub from: Option<BillCycle>,
+    /// Last cycle with data (default: the current one).
+    #[arg(long)]
+    pub to: Option<BillCycle>,
+    /// Enterprise member accounts.
+    #[arg(long, default_value_t = 3)]
+    pub members: u32,
+    /// Added to every answer.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Requests/s per API for every API (default: the documented quotas; 0 = no throttling).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Share of requests answered with a fault: 500 CBC.0999, 503 HTML, connection reset, truncated JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Insert rows at the front of a cycle while it is being paged.
+    #[arg(long)]
+    pub drift: bool,
+    /// Access key to accept (default: HUAWEICLOUD_SDK_AK).
+    #[arg(long)]
+    pub ak: Option<String>,
+    /// Secret key to verify signatures with (default: HUAWEICLOUD_SDK_SK).
+    #[arg(long)]
+    pub sk: Option<String>,
+}

@@ -1,0 +1,19 @@
+//! hcbill: Huawei Cloud BSS billing APIs → typed, Hive-partitioned Parquet.
+//!
+//! * `source` — the signed BSS client, its quotas and retries, paging, and one
+//!   module per dataset;
+//! * `model` — Arrow schemas and exact normalisation of API rows;
+//! * `sink` — Parquet files, atomic publication and the manifest;
+//! * `state` — checkpoints and the output lock;
+//! * `pipeline` — jobs, pipeline files and run reports;
+//! * `sim` — the BSS simulator;
+//! * `cli` — the command line.
+
+pub mod cli;
+pub mod cycle;
+pub mod model;
+pub mod pipeline;
+pub mod sim;
+pub mod sink;
+pub mod source;
+pub mod state;

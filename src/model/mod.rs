@@ -1,0 +1,370 @@
+//! Arrow schemas and the normalisation of API rows into record batches.
+//!
+//! A dataset declares its columns once ([`Column`]); the schema, the contract
+//! file, the warehouse DDL and the row conversion are all derived from that
+//! declaration, so they cannot drift apart.
+
+pub mod contract;
+pub mod value;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use rust_decimal::Decimal;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+/// Scale of money columns: the API sends 8 decimals; 10 leaves headroom.
+pub const MONEY_SCALE: u8 = 10;
+pub const DECIMAL_PRECISION: u8 = 38;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// JSON string → Utf8.
+    Str,
+    /// JSON integer or numeric string → Int64 (code fields).
+    Int,
+    /// JSON number or numeric string → Decimal128(38, scale).
+    Dec(u8),
+    /// UTC instant → Timestamp(µs, "UTC").
+    Timestamp,
+    /// UTC+8 calendar date `YYYY-MM-DD` → Date32.
+    Date,
+    /// Decoded label of the integer code in column `of` (not in the JSON).
+    Label { of: &'static str, table: &'static [(i64, &'static str)] },
+}
+
+pub const MONEY: Kind = Kind::Dec(MONEY_SCALE);
+
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    /// Column name in Parquet (the API's snake-case name).
+    pub name: &'static str,
+    /// JSON key in the response (differs only for oddities like `resource_Type_code`).
+    pub json: &'static str,
+    pub kind: Kind,
+}
+
+pub const fn col(name: &'static str, kind: Kind) -> Column {
+    Column { name, json: name, kind }
+}
+
+pub const fn renamed(name: &'static str, json: &'static str, kind: Kind) -> Column {
+    Column { name, json, kind }
+}
+
+/// Lineage columns appended to every dataset.
+pub const LINEAGE: [&str; 3] = ["hcbill_account_id", "hcbill_run_id", "hcbill_extracted_at"];
+
+impl Kind {
+    pub fn data_type(self) -> DataType {
+        match self {
+            Kind::Str | Kind::Label { .. } => DataType::Utf8,
+            Kind::Int => DataType::Int64,
+            Kind::Dec(scale) => DataType::Decimal128(DECIMAL_PRECISION, scale as i8),
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Date => DataType::Date32,
+        }
+    }
+}
+
+/// The Arrow schema of a dataset: API columns (nullable: the API omits fields
+/// freely) followed by the non-null lineage columns.
+pub fn schema(dataset: &str, version: u32, columns: &[Column]) -> SchemaRef {
+    let mut fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(c.name, c.kind.data_type(), true))
+        .collect();
+    fields.push(Field::new(LINEAGE[0], DataType::Utf8, false));
+    fields.push(Field::new(LINEAGE[1], DataType::Utf8, false));
+    fields.push(Field::new(LINEAGE[2], Kind::Timestamp.data_type(), false));
+    let meta = HashMap::from([
+        ("hcbill.dataset".to_string(), dataset.to_string()),
+        ("hcbill.schema_version".to_string(), version.to_string()),
+    ]);
+    Arc::new(Schema::new_with_metadata(fields, meta))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("row {row}: column {column}: {reason}")]
+    Field { row: u64, column: &'static str, reason: String },
+    #[error("row {row} is not a JSON object: {reason}")]
+    NotAnObject { row: u64, reason: String },
+    #[error("building the record batch: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}
+
+/// Who and when, stamped on every row.
+#[derive(Clone, Debug)]
+pub struct Lineage {
+    pub account_id: String,
+    pub run_id: String,
+    pub extracted_at_micros: i64,
+}
+
+enum Builder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Dec(Decimal128Builder, u32),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+}
+
+impl Builder {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Str | Kind::Label { .. } => Builder::Str(StringBuilder::new()),
+            Kind::Int => Builder::Int(Int64Builder::new()),
+            Kind::Dec(s) => Builder::Dec(
+                Decimal128Builder::new().with_data_type(kind.data_type()),
+                s as u32,
+            ),
+            Kind::Timestamp => Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            Kind::Date => Builder::Date(Date32Builder::new()),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Str(b) => Arc::new(b.finish()),
+            Builder::Int(b) => Arc::new(b.finish()),
+            Builder::Dec(b, _) => Arc::new(b.finish()),
+            Builder::Ts(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Builder::Str(b) => b.len(),
+            Builder::Int(b) => b.len(),
+            Builder::Dec(b, _) => b.len(),
+            Builder::Ts(b) => b.len(),
+            Builder::Date(b) => b.len(),
+        }
+    }
+}
+
+/// Streams API rows into record batches, keeping running money totals and a
+/// digest of the served content (used to leave unchanged partitions untouched).
+pub struct Normalizer {
+    columns: &'static [Column],
+    schema: SchemaRef,
+    builders: Vec<Builder>,
+    lineage: Lineage,
+    /// Index of the code column each label column decodes.
+    label_source: Vec<Option<usize>>,
+    money: Vec<(usize, Decimal)>,
+    rows: u64,
+    digest: Sha256,
+    pub unknown_keys: BTreeSet<String>,
+}
+
+impl Normalizer {
+    pub fn new(
+        schema: SchemaRef,
+        columns: &'static [Column],
+        money_columns: &[&str],
+        lineage: Lineage,
+    ) -> Self {
+        let label_source = columns
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Label { of, .. } => columns.iter().position(|s| s.name == of),
+                _ => None,
+            })
+            .collect();
+        let money = money_columns
+            .iter()
+            .filter_map(|m| columns.iter().position(|c| c.name == *m))
+            .map(|i| (i, Decimal::ZERO))
+            .collect();
+        let mut digest = Sha256::new();
+        digest.update(schema.to_string().as_bytes());
+        Self {
+            columns,
+            schema,
+            builders: columns.iter().map(|c| Builder::new(c.kind)).collect(),
+            lineage,
+            label_source,
+            money,
+            rows: 0,
+            digest,
+            unknown_keys: BTreeSet::new(),
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn pending(&self) -> usize {
+        self.builders.first().map_or(0, Builder::len)
+    }
+
+    /// Appends one API row.
+    pub fn push(&mut self, record: &RawValue) -> Result<(), ModelError> {
+        let row = self.rows;
+        let map: HashMap<String, &RawValue> =
+            serde_json::from_str(record.get()).map_err(|e| ModelError::NotAnObject {
+                row,
+                reason: e.to_string(),
+            })?;
+        for k in map.keys() {
+            if !self.columns.iter().any(|c| c.json == k) && !self.unknown_keys.contains(k) {
+                self.unknown_keys.insert(k.clone());
+            }
+        }
+        let mut codes: Vec<Option<i64>> = vec![None; self.columns.len()];
+        for (i, c) in self.columns.iter().enumerate() {
+            let raw = map.get(c.json).copied();
+            let field_err = |e: value::ValueError| ModelError::Field {
+                row,
+                column: c.name,
+                reason: e.0,
+            };
+            match (&mut self.builders[i], c.kind) {
+                (Builder::Str(b), Kind::Label { table, .. }) => {
+                    let code = self.label_source[i].and_then(|src| codes[src]);
+                    let label = code.and_then(|code| table.iter().find(|(k, _)| *k == code)).map(|(_, v)| *v);
+                    b.append_option(label);
+                }
+                (Builder::Str(b), _) => b.append_option(raw.map(value::string).transpose().map_err(field_err)?.flatten()),
+                (Builder::Int(b), _) => {
+                    let v = raw.map(value::int).transpose().map_err(field_err)?.flatten();
+                    codes[i] = v;
+                    b.append_option(v);
+                }
+                (Builder::Dec(b, scale), _) => {
+                    let v = raw.map(value::decimal).transpose().map_err(field_err)?.flatten();
+                    match v {
+                        Some(d) => {
+                            b.append_value(value::decimal_mantissa(d, *scale).map_err(field_err)?);
+                            if let Some((_, sum)) = self.money.iter_mut().find(|(j, _)| *j == i) {
+                                *sum += d;
+                            }
+                        }
+                        None => b.append_null(),
+                    }
+                }
+                (Builder::Ts(b), _) => {
+                    b.append_option(raw.map(value::timestamp_micros).transpose().map_err(field_err)?.flatten())
+                }
+                (Builder::Date(b), _) => b.append_option(raw.map(value::date32).transpose().map_err(field_err)?.flatten()),
+            }
+        }
+        self.digest.update(record.get().as_bytes());
+        self.digest.update(b"\n");
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The rows pushed since the last call, as one batch.
+    pub fn take_batch(&mut self) -> Result<RecordBatch, ModelError> {
+        let n = self.pending();
+        let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let mut account = StringBuilder::with_capacity(n, n * self.lineage.account_id.len());
+        let mut run = StringBuilder::with_capacity(n, n * self.lineage.run_id.len());
+        let mut at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+        for _ in 0..n {
+            account.append_value(&self.lineage.account_id);
+            run.append_value(&self.lineage.run_id);
+            at.append_value(self.lineage.extracted_at_micros);
+        }
+        arrays.push(Arc::new(account.finish()));
+        arrays.push(Arc::new(run.finish()));
+        arrays.push(Arc::new(at.finish()));
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+
+    /// Money totals by column name.
+    pub fn money_totals(&self) -> BTreeMap<String, Decimal> {
+        self.money
+            .iter()
+            .map(|(i, d)| (self.columns[*i].name.to_string(), d.normalize()))
+            .collect()
+    }
+
+    /// Hex digest of the schema and every served row, in order.
+    pub fn content_digest(&self) -> String {
+        hex::encode(self.digest.clone().finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Decimal128Array, Int64Array, StringArray};
+
+    const CODES: &[(i64, &str)] = &[(1, "consumption"), (2, "refund")];
+    static COLS: [Column; 5] = [
+        col("name", Kind::Str),
+        renamed("resource_type_code", "resource_Type_code", Kind::Str),
+        col("bill_type", Kind::Int),
+        col("bill_type_name", Kind::Label { of: "bill_type", table: CODES }),
+        col("amount", MONEY),
+    ];
+
+    fn norm() -> Normalizer {
+        let lineage = Lineage {
+            account_id: "acc".into(),
+            run_id: "run".into(),
+            extracted_at_micros: 0,
+        };
+        Normalizer::new(schema("t", 1, &COLS), &COLS, &["amount"], lineage)
+    }
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn rows_become_typed_columns() {
+        let mut n = norm();
+        n.push(&raw(r#"{"name":"云主机 ☁","resource_Type_code":"hws.resource.type.vm","bill_type":"2","amount":0.10000001,"extra":1}"#)).unwrap();
+        n.push(&raw(r#"{"name":null,"bill_type":9,"amount":"12345678901234.12345678"}"#)).unwrap();
+        let b = n.take_batch().unwrap();
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(b.num_columns(), 8);
+        let names = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(names.value(0), "云主机 ☁");
+        assert!(names.is_null(1));
+        let rt = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(rt.value(0), "hws.resource.type.vm");
+        let bt = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!((bt.value(0), bt.value(1)), (2, 9));
+        let label = b.column(3).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(label.value(0), "refund");
+        assert!(label.is_null(1), "unknown codes stay data: no label");
+        let amt = b.column(4).as_any().downcast_ref::<Decimal128Array>().unwrap();
+        assert_eq!(amt.value_as_string(0), "0.1000000100");
+        assert_eq!(amt.value_as_string(1), "12345678901234.1234567800");
+        assert_eq!(n.money_totals()["amount"].to_string(), "12345678901234.22345679");
+        assert_eq!(n.unknown_keys.iter().collect::<Vec<_>>(), ["extra"]);
+        assert_eq!(n.take_batch().unwrap().num_rows(), 0);
+    }
+
+    #[test]
+    fn bad_values_name_row_and_column() {
+        let mut n = norm();
+        let e = n.push(&raw(r#"{"bill_type":"x"}"#)).unwrap_err().to_string();
+        assert!(e.contains("row 0") && e.contains("bill_type"), "{e}");
+        assert!(n.push(&raw("[1]")).is_err());
+    }
+
+    #[test]
+    fn digest_depends_on_content_only() {
+        let (mut a, mut b) = (norm(), norm());
+        a.push(&raw(r#"{"amount":1}"#)).unwrap();
+        b.push(&raw(r#"{"amount":1}"#)).unwrap();
+        assert_eq!(a.content_digest(), b.content_digest());
+        b.push(&raw(r#"{"amount":2}"#)).unwrap();
+        assert_ne!(a.content_digest(), b.content_digest());
+    }
+}

@@ -1,0 +1,162 @@
+//! Exact conversions from raw JSON tokens to typed values.
+//!
+//! Every value is read from the token text (`&RawValue`), never through `f64`:
+//! money keeps every digit, and a value with more fractional digits than its
+//! column's scale is an error rather than a silent rounding.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::value::RawValue;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+fn err(what: &str, raw: &str) -> ValueError {
+    let shown: String = raw.chars().take(80).collect();
+    ValueError(format!("expected {what}, got {shown}"))
+}
+
+/// The token's text with JSON string quoting removed; `None` for null or "".
+fn scalar_text(raw: &RawValue) -> Result<Option<String>, ValueError> {
+    let t = raw.get().trim();
+    if t == "null" {
+        return Ok(None);
+    }
+    if t.starts_with('"') {
+        let s: String = serde_json::from_str(t).map_err(|_| err("a string", t))?;
+        let s = s.trim().to_string();
+        return Ok((!s.is_empty()).then_some(s));
+    }
+    if t.starts_with('{') || t.starts_with('[') {
+        return Err(err("a scalar", t));
+    }
+    Ok(Some(t.to_string()))
+}
+
+pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
+    let t = raw.get().trim();
+    match t {
+        "null" => Ok(None),
+        _ if t.starts_with('"') => serde_json::from_str(t).map(Some).map_err(|_| err("a string", t)),
+        _ if t.starts_with('{') || t.starts_with('[') => Err(err("a string", t)),
+        // A number or bool where the SDK types a string: keep its text.
+        _ => Ok(Some(t.to_string())),
+    }
+}
+
+pub fn int(raw: &RawValue) -> Result<Option<i64>, ValueError> {
+    match scalar_text(raw)? {
+        None => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| err("an integer", &s)),
+    }
+}
+
+/// Parses a decimal from a JSON number or numeric string, exactly.
+pub fn decimal(raw: &RawValue) -> Result<Option<Decimal>, ValueError> {
+    match scalar_text(raw)? {
+        None => Ok(None),
+        Some(s) => parse_decimal(&s).map(Some),
+    }
+}
+
+pub fn parse_decimal(s: &str) -> Result<Decimal, ValueError> {
+    let r = if s.contains(['e', 'E']) {
+        Decimal::from_scientific(s)
+    } else {
+        Decimal::from_str_exact(s)
+    };
+    r.map_err(|e| ValueError(format!("expected an exact decimal, got {s:?}: {e}")))
+}
+
+/// The i128 mantissa of `d` at `scale`, refusing to round.
+pub fn decimal_mantissa(d: Decimal, scale: u32) -> Result<i128, ValueError> {
+    if d.scale() > scale {
+        return Err(ValueError(format!(
+            "{d} has {} fractional digits, more than the column's {scale}",
+            d.scale()
+        )));
+    }
+    let m = d.mantissa() * 10i128.pow(scale - d.scale());
+    Ok(m)
+}
+
+/// UTC timestamp in microseconds. Accepts RFC 3339 (`…Z` or an offset),
+/// `YYYY-MM-DDTHH:MM:SSZ` and a zone-less `YYYY-MM-DD HH:MM:SS`, read as UTC
+/// like the `…Z` fields of the same APIs.
+pub fn timestamp_micros(raw: &RawValue) -> Result<Option<i64>, ValueError> {
+    let Some(s) = scalar_text(raw)? else { return Ok(None) };
+    Ok(Some(parse_timestamp(&s)?.timestamp_micros()))
+}
+
+pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ValueError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(n.and_utc());
+        }
+    }
+    Err(err("a timestamp", s))
+}
+
+/// A UTC+8 calendar date as days since 1970-01-01 (Arrow Date32).
+pub fn date32(raw: &RawValue) -> Result<Option<i32>, ValueError> {
+    let Some(s) = scalar_text(raw)? else { return Ok(None) };
+    let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| err("a date YYYY-MM-DD", &s))?;
+    Ok(Some(days_since_epoch(d)))
+}
+
+pub fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_exact_from_numbers_and_strings() {
+        let d = decimal(&raw("12345678901234.12345678")).unwrap().unwrap();
+        assert_eq!(d.to_string(), "12345678901234.12345678");
+        assert_eq!(decimal(&raw("\"0.1000000001\"")).unwrap().unwrap().to_string(), "0.1000000001");
+        assert_eq!(decimal(&raw("1.5e-7")).unwrap().unwrap().to_string(), "0.00000015");
+        assert_eq!(decimal(&raw("null")).unwrap(), None);
+        assert_eq!(decimal(&raw("\"\"")).unwrap(), None);
+        assert!(decimal(&raw("\"abc\"")).is_err());
+        assert!(decimal(&raw("0.12345678901234567890123456789")).is_err());
+        assert_eq!(decimal_mantissa(d, 10).unwrap(), 123456789012341234567800);
+        assert!(decimal_mantissa(parse_decimal("0.00000000001").unwrap(), 10).is_err());
+    }
+
+    #[test]
+    fn ints_accept_strings_the_sdk_types_as_str() {
+        assert_eq!(int(&raw("3")).unwrap(), Some(3));
+        assert_eq!(int(&raw("\"10\"")).unwrap(), Some(10));
+        assert_eq!(int(&raw("null")).unwrap(), None);
+        assert!(int(&raw("1.5")).is_err());
+        assert!(int(&raw("\"x\"")).is_err());
+    }
+
+    #[test]
+    fn strings_keep_unicode_and_escapes() {
+        assert_eq!(string(&raw("\"ecs-测试-\\u00e9\\n\"")).unwrap().unwrap(), "ecs-测试-é\n");
+        assert_eq!(string(&raw("\"  padded \"")).unwrap().unwrap(), "  padded ");
+        assert!(string(&raw("{}")).is_err());
+    }
+
+    #[test]
+    fn timestamps_and_dates() {
+        assert_eq!(timestamp_micros(&raw("\"1970-01-01T00:00:01Z\"")).unwrap(), Some(1_000_000));
+        assert_eq!(timestamp_micros(&raw("\"1970-01-01T08:00:01+08:00\"")).unwrap(), Some(1_000_000));
+        assert_eq!(timestamp_micros(&raw("\"1970-01-01 00:00:02\"")).unwrap(), Some(2_000_000));
+        assert!(timestamp_micros(&raw("\"yesterday\"")).is_err());
+        assert_eq!(date32(&raw("\"1970-01-02\"")).unwrap(), Some(1));
+        assert!(date32(&raw("\"2026-13-01\"")).is_err());
+    }
+}

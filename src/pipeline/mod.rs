@@ -1,0 +1,528 @@
+//! Runs a job: units (dataset × cycle × account) extracted concurrently, each
+//! staged, published atomically, recorded in the manifest, then checkpointed.
+
+pub mod config;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use futures::StreamExt;
+
+use crate::cycle::BillCycle;
+use crate::model::{Lineage, Normalizer};
+use crate::sink::manifest::{FileEntry, Finality, Manifest};
+use crate::sink::parquet::StagedWriter;
+use crate::sink::{Layout, SinkError, publish};
+use crate::source::api::{Api, Param, Params};
+use crate::source::client::BssClient;
+use crate::source::datasets::DatasetSpec;
+use crate::source::error::SourceError;
+use crate::source::paging::{PagingError, page_through};
+use crate::state::{OutputLock, StateError, StateStore, fingerprint};
+use report::{RunReport, UnitReport, UnitStatus};
+
+/// Which accounts' bills to extract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accounts {
+    /// The caller's own account (`method=oneself`).
+    Own,
+    /// The caller and every enterprise member (`method=sub_customer` each).
+    All,
+    /// These members only.
+    Members(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Backfill,
+    Nightly,
+}
+
+pub struct Job {
+    pub command: String,
+    pub mode: Mode,
+    pub datasets: Vec<&'static DatasetSpec>,
+    /// Cycles asked for; nightly adds the provisional ones of the manifests.
+    pub cycles: Vec<BillCycle>,
+    pub accounts: Accounts,
+    pub out: PathBuf,
+    pub endpoint: String,
+    pub force: bool,
+    /// Added to Huawei's 10:00-on-the-3rd finality time.
+    pub grace: Duration,
+    pub unit_concurrency: usize,
+    pub page_concurrency: usize,
+    /// Restarts of a unit whose data moved while paging.
+    pub max_restarts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("listing enterprise members: {0}")]
+    Members(SourceError),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountRef {
+    Own,
+    Member(String),
+}
+
+impl AccountRef {
+    pub fn key(&self) -> &str {
+        match self {
+            AccountRef::Own => "self",
+            AccountRef::Member(id) => id,
+        }
+    }
+
+    fn params(&self) -> Params {
+        match self {
+            AccountRef::Own => vec![("method", Param::from("oneself"))],
+            AccountRef::Member(id) => vec![
+                ("method", Param::from("sub_customer")),
+                ("sub_customer_id", Param::Str(id.clone())),
+            ],
+        }
+    }
+}
+
+struct Unit {
+    spec: &'static DatasetSpec,
+    cycle: BillCycle,
+    account: AccountRef,
+}
+
+impl Unit {
+    fn key(&self) -> String {
+        format!("{}/{}/{}", self.spec.name, self.cycle, self.account.key())
+    }
+}
+
+struct Ctx<'a> {
+    job: &'a Job,
+    client: &'a BssClient,
+    layout: Layout,
+    state: StateStore,
+    manifests: Mutex<HashMap<&'static str, Manifest>>,
+    run_id: String,
+}
+
+/// Lists the enterprise's member ids (fact sheet #7).
+pub async fn list_members(client: &BssClient, concurrency: usize) -> Result<Vec<String>, SourceError> {
+    let mut ids = Vec::new();
+    let r = page_through(client, Api::SubCustomers, &Vec::new(), Api::SubCustomers.max_limit(), concurrency, |page| {
+        for rec in page.records {
+            #[derive(serde::Deserialize)]
+            struct Member {
+                id: String,
+            }
+            let m: Member = serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
+            ids.push(m.id);
+        }
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(_) => Ok(ids),
+        Err(PagingError::Source(e)) => Err(e),
+        Err(e) => Err(SourceError::Exhausted {
+            api: Api::SubCustomers.name(),
+            attempts: 1,
+            last: e.to_string(),
+        }),
+    }
+}
+
+pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let layout = Layout::new(&job.out);
+    let _lock = OutputLock::acquire(&layout.meta_dir())?;
+    // Staging files of a killed run are garbage: their units were not published.
+    let _ = std::fs::remove_dir_all(layout.staging_dir());
+
+    let mut manifests = HashMap::new();
+    for spec in &job.datasets {
+        manifests.insert(spec.name, Manifest::load(&layout.manifest_path(spec.name), spec.name, spec.version)?);
+    }
+    let cycles = job_cycles(job, &manifests);
+
+    let mut accounts = match &job.accounts {
+        Accounts::Own => vec![AccountRef::Own],
+        Accounts::Members(ids) => ids.iter().cloned().map(AccountRef::Member).collect(),
+        Accounts::All => {
+            let mut v = vec![AccountRef::Own];
+            let ids = list_members(client, job.page_concurrency).await.map_err(RunError::Members)?;
+            v.extend(ids.into_iter().map(AccountRef::Member));
+            v
+        }
+    };
+    accounts.dedup();
+
+    let mut units = Vec::new();
+    for spec in &job.datasets {
+        for cycle in &cycles {
+            for account in &accounts {
+                if !spec.member_scoped && *account != AccountRef::Own {
+                    continue;
+                }
+                units.push(Unit {
+                    spec,
+                    cycle: *cycle,
+                    account: account.clone(),
+                });
+            }
+        }
+    }
+
+    let mut fp_parts = vec![job.command.clone(), job.endpoint.clone(), format!("{:?}", job.accounts)];
+    fp_parts.extend(units.iter().map(Unit::key));
+    let new_run_id = uuid::Uuid::now_v7().to_string();
+    let state = StateStore::begin(&layout.meta_dir(), &fingerprint(&fp_parts), &new_run_id)?;
+    let resumed = state.resumed;
+    if resumed {
+        tracing::info!(
+            done = state.done_count(),
+            total = units.len(),
+            "resuming the interrupted run {}",
+            state.run_id()
+        );
+    }
+    let run_id = state.run_id();
+    let ctx = Ctx {
+        job,
+        client,
+        layout,
+        state,
+        manifests: Mutex::new(manifests),
+        run_id: run_id.clone(),
+    };
+    let total = units.len();
+    let done_count = std::sync::atomic::AtomicUsize::new(0);
+    let reports: Vec<UnitReport> = futures::stream::iter(units)
+        .map(|u| {
+            let ctx = &ctx;
+            let done_count = &done_count;
+            async move {
+                let r = run_unit(ctx, &u).await;
+                let n = done_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                log_unit(&r, n, total);
+                r
+            }
+        })
+        .buffer_unordered(job.unit_concurrency.max(1))
+        .collect()
+        .await;
+
+    let failures: Vec<String> = reports
+        .iter()
+        .filter(|r| r.status == UnitStatus::Failed)
+        .map(|r| {
+            format!(
+                "{} {} {}: {}",
+                r.dataset,
+                r.bill_cycle,
+                r.account,
+                r.error.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    if failures.is_empty() {
+        ctx.state.complete()?;
+    }
+    let restatements = ctx
+        .manifests
+        .lock()
+        .expect("manifest lock")
+        .values()
+        .flat_map(|m| m.partitions.values())
+        .flat_map(|p| &p.restatements)
+        .filter(|r| r.run_id == run_id)
+        .count();
+    let finished_at = Utc::now();
+    Ok(RunReport {
+        run_id,
+        command: job.command.clone(),
+        resumed,
+        out: job.out.display().to_string(),
+        started_at,
+        finished_at,
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        success: failures.is_empty(),
+        units_total: reports.len(),
+        units_failed: failures.len(),
+        rows: reports.iter().map(|r| r.rows).sum(),
+        pages: reports.iter().map(|r| r.pages).sum(),
+        requests: client.stats.snapshot(),
+        restatements,
+        failures,
+        units: reports,
+    })
+}
+
+fn log_unit(r: &UnitReport, n: usize, total: usize) {
+    match r.status {
+        UnitStatus::Failed => tracing::error!(
+            dataset = r.dataset,
+            cycle = r.bill_cycle,
+            account = r.account,
+            "[{n}/{total}] failed: {}",
+            r.error.as_deref().unwrap_or("")
+        ),
+        s => tracing::info!(
+            dataset = r.dataset,
+            cycle = r.bill_cycle,
+            account = r.account,
+            rows = r.rows,
+            pages = r.pages,
+            "[{n}/{total}] {}",
+            format!("{s:?}").to_lowercase()
+        ),
+    }
+}
+
+/// The cycles a job covers: those asked for, plus (nightly) every partition
+/// still provisional in a manifest.
+fn job_cycles(job: &Job, manifests: &HashMap<&'static str, Manifest>) -> Vec<BillCycle> {
+    let mut cycles: Vec<BillCycle> = job.cycles.clone();
+    if job.mode == Mode::Nightly {
+        for m in manifests.values() {
+            for (c, p) in &m.partitions {
+                if p.finality == Finality::Provisional
+                    && let Ok(c) = c.parse()
+                {
+                    cycles.push(c);
+                }
+            }
+        }
+    }
+    cycles.sort();
+    cycles.dedup();
+    cycles
+}
+
+async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
+    let start = Instant::now();
+    let mut report = UnitReport {
+        dataset: unit.spec.name.to_string(),
+        bill_cycle: unit.cycle.to_string(),
+        account: unit.account.key().to_string(),
+        status: UnitStatus::Failed,
+        finality: None,
+        rows: 0,
+        pages: 0,
+        restarts: 0,
+        money_totals: BTreeMap::new(),
+        seconds: 0.0,
+        error: None,
+    };
+    let cycle_key = unit.cycle.to_string();
+    let existing = ctx
+        .manifests
+        .lock()
+        .expect("manifest lock")
+        .get(unit.spec.name)
+        .and_then(|m| Some((m.finality(&cycle_key)?, m.file(&cycle_key, unit.account.key())?.clone())));
+    if ctx.state.is_done(&unit.key()) {
+        report.status = UnitStatus::AlreadyDone;
+        if let Some((fin, entry)) = existing {
+            report.finality = Some(fin);
+            report.rows = entry.rows;
+            report.money_totals = entry.money_totals;
+        }
+        return report;
+    }
+    if let Some((Finality::Final, entry)) = &existing
+        && !ctx.job.force
+        && entry.schema_version == unit.spec.version
+        && ctx.layout.dataset_dir(unit.spec.name).join(&entry.path).exists()
+    {
+        report.status = UnitStatus::SkippedFinal;
+        report.finality = Some(Finality::Final);
+        report.rows = entry.rows;
+        report.money_totals = entry.money_totals.clone();
+        return report;
+    }
+    loop {
+        match extract(ctx, unit, &mut report).await {
+            Ok(()) => break,
+            Err(UnitError::Drift(why)) if report.restarts < ctx.job.max_restarts => {
+                report.restarts += 1;
+                tracing::warn!(unit = unit.key(), "restarting: {why}");
+            }
+            Err(e) => {
+                report.status = UnitStatus::Failed;
+                report.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    report
+}
+
+#[derive(Debug, thiserror::Error)]
+enum UnitError {
+    #[error("{0}")]
+    Source(SourceError),
+    #[error("data kept changing while paging: {0}")]
+    Drift(String),
+    #[error("{0}")]
+    Data(String),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl From<PagingError> for UnitError {
+    fn from(e: PagingError) -> Self {
+        match e {
+            PagingError::Source(s) => UnitError::Source(s),
+            PagingError::Drift(d) => UnitError::Drift(d),
+            PagingError::Consumer(c) => UnitError::Data(c),
+        }
+    }
+}
+
+/// Rows accumulated before a record batch is cut.
+const BATCH_ROWS: usize = 8192;
+
+/// Extracts one unit into a staging file and publishes it (or leaves the
+/// published file untouched when the served content did not change).
+async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<(), UnitError> {
+    let spec = unit.spec;
+    let schema = spec.schema();
+    let extracted_at = Utc::now();
+    let lineage = Lineage {
+        account_id: match &unit.account {
+            AccountRef::Own => ctx.client.domain_id().unwrap_or("self").to_string(),
+            AccountRef::Member(id) => id.clone(),
+        },
+        run_id: ctx.run_id.clone(),
+        extracted_at_micros: extracted_at.timestamp_micros(),
+    };
+    let mut norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage);
+    let staging = ctx.layout.staging_dir().join(format!(
+        "{}-{}-{}-{}.parquet",
+        spec.name,
+        unit.cycle,
+        unit.account.key(),
+        uuid::Uuid::new_v4()
+    ));
+    let mut writer = StagedWriter::create(staging, schema)?;
+    let mut pages = 0;
+    for query in (spec.queries)(unit.cycle) {
+        let mut params = query;
+        if spec.member_scoped {
+            params.extend(unit.account.params());
+        }
+        let result = page_through(
+            ctx.client,
+            spec.api,
+            &params,
+            spec.page_size(),
+            ctx.job.page_concurrency,
+            |page| {
+                for rec in &page.records {
+                    norm.push(rec).map_err(|e| format!("offset {}: {e}", page.offset))?;
+                }
+                if norm.pending() >= BATCH_ROWS {
+                    let batch = norm.take_batch().map_err(|e| e.to_string())?;
+                    writer.write(&batch).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+        )
+        .await;
+        match result {
+            Ok(s) => pages += s.pages,
+            Err(e) => {
+                writer.abandon();
+                return Err(e.into());
+            }
+        }
+    }
+    let batch = norm.take_batch().map_err(|e| UnitError::Data(e.to_string()))?;
+    writer.write(&batch)?;
+    let staged = writer.finish()?;
+    if !norm.unknown_keys.is_empty() {
+        tracing::warn!(
+            dataset = spec.name,
+            "the API returned fields this version does not know (kept out of the output): {:?}",
+            norm.unknown_keys
+        );
+    }
+
+    let final_at = unit.cycle.final_at(ctx.job.grace);
+    let finality = if extracted_at >= final_at {
+        Finality::Final
+    } else {
+        Finality::Provisional
+    };
+    let rel = Layout::file_rel(unit.cycle, unit.account.key());
+    let dest = ctx.layout.dataset_dir(spec.name).join(&rel);
+    let digest = norm.content_digest();
+    let cycle_key = unit.cycle.to_string();
+    let money_totals: BTreeMap<String, String> =
+        norm.money_totals().into_iter().map(|(k, v)| (k, v.to_string())).collect();
+
+    let mut manifests = ctx.manifests.lock().expect("manifest lock");
+    let manifest = manifests.get_mut(spec.name).expect("manifest loaded for every dataset");
+    let unchanged = manifest.file(&cycle_key, unit.account.key()).is_some_and(|e| {
+        e.content_digest == digest && e.schema_version == spec.version && dest.exists()
+    });
+    let entry = if unchanged {
+        let _ = std::fs::remove_file(&staged.path);
+        let mut e = manifest.file(&cycle_key, unit.account.key()).expect("checked").clone();
+        e.extracted_at = extracted_at;
+        e.run_id = ctx.run_id.clone();
+        e
+    } else {
+        publish(&staged.path, &dest)?;
+        FileEntry {
+            path: rel,
+            rows: staged.rows,
+            bytes: staged.bytes,
+            sha256: staged.sha256,
+            content_digest: digest,
+            money_totals: money_totals.clone(),
+            schema_version: spec.version,
+            extracted_at,
+            run_id: ctx.run_id.clone(),
+        }
+    };
+    let rows = entry.rows;
+    if let Some(r) = manifest.record(&cycle_key, unit.account.key(), finality, final_at, entry) {
+        tracing::warn!(
+            dataset = spec.name,
+            cycle = cycle_key,
+            "final partition restated: {} rows before, {} now",
+            r.previous_rows,
+            r.new_rows
+        );
+    }
+    manifest.save(&ctx.layout.manifest_path(spec.name), Utc::now())?;
+    drop(manifests);
+    ctx.state.mark_done(&unit.key())?;
+
+    report.status = if unchanged {
+        UnitStatus::Unchanged
+    } else {
+        UnitStatus::Published
+    };
+    report.finality = Some(finality);
+    report.rows = rows;
+    report.pages = pages;
+    report.money_totals = money_totals;
+    Ok(())
+}

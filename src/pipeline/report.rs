@@ -1,0 +1,121 @@
+//! The run report: JSON for machines, a one-screen summary for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::sink::manifest::Finality;
+use crate::source::client::StatsSnapshot;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitStatus {
+    /// A new or changed file was published.
+    Published,
+    /// Extracted again; the content was identical, so the file was left untouched.
+    Unchanged,
+    /// The partition is final and already extracted (use --force to refresh).
+    SkippedFinal,
+    /// Finished by the interrupted run this one resumed.
+    AlreadyDone,
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UnitReport {
+    pub dataset: String,
+    pub bill_cycle: String,
+    pub account: String,
+    pub status: UnitStatus,
+    pub finality: Option<Finality>,
+    pub rows: u64,
+    pub pages: u64,
+    pub restarts: u32,
+    pub money_totals: BTreeMap<String, String>,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub command: String,
+    pub resumed: bool,
+    pub out: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+    pub success: bool,
+    pub units_total: usize,
+    pub units_failed: usize,
+    pub rows: u64,
+    pub pages: u64,
+    pub requests: StatsSnapshot,
+    pub restatements: usize,
+    pub failures: Vec<String>,
+    pub units: Vec<UnitReport>,
+}
+
+impl RunReport {
+    /// The one-screen summary: per dataset and cycle, rows and the money
+    /// totals of the dataset's first money column.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "hcbill {} — run {}{} — {} units, {} failed, {} rows, {} requests ({} retries, {} throttled) in {:.1}s",
+            self.command,
+            self.run_id,
+            if self.resumed { " (resumed)" } else { "" },
+            self.units_total,
+            self.units_failed,
+            self.rows,
+            self.requests.requests,
+            self.requests.retries,
+            self.requests.throttled_429,
+            self.duration_seconds
+        );
+        let _ = writeln!(
+            s,
+            "{:<22} {:<9} {:<14} {:>9}  {:<13} {:>22}  {}",
+            "dataset", "cycle", "status", "rows", "finality", "total", "money column"
+        );
+        let mut units: Vec<&UnitReport> = self.units.iter().collect();
+        units.sort_by(|a, b| (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account)));
+        for u in units {
+            let (col, total) = u
+                .money_totals
+                .iter()
+                .next()
+                .map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()));
+            let fin = match u.finality {
+                Some(Finality::Final) => "final",
+                Some(Finality::Provisional) => "provisional",
+                None => "",
+            };
+            let cycle = if u.account == "self" {
+                u.bill_cycle.clone()
+            } else {
+                format!("{} [{}]", u.bill_cycle, u.account)
+            };
+            let _ = writeln!(
+                s,
+                "{:<22} {:<9} {:<14} {:>9}  {:<13} {:>22}  {}",
+                u.dataset,
+                cycle,
+                format!("{:?}", u.status).to_lowercase(),
+                u.rows,
+                fin,
+                total,
+                col
+            );
+        }
+        for f in &self.failures {
+            let _ = writeln!(s, "FAILED: {f}");
+        }
+        s
+    }
+}

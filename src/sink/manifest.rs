@@ -1,0 +1,196 @@
+//! The per-dataset manifest: what each partition holds, how final it is, and
+//! when a final partition was restated. Rewritten atomically after every
+//! published file, so it never describes a file that is not in place.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{SinkError, atomic_write};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finality {
+    /// Huawei may still change the cycle (before the 3rd, 10:00 UTC+8, of the next month, plus grace).
+    Provisional,
+    Final,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the dataset directory.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Digest of the served rows (not of the file, which carries lineage).
+    pub content_digest: String,
+    /// Exact sums as decimal strings.
+    pub money_totals: BTreeMap<String, String>,
+    pub schema_version: u32,
+    pub extracted_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restatement {
+    pub account: String,
+    pub detected_at: DateTime<Utc>,
+    pub run_id: String,
+    pub previous_digest: String,
+    pub new_digest: String,
+    pub previous_rows: u64,
+    pub new_rows: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub bill_cycle: String,
+    pub finality: Finality,
+    /// When the cycle becomes final (including the configured grace).
+    pub final_at: DateTime<Utc>,
+    pub rows: u64,
+    /// One file per account, keyed by account.
+    pub files: BTreeMap<String, FileEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restatements: Vec<Restatement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub dataset: String,
+    pub schema_version: u32,
+    pub updated_at: DateTime<Utc>,
+    pub partitions: BTreeMap<String, Partition>,
+}
+
+impl Manifest {
+    pub fn new(dataset: &str, schema_version: u32) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            schema_version,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            partitions: BTreeMap::new(),
+        }
+    }
+
+    pub fn load(path: &Path, dataset: &str, schema_version: u32) -> Result<Self, SinkError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SinkError::Manifest {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::new(dataset, schema_version)),
+            Err(source) => Err(SinkError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    pub fn save(&mut self, path: &Path, now: DateTime<Utc>) -> Result<(), SinkError> {
+        self.updated_at = now;
+        for p in self.partitions.values_mut() {
+            p.rows = p.files.values().map(|f| f.rows).sum();
+        }
+        let mut text = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        text.push(b'\n');
+        atomic_write(path, &text)
+    }
+
+    pub fn file(&self, cycle: &str, account: &str) -> Option<&FileEntry> {
+        self.partitions.get(cycle)?.files.get(account)
+    }
+
+    pub fn finality(&self, cycle: &str) -> Option<Finality> {
+        self.partitions.get(cycle).map(|p| p.finality)
+    }
+
+    /// Records a published (or confirmed unchanged) file. A final partition
+    /// whose content changed gets a restatement entry.
+    pub fn record(
+        &mut self,
+        cycle: &str,
+        account: &str,
+        finality: Finality,
+        final_at: DateTime<Utc>,
+        entry: FileEntry,
+    ) -> Option<Restatement> {
+        let part = self.partitions.entry(cycle.to_string()).or_insert_with(|| Partition {
+            bill_cycle: cycle.to_string(),
+            finality,
+            final_at,
+            rows: 0,
+            files: BTreeMap::new(),
+            restatements: Vec::new(),
+        });
+        let mut restated = None;
+        if let Some(prev) = part.files.get(account)
+            && part.finality == Finality::Final
+            && prev.content_digest != entry.content_digest
+        {
+            let r = Restatement {
+                account: account.to_string(),
+                detected_at: entry.extracted_at,
+                run_id: entry.run_id.clone(),
+                previous_digest: prev.content_digest.clone(),
+                new_digest: entry.content_digest.clone(),
+                previous_rows: prev.rows,
+                new_rows: entry.rows,
+            };
+            part.restatements.push(r.clone());
+            restated = Some(r);
+        }
+        part.finality = finality;
+        part.final_at = final_at;
+        part.files.insert(account.to_string(), entry);
+        part.rows = part.files.values().map(|f| f.rows).sum();
+        restated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(digest: &str, rows: u64) -> FileEntry {
+        FileEntry {
+            path: "bill_cycle=2026-01/part-self.parquet".into(),
+            rows,
+            bytes: 10,
+            sha256: "x".into(),
+            content_digest: digest.into(),
+            money_totals: BTreeMap::new(),
+            schema_version: 1,
+            extracted_at: Utc::now(),
+            run_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn restatement_only_for_changed_final_partitions() {
+        let mut m = Manifest::new("d", 1);
+        let at = Utc::now();
+        assert!(m.record("2026-01", "self", Finality::Provisional, at, entry("a", 1)).is_none());
+        assert!(m.record("2026-01", "self", Finality::Final, at, entry("b", 2)).is_none(), "was provisional");
+        assert!(m.record("2026-01", "self", Finality::Final, at, entry("b", 2)).is_none(), "unchanged");
+        let r = m.record("2026-01", "self", Finality::Final, at, entry("c", 3)).unwrap();
+        assert_eq!((r.previous_rows, r.new_rows), (2, 3));
+        assert_eq!(m.partitions["2026-01"].restatements.len(), 1);
+        assert_eq!(m.partitions["2026-01"].rows, 3);
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d/_manifest.json");
+        let mut m = Manifest::load(&p, "d", 1).unwrap();
+        m.record("2026-01", "self", Finality::Final, Utc::now(), entry("a", 5));
+        m.save(&p, Utc::now()).unwrap();
+        assert_eq!(Manifest::load(&p, "d", 1).unwrap(), m);
+        std::fs::write(&p, "{").unwrap();
+        assert!(Manifest::load(&p, "d", 1).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! `bill_summary`: ShowCustomerMonthlySum (汇总账单), one row per service,
+//! resource type, charging mode and bill type of a cycle (fact sheet §2).
+
+use super::DatasetSpec;
+use super::codes::{CHARGE_MODES, SUMMARY_BILL_TYPES};
+use crate::model::{Column, Kind, MONEY, col};
+use crate::source::api::{Api, Param};
+
+static COLUMNS: [Column; 23] = [
+    col("bill_cycle", Kind::Str),
+    col("customer_id", Kind::Str),
+    col("account_name", Kind::Str),
+    col("service_type_code", Kind::Str),
+    col("service_type_name", Kind::Str),
+    col("resource_type_code", Kind::Str),
+    col("resource_type_name", Kind::Str),
+    col("charging_mode", Kind::Int),
+    col("charging_mode_name", Kind::Label { of: "charging_mode", table: CHARGE_MODES }),
+    col("bill_type", Kind::Int),
+    col("bill_type_name", Kind::Label { of: "bill_type", table: SUMMARY_BILL_TYPES }),
+    col("official_amount", MONEY),
+    col("official_discount_amount", MONEY),
+    col("truncated_amount", MONEY),
+    col("consume_amount", MONEY),
+    col("coupon_amount", MONEY),
+    col("flexipurchase_coupon_amount", MONEY),
+    col("stored_value_card_amount", MONEY),
+    col("debt_amount", MONEY),
+    col("writeoff_amount", MONEY),
+    col("cash_amount", MONEY),
+    col("credit_amount", MONEY),
+    col("measure_id", Kind::Int),
+];
+
+pub static SPEC: DatasetSpec = DatasetSpec {
+    name: "bill_summary",
+    description: "Monthly bill summary per service, resource type, charging mode and bill type",
+    api: Api::MonthlySum,
+    version: 1,
+    columns: &COLUMNS,
+    money_columns: &["official_amount", "consume_amount", "cash_amount", "credit_amount", "coupon_amount"],
+    key_columns: &["bill_cycle", "customer_id", "service_type_code", "resource_type_code", "charging_mode", "bill_type"],
+    member_scoped: true,
+    queries: |cycle| vec![vec![("bill_cycle", Param::Str(cycle.to_string()))]],
+};

@@ -1,0 +1,93 @@
+//! `consumption_records`: ListCustomerselfResourceRecords (资源消费记录), the
+//! resource-level detail records of a cycle (fact sheet §4). The API's default
+//! `statistic_type` is undocumented, so 3 (by detail) is always sent, and zero
+//! rows are asked for explicitly so a cycle's sums are complete.
+
+use super::DatasetSpec;
+use super::codes::{BILL_TYPES, CHARGE_MODES, PERIOD_TYPES};
+use crate::model::{Column, Kind, MONEY, col};
+use crate::source::api::{Api, Param};
+
+static COLUMNS: [Column; 63] = [
+    col("bill_date", Kind::Date),
+    col("customer_id", Kind::Str),
+    col("account_name", Kind::Str),
+    col("region", Kind::Str),
+    col("region_name", Kind::Str),
+    col("cloud_service_type", Kind::Str),
+    col("cloud_service_type_name", Kind::Str),
+    col("resource_type", Kind::Str),
+    col("resource_type_name", Kind::Str),
+    col("resource_id", Kind::Str),
+    col("resource_name", Kind::Str),
+    col("resource_tag", Kind::Str),
+    col("product_id", Kind::Str),
+    col("product_name", Kind::Str),
+    col("product_spec_desc", Kind::Str),
+    col("sku_code", Kind::Str),
+    col("trade_id", Kind::Str),
+    col("id", Kind::Str),
+    col("trade_time", Kind::Timestamp),
+    col("consume_time", Kind::Timestamp),
+    col("effective_time", Kind::Timestamp),
+    col("expire_time", Kind::Timestamp),
+    col("enterprise_project_id", Kind::Str),
+    col("enterprise_project_name", Kind::Str),
+    col("charge_mode", Kind::Int),
+    col("charge_mode_name", Kind::Label { of: "charge_mode", table: CHARGE_MODES }),
+    col("bill_type", Kind::Int),
+    col("bill_type_name", Kind::Label { of: "bill_type", table: BILL_TYPES }),
+    col("period_type", Kind::Int),
+    col("period_type_name", Kind::Label { of: "period_type", table: PERIOD_TYPES }),
+    col("order_id", Kind::Str),
+    col("relative_order_id", Kind::Str),
+    col("usage_type", Kind::Str),
+    col("unit", Kind::Str),
+    col("formula", Kind::Str),
+    col("sub_service_type_code", Kind::Str),
+    col("sub_service_type_name", Kind::Str),
+    col("sub_resource_type_code", Kind::Str),
+    col("sub_resource_type_name", Kind::Str),
+    col("sub_resource_id", Kind::Str),
+    col("sub_resource_name", Kind::Str),
+    col("spec_size", MONEY),
+    col("spec_size_measure_id", Kind::Int),
+    col("usage", MONEY),
+    col("usage_measure_id", Kind::Int),
+    col("free_resource_usage", MONEY),
+    col("free_resource_measure_id", Kind::Int),
+    col("ri_usage", MONEY),
+    col("ri_usage_measure_id", Kind::Int),
+    col("unit_price", MONEY),
+    col("period_num", MONEY),
+    col("official_amount", MONEY),
+    col("discount_amount", MONEY),
+    col("amount", MONEY),
+    col("cash_amount", MONEY),
+    col("credit_amount", MONEY),
+    col("coupon_amount", MONEY),
+    col("flexipurchase_coupon_amount", MONEY),
+    col("stored_card_amount", MONEY),
+    col("bonus_amount", MONEY),
+    col("debt_amount", MONEY),
+    col("adjustment_amount", MONEY),
+    col("measure_id", Kind::Int),
+];
+
+pub static SPEC: DatasetSpec = DatasetSpec {
+    name: "consumption_records",
+    description: "Resource-level consumption records (statistic_type=3, zero rows included)",
+    api: Api::ResFeeRecords,
+    version: 1,
+    columns: &COLUMNS,
+    money_columns: &["official_amount", "discount_amount", "amount", "cash_amount", "coupon_amount"],
+    key_columns: &["id", "customer_id", "trade_id", "resource_id", "bill_date"],
+    member_scoped: true,
+    queries: |cycle| {
+        vec![vec![
+            ("cycle", Param::Str(cycle.to_string())),
+            ("statistic_type", Param::Int(3)),
+            ("include_zero_record", Param::Bool(true)),
+        ]]
+    },
+};

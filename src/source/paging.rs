@@ -1,0 +1,139 @@
+//! Offset paging shared by every dataset.
+//!
+//! The first page gives `total_count`; the remaining offsets are then fetched
+//! concurrently (the rate limiter, not latency, bounds the run) and handed to
+//! the consumer in offset order, so output is deterministic. If the total
+//! changes or a page comes back short, the data moved under us: the unit is
+//! restarted rather than published with gaps or duplicates.
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
+use serde_json::value::RawValue;
+
+use super::api::{Api, Param, Params};
+use super::client::BssClient;
+use super::error::SourceError;
+
+/// One parsed page: the rows stay raw JSON until the normaliser reads them.
+#[derive(Debug)]
+pub struct Page {
+    pub offset: u64,
+    pub total: u64,
+    pub records: Vec<Box<RawValue>>,
+}
+
+/// Parses a list response: `total_count` plus the API's list key.
+pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
+    let top: HashMap<&str, &RawValue> = serde_json::from_str(body).map_err(|e| {
+        let start: String = body.chars().take(60).collect();
+        format!("{e} (body starts {start:?})")
+    })?;
+    let total = match top.get("total_count") {
+        Some(raw) => raw
+            .get()
+            .parse::<u64>()
+            .map_err(|_| format!("total_count is not a count: {}", raw.get()))?,
+        None => return Err("no total_count in the answer".into()),
+    };
+    let records: Vec<Box<RawValue>> = match top.get(api.list_key()) {
+        Some(raw) if raw.get() == "null" => Vec::new(),
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", api.list_key()))?,
+        None => Vec::new(),
+    };
+    let expected = expected_rows(total, offset, u64::MAX);
+    if records.is_empty() && expected > 0 && !top.contains_key(api.list_key()) {
+        return Err(format!("total_count is {total} but the answer has no {}", api.list_key()));
+    }
+    Ok(Page { offset, total, records })
+}
+
+fn expected_rows(total: u64, offset: u64, limit: u64) -> u64 {
+    total.saturating_sub(offset).min(limit)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PagingError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("data changed while paging ({0}); the unit must be restarted")]
+    Drift(String),
+    #[error("{0}")]
+    Consumer(String),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PagingStats {
+    pub pages: u64,
+    pub rows: u64,
+}
+
+/// Fetches every page of one query and feeds them, in offset order, to `sink`.
+pub async fn page_through(
+    client: &BssClient,
+    api: Api,
+    base: &Params,
+    limit: u32,
+    concurrency: usize,
+    mut sink: impl FnMut(Page) -> Result<(), String>,
+) -> Result<PagingStats, PagingError> {
+    let fetch = |offset: u64| {
+        let mut params = base.clone();
+        params.push(("offset", Param::Int(offset as i64)));
+        params.push(("limit", Param::Int(i64::from(limit))));
+        async move { client.call(api, &params, |body| parse_page(&body, api, offset)).await }
+    };
+    let first = fetch(0).await?;
+    let total = first.total;
+    let mut stats = PagingStats::default();
+    let mut accept = |page: Page, stats: &mut PagingStats| -> Result<(), PagingError> {
+        if page.total != total {
+            return Err(PagingError::Drift(format!(
+                "total_count went from {total} to {} at offset {}",
+                page.total, page.offset
+            )));
+        }
+        let want = expected_rows(total, page.offset, u64::from(limit));
+        if page.records.len() as u64 != want {
+            return Err(PagingError::Drift(format!(
+                "page at offset {} has {} rows, expected {want} of {total}",
+                page.offset,
+                page.records.len()
+            )));
+        }
+        stats.pages += 1;
+        stats.rows += want;
+        sink(page).map_err(PagingError::Consumer)
+    };
+    accept(first, &mut stats)?;
+    let offsets = (u64::from(limit)..total).step_by(limit as usize);
+    let mut pages = futures::stream::iter(offsets)
+        .map(fetch)
+        .buffered(concurrency.max(1))
+        .map_err(PagingError::from);
+    while let Some(page) = pages.try_next().await? {
+        accept(page, &mut stats)?;
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pages_and_refuses_broken_ones() {
+        let p = parse_page(r#"{"total_count":3,"fee_records":[{"a":1},{"a":2}],"currency":"CNY"}"#, Api::ResFeeRecords, 0)
+            .unwrap();
+        assert_eq!((p.total, p.records.len()), (3, 2));
+        assert_eq!(p.records[1].get(), r#"{"a":2}"#);
+        let empty = parse_page(r#"{"total_count":0,"currency":"CNY"}"#, Api::ResFeeRecords, 0).unwrap();
+        assert!(empty.records.is_empty());
+        // Truncated JSON, HTML and a missing list are errors, never empty pages.
+        assert!(parse_page(r#"{"total_count":3,"fee_records":[{"a":1}"#, Api::ResFeeRecords, 0).is_err());
+        assert!(parse_page("<html>oops</html>", Api::ResFeeRecords, 0).is_err());
+        assert!(parse_page(r#"{"total_count":3}"#, Api::ResFeeRecords, 0).is_err());
+        assert!(parse_page(r#"{"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
+        assert!(parse_page(r#"{"total_count":-1,"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
+    }
+}

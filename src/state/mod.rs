@@ -1,0 +1,202 @@
+//! Checkpoints and the output lock.
+//!
+//! `state.json` records which units of a job have been published. A job is
+//! identified by a fingerprint of what was asked (datasets, cycles, accounts,
+//! endpoint); if the previous job with the same fingerprint did not complete
+//! (killed, crashed), the next run resumes it: same run id, finished units
+//! skipped. A unit is marked done only after its file and manifest are in
+//! place, so a checkpoint never runs ahead of the data.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::sink::{SinkError, atomic_write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("another hcbill run is writing to {0} (lock {1} is held); wait for it to finish")]
+    Locked(String, String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("state file {path} is unreadable: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// An exclusive advisory lock on the output directory, released on drop or
+/// when the process dies (so `kill -9` leaves no stale lock).
+pub struct OutputLock {
+    _file: File,
+}
+
+impl OutputLock {
+    pub fn acquire(meta_dir: &Path) -> Result<Self, StateError> {
+        std::fs::create_dir_all(meta_dir).map_err(|source| StateError::Io {
+            path: meta_dir.display().to_string(),
+            source,
+        })?;
+        let path = meta_dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StateError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(StateError::Locked(
+                meta_dir.parent().unwrap_or(meta_dir).display().to_string(),
+                path.display().to_string(),
+            )),
+            Err(TryLockError::Error(source)) => Err(StateError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Complete,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobState {
+    pub fingerprint: String,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub status: JobStatus,
+    pub done: BTreeSet<String>,
+}
+
+pub struct StateStore {
+    path: PathBuf,
+    state: Mutex<JobState>,
+    pub resumed: bool,
+}
+
+/// Stable fingerprint of a job description.
+pub fn fingerprint(parts: &[String]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(b"\x00");
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+impl StateStore {
+    /// Opens the state for a job, resuming an unfinished job with the same fingerprint.
+    pub fn begin(meta_dir: &Path, fingerprint: &str, new_run_id: &str) -> Result<Self, StateError> {
+        let path = meta_dir.join("state.json");
+        let previous: Option<JobState> = match std::fs::read(&path) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let (state, resumed) = match previous {
+            Some(p) if p.fingerprint == fingerprint && p.status == JobStatus::Running => (p, true),
+            _ => (
+                JobState {
+                    fingerprint: fingerprint.to_string(),
+                    run_id: new_run_id.to_string(),
+                    started_at: Utc::now(),
+                    status: JobStatus::Running,
+                    done: BTreeSet::new(),
+                },
+                false,
+            ),
+        };
+        let store = Self {
+            path,
+            state: Mutex::new(state),
+            resumed,
+        };
+        store.save()?;
+        Ok(store)
+    }
+
+    fn save(&self) -> Result<(), StateError> {
+        let text = serde_json::to_vec_pretty(&*self.state.lock().expect("state lock")).expect("state serialises");
+        atomic_write(&self.path, &text)?;
+        Ok(())
+    }
+
+    pub fn run_id(&self) -> String {
+        self.state.lock().expect("state lock").run_id.clone()
+    }
+
+    pub fn is_done(&self, unit: &str) -> bool {
+        self.state.lock().expect("state lock").done.contains(unit)
+    }
+
+    pub fn done_count(&self) -> usize {
+        self.state.lock().expect("state lock").done.len()
+    }
+
+    pub fn mark_done(&self, unit: &str) -> Result<(), StateError> {
+        self.state.lock().expect("state lock").done.insert(unit.to_string());
+        self.save()
+    }
+
+    pub fn complete(&self) -> Result<(), StateError> {
+        self.state.lock().expect("state lock").status = JobStatus::Complete;
+        self.save()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_only_an_unfinished_job_with_the_same_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::begin(dir.path(), "fp1", "run-a").unwrap();
+        assert!(!s.resumed);
+        s.mark_done("u1").unwrap();
+        drop(s);
+        let s = StateStore::begin(dir.path(), "fp1", "run-b").unwrap();
+        assert!(s.resumed);
+        assert_eq!(s.run_id(), "run-a");
+        assert!(s.is_done("u1") && !s.is_done("u2"));
+        s.complete().unwrap();
+        let s = StateStore::begin(dir.path(), "fp1", "run-c").unwrap();
+        assert!(!s.resumed, "a complete job starts over");
+        assert_eq!(s.run_id(), "run-c");
+        let s = StateStore::begin(dir.path(), "fp2", "run-d").unwrap();
+        assert!(!s.resumed && s.done_count() == 0);
+    }
+
+    #[test]
+    fn second_lock_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join(".hcbill");
+        let held = OutputLock::acquire(&meta).unwrap();
+        let err = OutputLock::acquire(&meta).err().unwrap().to_string();
+        assert!(err.contains("another hcbill run"), "{err}");
+        drop(held);
+        assert!(OutputLock::acquire(&meta).is_ok());
+    }
+}
