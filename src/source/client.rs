@@ -135,6 +135,10 @@ pub struct BssClient {
     limits: Limits,
     pub stats: Stats,
     pub halt: Halt,
+    /// Until one request has been accepted, requests go one at a time: bad
+    /// credentials then cost exactly one request, not one per concurrent task.
+    verified: std::sync::atomic::AtomicBool,
+    first: tokio::sync::Mutex<()>,
 }
 
 enum Attempt<T> {
@@ -183,6 +187,8 @@ impl BssClient {
             limits,
             stats: Stats::default(),
             halt: Halt::default(),
+            verified: std::sync::atomic::AtomicBool::new(false),
+            first: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -217,7 +223,22 @@ impl BssClient {
             if let Some(why) = self.halt.reason() {
                 return Err(SourceError::Halted(why));
             }
-            match self.attempt(api, params, &parse).await {
+            let gate = if self.verified.load(Ordering::Acquire) {
+                None
+            } else {
+                let g = self.first.lock().await;
+                if let Some(why) = self.halt.reason() {
+                    return Err(SourceError::Halted(why));
+                }
+                (!self.verified.load(Ordering::Acquire)).then_some(g)
+            };
+            let outcome = self.attempt(api, params, &parse).await;
+            // Any answer past authentication proves the credentials.
+            if matches!(&outcome, Attempt::Done(_)) || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal()) {
+                self.verified.store(true, Ordering::Release);
+            }
+            drop(gate);
+            match outcome {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Fail(e) => {
                     if e.is_fatal() {
@@ -314,7 +335,10 @@ impl BssClient {
             };
         }
         let api = api.name();
-        if status == 401 || status == 403 {
+        // A member's bills refused (e.g. a finance-independent member that did not
+        // allow viewing) fails that member's unit, not the whole run.
+        let member_scoped = params.iter().any(|(k, v)| *k == "method" && *v == Param::from("sub_customer"));
+        if status == 401 || (status == 403 && !member_scoped) {
             return Attempt::Fail(SourceError::Auth {
                 api,
                 status,

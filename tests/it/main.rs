@@ -1,0 +1,8 @@
+//! End-to-end tests against the simulator (one test binary: see rust-stack notes).
+
+mod cli;
+mod common;
+mod contract;
+mod e2e;
+mod resilience;
+mod simulator;

@@ -1,0 +1,225 @@
+//! The simulator speaks the real protocol: every endpoint, validation, auth, throttling.
+
+use std::time::{Duration, Instant};
+
+use hcbill::source::api::{Api, Param, Params};
+use hcbill::source::error::SourceError;
+use hcbill::source::paging::parse_page;
+use hcbill::source::signer;
+
+use crate::common::*;
+
+async fn get_page(c: &hcbill::source::client::BssClient, api: Api, params: Params) -> Result<(u64, usize), SourceError> {
+    c.call(api, &params, |b| parse_page(&b, api, 0)).await.map(|p| (p.total, p.records.len()))
+}
+
+fn p(pairs: &[(&'static str, &str)]) -> Params {
+    pairs.iter().map(|(k, v)| (*k, Param::from(*v))).collect()
+}
+
+/// A GET signed by hand, so tests can send what our client never would.
+async fn raw_get(url: &str, path: &str, query: &[(&str, &str)], sk: &str, date: &str) -> (u16, serde_json::Value) {
+    let host = url.trim_start_matches("http://").to_string();
+    let q = signer::canonical_query(query);
+    let headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("host".to_string(), host.clone()),
+        ("x-sdk-date".to_string(), date.to_string()),
+    ];
+    let sig = signer::sign(
+        &signer::Request {
+            method: "GET",
+            path,
+            query: &q,
+            headers: &headers,
+            body: b"",
+        },
+        sk.as_bytes(),
+        None,
+    )
+    .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let r = reqwest::Client::new()
+        .get(format!("{url}{path}?{q}"))
+        .header("content-type", "application/json")
+        .header("x-sdk-date", date)
+        .header("authorization", sig.authorization(AK))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+fn now_date() -> String {
+    signer::sdk_date(chrono::Utc::now())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_endpoint_answers_a_signed_request() {
+    let sim = start_sim(|_| {}).await;
+    let c = client(&sim.url());
+    let member = sim.state.ledger.accounts[1].id.clone();
+    let cases: Vec<(Api, Params)> = vec![
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "oneself")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("statistic_type", "3"), ("include_zero_record", "true")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("method", "sub_customer"), ("sub_customer_id", &member)])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("bill_date_begin", "2026-09-03"), ("bill_date_end", "2026-09-09")])),
+        (Api::FeeRecords, p(&[("bill_cycle", "2026-09")])),
+        (Api::SubCustomers, p(&[])),
+        (Api::AccountChanges, p(&[("balance_type", "BALANCE_TYPE_DEBIT"), ("trade_time_begin", "2026-09-01"), ("trade_time_end", "2026-09-30")])),
+        (
+            Api::UsageSummary,
+            p(&[
+                ("bill_cycle", "2026-09"),
+                ("service_type_code", "hws.service.type.cdn"),
+                ("resource_type_code", "hws.resource.type.cdn"),
+                ("usage_type", "95Peak"),
+            ]),
+        ),
+    ];
+    for (api, params) in cases {
+        let (total, n) = get_page(&c, api, params.clone()).await.unwrap_or_else(|e| panic!("{api}: {e}"));
+        assert!(total > 0, "{api} {params:?}: empty");
+        assert_eq!(n as u64, total.min(10), "{api}: default limit is 10");
+    }
+    // POST with a JSON body, DAILY window.
+    let mut body = p(&[("cycle", "2026-09"), ("query_type", "DAILY"), ("bill_cycle_begin", "2026-09-01"), ("bill_cycle_end", "2026-09-10")]);
+    body.push(("statistic_type", Param::Int(3)));
+    let (daily, _) = get_page(&c, Api::ResRecords, body).await.unwrap();
+    let (month, _) = get_page(&c, Api::ResRecords, vec![("cycle", Param::from("2026-09")), ("statistic_type", Param::Int(3))]).await.unwrap();
+    assert!(daily > 0 && daily < month, "daily {daily} of {month}");
+    // A date window is a consistent slice: both halves add up to the month.
+    let half = |b: &'static str, e: &'static str| {
+        let c = &c;
+        async move {
+            get_page(c, Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("method", "oneself"), ("bill_date_begin", b), ("bill_date_end", e)]))
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let whole = get_page(&c, Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("method", "oneself")])).await.unwrap().0;
+    assert_eq!(half("2026-09-01", "2026-09-14").await + half("2026-09-15", "2026-09-30").await, whole);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_parameters_get_cbc_0100() {
+    let sim = start_sim(|_| {}).await;
+    let c = client(&sim.url());
+    let cases: Vec<(Api, Params)> = vec![
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("limit", "5000")])),
+        (Api::MonthlySum, p(&[])),
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-9")])),
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "everyone")])),
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "sub_customer")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("charge_mode", "")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("bill_date_begin", "2026-09-01")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("bill_date_begin", "2026-08-01"), ("bill_date_end", "2026-09-01")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("statistic_type", "4")])),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("include_zero_record", "yes")])),
+        (Api::SubCustomers, p(&[("limit", "101")])),
+        (Api::AccountChanges, p(&[])),
+        (Api::UsageSummary, p(&[("bill_cycle", "2026-09")])),
+        (Api::ResRecords, vec![("cycle", Param::from("2026-09")), ("query_type", Param::from("DAILY")), ("statistic_type", Param::Int(3))]),
+        (Api::ResRecords, vec![("cycle", Param::from("2026-09")), ("limit", Param::from("10"))]),
+    ];
+    for (api, params) in cases {
+        match get_page(&c, api, params.clone()).await {
+            Err(SourceError::Rejected { status: 400, code, message, .. }) => {
+                assert_eq!(code, "CBC.0100", "{api} {params:?}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("{api} {params:?}: expected 400 CBC.0100, got {other:?}"),
+        }
+    }
+    assert_eq!(c.stats.snapshot().retries, 0, "a 400 is never retried");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_are_verified() {
+    let sim = start_sim(|_| {}).await;
+    let url = sim.url();
+    let path = Api::SubCustomers.path();
+    let (ok, body) = raw_get(&url, path, &[("limit", "10")], SK, &now_date()).await;
+    assert_eq!(ok, 200, "{body}");
+    let (status, body) = raw_get(&url, path, &[("limit", "10")], "wrong-secret", &now_date()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error_code"], "APIGW.0301");
+    // X-Sdk-Date more than 15 minutes off.
+    let stale = signer::sdk_date(chrono::Utc::now() - chrono::Duration::minutes(16));
+    let (status, body) = raw_get(&url, path, &[("limit", "10")], SK, &stale).await;
+    assert_eq!((status, body["error_code"].as_str()), (401, Some("APIGW.0301")));
+    let close = signer::sdk_date(chrono::Utc::now() - chrono::Duration::minutes(14));
+    assert_eq!(raw_get(&url, path, &[("limit", "10")], SK, &close).await.0, 200);
+    // Five consecutive failures lock the AK: even a good signature is refused.
+    for _ in 0..5 {
+        assert_eq!(raw_get(&url, path, &[], "bad", &now_date()).await.0, 401);
+    }
+    let (status, body) = raw_get(&url, path, &[], SK, &now_date()).await;
+    assert_eq!(status, 401);
+    assert!(body["error_msg"].as_str().unwrap().contains("reach the limit"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_stops_the_client_after_one_request() {
+    let sim = start_sim(|_| {}).await;
+    let c = hcbill::source::client::BssClient::new(creds("wrong-secret"), client_config(&sim.url())).unwrap();
+    let e = get_page(&c, Api::MonthlySum, p(&[("bill_cycle", "2026-09")])).await.unwrap_err();
+    assert!(matches!(e, SourceError::Auth { status: 401, .. }), "{e:?}");
+    assert!(!e.to_string().contains("wrong-secret"));
+    let again = get_page(&c, Api::MonthlySum, p(&[("bill_cycle", "2026-09")])).await.unwrap_err();
+    assert!(matches!(again, SourceError::Halted(_)), "{again:?}");
+    assert_eq!(c.stats.snapshot().requests, 1, "no retry storm that would lock the AK");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_answers_429_with_the_gateway_body() {
+    let sim = start_sim(|c| c.rate_limit = Some(5)).await;
+    let url = sim.url();
+    let path = Api::SubCustomers.path();
+    let mut statuses = Vec::new();
+    let mut throttled_body = None;
+    for _ in 0..12 {
+        let (s, b) = raw_get(&url, path, &[], SK, &now_date()).await;
+        if s == 429 {
+            throttled_body = Some(b);
+        }
+        statuses.push(s);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}: bucket of 5");
+    let b = throttled_body.expect("some requests throttled");
+    assert_eq!(b["error_code"], "APIGW.0308");
+    assert!(b["error_message"].as_str().unwrap().contains("limit:5,time:1 second"));
+    // After a second the bucket has refilled.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(raw_get(&url, path, &[], SK, &now_date()).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_quotas_per_api_and_configurable_latency() {
+    let sim = start_sim(|c| c.latency = Duration::from_millis(150)).await;
+    let url = sim.url();
+    // res-fee-records allows 30/s, sub-customers 10/s.
+    let t = Instant::now();
+    let mut ok = 0;
+    let futs: Vec<_> = (0..30)
+        .map(|_| {
+            let url = url.clone();
+            async move { raw_get(&url, Api::ResFeeRecords.path(), &[("cycle", "2026-09")], SK, &now_date()).await.0 }
+        })
+        .collect();
+    for s in futures::future::join_all(futs).await {
+        ok += usize::from(s == 200);
+    }
+    assert_eq!(ok, 30);
+    assert!(t.elapsed() >= Duration::from_millis(150), "latency applied");
+    let futs: Vec<_> = (0..15)
+        .map(|_| {
+            let url = url.clone();
+            async move { raw_get(&url, Api::SubCustomers.path(), &[], SK, &now_date()).await.0 }
+        })
+        .collect();
+    let throttled = futures::future::join_all(futs).await.into_iter().filter(|s| *s == 429).count();
+    assert!(throttled >= 4, "sub-customers is limited to 10/s: {throttled} throttled of 15");
+}
