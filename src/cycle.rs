@@ -185,7 +185,16 @@ mod tests {
     fn parses_and_formats() {
         let c: BillCycle = "2026-03".parse().unwrap();
         assert_eq!(c.to_string(), "2026-03");
-        for bad in ["2026-3", "2026-13", "26-03", "2026/03", "", "2026-00", "abcd-ef", "2026-03-01"] {
+        for bad in [
+            "2026-3",
+            "2026-13",
+            "26-03",
+            "2026/03",
+            "",
+            "2026-00",
+            "abcd-ef",
+            "2026-03-01",
+        ] {
             assert!(bad.parse::<BillCycle>().is_err(), "{bad}");
         }
     }
@@ -210,7 +219,10 @@ mod tests {
     #[test]
     fn finality_is_10am_utc8_on_the_3rd() {
         let c: BillCycle = "2026-10".parse().unwrap();
-        assert_eq!(c.final_at(Duration::zero()).to_rfc3339(), "2026-11-03T02:00:00+00:00");
+        assert_eq!(
+            c.final_at(Duration::zero()).to_rfc3339(),
+            "2026-11-03T02:00:00+00:00"
+        );
         let before = "2026-11-03T01:59:59Z".parse().unwrap();
         assert!(!c.is_final(before, Duration::zero()));
         assert!(c.is_final("2026-11-03T02:00:00Z".parse().unwrap(), Duration::zero()));

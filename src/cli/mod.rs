@@ -52,9 +52,28 @@ fn failed(msg: impl std::fmt::Display) -> Failure {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "hcbill: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     init_logging(cli.log_format, cli.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hcbill: cannot start the runtime: {e}");
@@ -71,10 +90,16 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, verbose: bool) {
-    let default = if verbose { "hcbill=debug" } else { "hcbill=info" };
+    let default = if verbose {
+        "hcbill=debug"
+    } else {
+        "hcbill=info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HCBILL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -84,13 +109,20 @@ fn init_logging(format: LogFormat, verbose: bool) {
 pub async fn execute(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Sim(a) => run_sim(a).await,
-        Command::Schema { dataset, format, location } => {
+        Command::Schema {
+            dataset,
+            format,
+            location,
+        } => {
             let specs = match dataset {
                 Some(d) => datasets::parse_list(&d).map_err(usage)?,
                 None => datasets::ALL.to_vec(),
             };
             for spec in specs {
-                print!("{}", crate::model::contract::render(spec, format, &location));
+                print!(
+                    "{}",
+                    crate::model::contract::render(spec, format, &location)
+                );
             }
             Ok(())
         }
@@ -124,7 +156,12 @@ pub enum Source {
 }
 
 /// Merges the pipeline file and the flags (flags win) and validates it all.
-pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: &str) -> Result<Plan, Failure> {
+pub fn plan(
+    file: PipelineFile,
+    a: RunArgs,
+    forced_mode: Option<Mode>,
+    command: &str,
+) -> Result<Plan, Failure> {
     let mode = match forced_mode {
         Some(m) => m,
         None => match file.mode.as_deref() {
@@ -143,7 +180,10 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
     let cycles: Vec<BillCycle> = match mode {
         Mode::Nightly => vec![current.pred(), current],
         Mode::Backfill => {
-            let from = a.from.or(file.from).ok_or_else(|| usage("--from YYYY-MM is required for a backfill"))?;
+            let from = a
+                .from
+                .or(file.from)
+                .ok_or_else(|| usage("--from YYYY-MM is required for a backfill"))?;
             let to = a.to.or(file.to).unwrap_or(current);
             if from > to {
                 return Err(usage(format!("--from {from} is after --to {to}")));
@@ -156,7 +196,12 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
             BillCycle::range(from, to).collect()
         }
     };
-    let accounts = match a.accounts.as_deref().map(parse_accounts).or(file.accounts.clone().map(Ok)) {
+    let accounts = match a
+        .accounts
+        .as_deref()
+        .map(parse_accounts)
+        .or(file.accounts.clone().map(Ok))
+    {
         None => Accounts::Own,
         Some(r) => match r.map_err(usage)? {
             AccountsSetting::Keyword(k) if k == "all" => Accounts::All,
@@ -170,18 +215,25 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
         .or(file.out.as_ref().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("out"));
     if out.exists() && !out.is_dir() {
-        return Err(usage(format!("--out {} exists and is not a directory", out.display())));
+        return Err(usage(format!(
+            "--out {} exists and is not a directory",
+            out.display()
+        )));
     }
     let limits = &file.limits;
     let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
     let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
-    let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some()) {
+    let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some())
+    {
         Some(file.source.simulator.clone().unwrap_or_default())
     } else {
         None
     };
     let (source, endpoint) = match sim_section {
-        Some(s) => (Source::Simulator(sim_config(&s)?), "embedded-simulator".to_string()),
+        Some(s) => (
+            Source::Simulator(sim_config(&s)?),
+            "embedded-simulator".to_string(),
+        ),
         None => {
             let creds = Credentials::from_env().map_err(usage)?;
             (
@@ -192,7 +244,11 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
     };
     let client = ClientConfig {
         endpoint: endpoint.clone(),
-        language: file.source.language.clone().unwrap_or_else(|| "en_US".into()),
+        language: file
+            .source
+            .language
+            .clone()
+            .unwrap_or_else(|| "en_US".into()),
         timeout: Duration::from_secs(file.source.timeout_secs.unwrap_or(60)),
         retry: RetryPolicy {
             max_attempts: limits.max_attempts.unwrap_or(8).max(1),
@@ -234,7 +290,11 @@ fn parse_accounts(s: &str) -> Result<AccountsSetting, String> {
     match s {
         "self" | "all" => Ok(AccountsSetting::Keyword(s.to_string())),
         list => {
-            let ids: Vec<String> = list.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+            let ids: Vec<String> = list
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect();
             if ids.is_empty() {
                 Err("--accounts must be self, all, or a comma-separated list of member ids".into())
             } else {
@@ -246,13 +306,18 @@ fn parse_accounts(s: &str) -> Result<AccountsSetting, String> {
 
 fn sim_config(s: &SimulatorSection) -> Result<SimConfig, Failure> {
     // Fresh random credentials: the embedded simulator still verifies every signature.
-    let mut cfg = SimConfig::new(&format!("EMBEDDED{}", uuid::Uuid::new_v4().simple()), &uuid::Uuid::new_v4().simple().to_string());
+    let mut cfg = SimConfig::new(
+        &format!("EMBEDDED{}", uuid::Uuid::new_v4().simple()),
+        &uuid::Uuid::new_v4().simple().to_string(),
+    );
     if let Some(v) = s.seed {
         cfg.seed = v;
     }
     if let Some(v) = s.scale {
         if !(v > 0.0 && v <= 1000.0) {
-            return Err(usage(format!("simulator scale must be in (0, 1000], not {v}")));
+            return Err(usage(format!(
+                "simulator scale must be in (0, 1000], not {v}"
+            )));
         }
         cfg.scale = v;
     }
@@ -307,7 +372,9 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
     let text = serde_json::to_vec_pretty(&report_json).expect("report serialises");
     let layout = crate::sink::Layout::new(&job.out);
     let stamp = report_json.finished_at.format("%Y%m%dT%H%M%SZ");
-    let saved = layout.reports_dir().join(format!("{stamp}-{}.json", report_json.run_id));
+    let saved = layout
+        .reports_dir()
+        .join(format!("{stamp}-{}.json", report_json.run_id));
     atomic_write(&saved, &text).map_err(failed)?;
     if let Some(p) = &report {
         atomic_write(p, &text).map_err(failed)?;
@@ -333,19 +400,29 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
 }
 
 async fn run_sim(a: SimArgs) -> Result<(), Failure> {
+    if !(a.scale > 0.0 && a.scale <= 1000.0) {
+        return Err(usage(format!(
+            "--scale must be in (0, 1000], not {}",
+            a.scale
+        )));
+    }
+    if !(0.0..1.0).contains(&a.fault_rate) {
+        return Err(usage("--fault-rate must be in [0, 1)"));
+    }
     let creds = match (a.ak.clone(), a.sk.clone()) {
         (Some(ak), Some(sk)) => (ak, sk),
         (None, None) => {
-            let c = Credentials::from_env().map_err(|e| usage(format!("the simulator needs the AK/SK it accepts: pass --ak/--sk or {e}")))?;
+            let c = Credentials::from_env().map_err(|e| {
+                usage(format!(
+                    "the simulator needs the AK/SK it accepts: pass --ak/--sk or {e}"
+                ))
+            })?;
             (c.ak, c.sk.expose().to_string())
         }
         _ => return Err(usage("--ak and --sk go together")),
     };
     let mut cfg = SimConfig::new(&creds.0, &creds.1);
     cfg.seed = a.seed;
-    if !(a.scale > 0.0 && a.scale <= 1000.0) {
-        return Err(usage(format!("--scale must be in (0, 1000], not {}", a.scale)));
-    }
     cfg.scale = a.scale;
     if let Some(f) = a.from {
         cfg.from = f;
@@ -354,18 +431,20 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
         cfg.to = t;
     }
     if cfg.from > cfg.to {
-        return Err(usage(format!("--from {} is after --to {}", cfg.from, cfg.to)));
+        return Err(usage(format!(
+            "--from {} is after --to {}",
+            cfg.from, cfg.to
+        )));
     }
     cfg.members = a.members;
     cfg.latency = Duration::from_millis(a.latency_ms);
     cfg.rate_limit = a.rate_limit;
-    if !(0.0..1.0).contains(&a.fault_rate) {
-        return Err(usage("--fault-rate must be in [0, 1)"));
-    }
     cfg.fault_rate = a.fault_rate;
     cfg.drift = a.drift;
     let addr = SocketAddr::new(a.bind, a.port);
-    let running = sim::start(cfg, addr).await.map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?;
+    let running = sim::start(cfg, addr)
+        .await
+        .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?;
     println!("{}", running.url());
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -36,7 +37,10 @@ pub enum Kind {
     /// UTC+8 calendar date `YYYY-MM-DD` → Date32.
     Date,
     /// Decoded label of the integer code in column `of` (not in the JSON).
-    Label { of: &'static str, table: &'static [(i64, &'static str)] },
+    Label {
+        of: &'static str,
+        table: &'static [(i64, &'static str)],
+    },
 }
 
 pub const MONEY: Kind = Kind::Dec(MONEY_SCALE);
@@ -51,7 +55,11 @@ pub struct Column {
 }
 
 pub const fn col(name: &'static str, kind: Kind) -> Column {
-    Column { name, json: name, kind }
+    Column {
+        name,
+        json: name,
+        kind,
+    }
 }
 
 pub const fn renamed(name: &'static str, json: &'static str, kind: Kind) -> Column {
@@ -93,7 +101,11 @@ pub fn schema(dataset: &str, version: u32, columns: &[Column]) -> SchemaRef {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("row {row}: column {column}: {reason}")]
-    Field { row: u64, column: &'static str, reason: String },
+    Field {
+        row: u64,
+        column: &'static str,
+        reason: String,
+    },
     #[error("row {row} is not a JSON object: {reason}")]
     NotAnObject { row: u64, reason: String },
     #[error("building the record batch: {0}")]
@@ -232,17 +244,32 @@ impl Normalizer {
             match (&mut self.builders[i], c.kind) {
                 (Builder::Str(b), Kind::Label { table, .. }) => {
                     let code = self.label_source[i].and_then(|src| codes[src]);
-                    let label = code.and_then(|code| table.iter().find(|(k, _)| *k == code)).map(|(_, v)| *v);
+                    let label = code
+                        .and_then(|code| table.iter().find(|(k, _)| *k == code))
+                        .map(|(_, v)| *v);
                     b.append_option(label);
                 }
-                (Builder::Str(b), _) => b.append_option(raw.map(value::string).transpose().map_err(field_err)?.flatten()),
+                (Builder::Str(b), _) => b.append_option(
+                    raw.map(value::string)
+                        .transpose()
+                        .map_err(field_err)?
+                        .flatten(),
+                ),
                 (Builder::Int(b), _) => {
-                    let v = raw.map(value::int).transpose().map_err(field_err)?.flatten();
+                    let v = raw
+                        .map(value::int)
+                        .transpose()
+                        .map_err(field_err)?
+                        .flatten();
                     codes[i] = v;
                     b.append_option(v);
                 }
                 (Builder::Dec(b, scale), _) => {
-                    let v = raw.map(value::decimal).transpose().map_err(field_err)?.flatten();
+                    let v = raw
+                        .map(value::decimal)
+                        .transpose()
+                        .map_err(field_err)?
+                        .flatten();
                     match v {
                         Some(d) => {
                             b.append_value(value::decimal_mantissa(d, *scale).map_err(field_err)?);
@@ -253,10 +280,18 @@ impl Normalizer {
                         None => b.append_null(),
                     }
                 }
-                (Builder::Ts(b), _) => {
-                    b.append_option(raw.map(value::timestamp_micros).transpose().map_err(field_err)?.flatten())
-                }
-                (Builder::Date(b), _) => b.append_option(raw.map(value::date32).transpose().map_err(field_err)?.flatten()),
+                (Builder::Ts(b), _) => b.append_option(
+                    raw.map(value::timestamp_micros)
+                        .transpose()
+                        .map_err(field_err)?
+                        .flatten(),
+                ),
+                (Builder::Date(b), _) => b.append_option(
+                    raw.map(value::date32)
+                        .transpose()
+                        .map_err(field_err)?
+                        .flatten(),
+                ),
             }
         }
         self.digest.update(record.get().as_bytes());
@@ -307,7 +342,13 @@ mod tests {
         col("name", Kind::Str),
         renamed("resource_type_code", "resource_Type_code", Kind::Str),
         col("bill_type", Kind::Int),
-        col("bill_type_name", Kind::Label { of: "bill_type", table: CODES }),
+        col(
+            "bill_type_name",
+            Kind::Label {
+                of: "bill_type",
+                table: CODES,
+            },
+        ),
         col("amount", MONEY),
     ];
 
@@ -328,7 +369,10 @@ mod tests {
     fn rows_become_typed_columns() {
         let mut n = norm();
         n.push(&raw(r#"{"name":"云主机 ☁","resource_Type_code":"hws.resource.type.vm","bill_type":"2","amount":0.10000001,"extra":1}"#)).unwrap();
-        n.push(&raw(r#"{"name":null,"bill_type":9,"amount":"12345678901234.12345678"}"#)).unwrap();
+        n.push(&raw(
+            r#"{"name":null,"bill_type":9,"amount":"12345678901234.12345678"}"#,
+        ))
+        .unwrap();
         let b = n.take_batch().unwrap();
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.num_columns(), 8);
@@ -342,10 +386,17 @@ mod tests {
         let label = b.column(3).as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(label.value(0), "refund");
         assert!(label.is_null(1), "unknown codes stay data: no label");
-        let amt = b.column(4).as_any().downcast_ref::<Decimal128Array>().unwrap();
+        let amt = b
+            .column(4)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
         assert_eq!(amt.value_as_string(0), "0.1000000100");
         assert_eq!(amt.value_as_string(1), "12345678901234.1234567800");
-        assert_eq!(n.money_totals()["amount"].to_string(), "12345678901234.22345679");
+        assert_eq!(
+            n.money_totals()["amount"].to_string(),
+            "12345678901234.22345679"
+        );
         assert_eq!(n.unknown_keys.iter().collect::<Vec<_>>(), ["extra"]);
         assert_eq!(n.take_batch().unwrap().num_rows(), 0);
     }
@@ -353,7 +404,10 @@ mod tests {
     #[test]
     fn bad_values_name_row_and_column() {
         let mut n = norm();
-        let e = n.push(&raw(r#"{"bill_type":"x"}"#)).unwrap_err().to_string();
+        let e = n
+            .push(&raw(r#"{"bill_type":"x"}"#))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("row 0") && e.contains("bill_type"), "{e}");
         assert!(n.push(&raw("[1]")).is_err());
     }

@@ -38,7 +38,9 @@ pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
     let t = raw.get().trim();
     match t {
         "null" => Ok(None),
-        _ if t.starts_with('"') => serde_json::from_str(t).map(Some).map_err(|_| err("a string", t)),
+        _ if t.starts_with('"') => serde_json::from_str(t)
+            .map(Some)
+            .map_err(|_| err("a string", t)),
         _ if t.starts_with('{') || t.starts_with('[') => Err(err("a string", t)),
         // A number or bool where the SDK types a string: keep its text.
         _ => Ok(Some(t.to_string())),
@@ -48,7 +50,10 @@ pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
 pub fn int(raw: &RawValue) -> Result<Option<i64>, ValueError> {
     match scalar_text(raw)? {
         None => Ok(None),
-        Some(s) => s.parse::<i64>().map(Some).map_err(|_| err("an integer", &s)),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| err("an integer", &s)),
     }
 }
 
@@ -85,7 +90,9 @@ pub fn decimal_mantissa(d: Decimal, scale: u32) -> Result<i128, ValueError> {
 /// `YYYY-MM-DDTHH:MM:SSZ` and a zone-less `YYYY-MM-DD HH:MM:SS`, read as UTC
 /// like the `…Z` fields of the same APIs.
 pub fn timestamp_micros(raw: &RawValue) -> Result<Option<i64>, ValueError> {
-    let Some(s) = scalar_text(raw)? else { return Ok(None) };
+    let Some(s) = scalar_text(raw)? else {
+        return Ok(None);
+    };
     Ok(Some(parse_timestamp(&s)?.timestamp_micros()))
 }
 
@@ -93,7 +100,11 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ValueError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(n.and_utc());
         }
@@ -103,7 +114,9 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ValueError> {
 
 /// A UTC+8 calendar date as days since 1970-01-01 (Arrow Date32).
 pub fn date32(raw: &RawValue) -> Result<Option<i32>, ValueError> {
-    let Some(s) = scalar_text(raw)? else { return Ok(None) };
+    let Some(s) = scalar_text(raw)? else {
+        return Ok(None);
+    };
     let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| err("a date YYYY-MM-DD", &s))?;
     Ok(Some(days_since_epoch(d)))
 }
@@ -124,8 +137,17 @@ mod tests {
     fn decimals_are_exact_from_numbers_and_strings() {
         let d = decimal(&raw("12345678901234.12345678")).unwrap().unwrap();
         assert_eq!(d.to_string(), "12345678901234.12345678");
-        assert_eq!(decimal(&raw("\"0.1000000001\"")).unwrap().unwrap().to_string(), "0.1000000001");
-        assert_eq!(decimal(&raw("1.5e-7")).unwrap().unwrap().to_string(), "0.00000015");
+        assert_eq!(
+            decimal(&raw("\"0.1000000001\""))
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "0.1000000001"
+        );
+        assert_eq!(
+            decimal(&raw("1.5e-7")).unwrap().unwrap().to_string(),
+            "0.00000015"
+        );
         assert_eq!(decimal(&raw("null")).unwrap(), None);
         assert_eq!(decimal(&raw("\"\"")).unwrap(), None);
         assert!(decimal(&raw("\"abc\"")).is_err());
@@ -145,16 +167,28 @@ mod tests {
 
     #[test]
     fn strings_keep_unicode_and_escapes() {
-        assert_eq!(string(&raw("\"ecs-测试-\\u00e9\\n\"")).unwrap().unwrap(), "ecs-测试-é\n");
+        assert_eq!(
+            string(&raw("\"ecs-测试-\\u00e9\\n\"")).unwrap().unwrap(),
+            "ecs-测试-é\n"
+        );
         assert_eq!(string(&raw("\"  padded \"")).unwrap().unwrap(), "  padded ");
         assert!(string(&raw("{}")).is_err());
     }
 
     #[test]
     fn timestamps_and_dates() {
-        assert_eq!(timestamp_micros(&raw("\"1970-01-01T00:00:01Z\"")).unwrap(), Some(1_000_000));
-        assert_eq!(timestamp_micros(&raw("\"1970-01-01T08:00:01+08:00\"")).unwrap(), Some(1_000_000));
-        assert_eq!(timestamp_micros(&raw("\"1970-01-01 00:00:02\"")).unwrap(), Some(2_000_000));
+        assert_eq!(
+            timestamp_micros(&raw("\"1970-01-01T00:00:01Z\"")).unwrap(),
+            Some(1_000_000)
+        );
+        assert_eq!(
+            timestamp_micros(&raw("\"1970-01-01T08:00:01+08:00\"")).unwrap(),
+            Some(1_000_000)
+        );
+        assert_eq!(
+            timestamp_micros(&raw("\"1970-01-01 00:00:02\"")).unwrap(),
+            Some(2_000_000)
+        );
         assert!(timestamp_micros(&raw("\"yesterday\"")).is_err());
         assert_eq!(date32(&raw("\"1970-01-02\"")).unwrap(), Some(1));
         assert!(date32(&raw("\"2026-13-01\"")).is_err());

@@ -13,7 +13,10 @@ use crate::source::api::Api;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read pipeline file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("pipeline file {path}: {reason}")]
     Parse { path: String, reason: String },
 }
@@ -83,7 +86,10 @@ pub struct LimitsSection {
 
 impl LimitsSection {
     pub fn quotas(&self) -> Result<HashMap<Api, u32>, String> {
-        self.quota.iter().map(|(k, v)| Ok((k.parse::<Api>()?, *v))).collect()
+        self.quota
+            .iter()
+            .map(|(k, v)| Ok((k.parse::<Api>()?, *v)))
+            .collect()
     }
 }
 
@@ -105,13 +111,17 @@ impl PipelineFile {
             && m != "backfill"
             && m != "nightly"
         {
-            return Err(format!("mode must be \"backfill\" or \"nightly\", not {m:?}"));
+            return Err(format!(
+                "mode must be \"backfill\" or \"nightly\", not {m:?}"
+            ));
         }
         if let Some(AccountsSetting::Keyword(k)) = &f.accounts
             && k != "self"
             && k != "all"
         {
-            return Err(format!("accounts must be \"self\", \"all\" or a list of member ids, not {k:?}"));
+            return Err(format!(
+                "accounts must be \"self\", \"all\" or a list of member ids, not {k:?}"
+            ));
         }
         f.limits.quotas()?;
         if f.source.endpoint.is_some() && f.source.simulator.is_some() {
@@ -145,7 +155,10 @@ quota = { "res-fee-records" = 15 }
         )
         .unwrap();
         assert_eq!(f.from.unwrap().to_string(), "2026-06");
-        assert_eq!(f.accounts, Some(AccountsSetting::Members(vec!["m1".into(), "m2".into()])));
+        assert_eq!(
+            f.accounts,
+            Some(AccountsSetting::Members(vec!["m1".into(), "m2".into()]))
+        );
         assert_eq!(f.limits.quotas().unwrap()[&Api::ResFeeRecords], 15);
         assert_eq!(f.source.simulator.unwrap().seed, Some(42));
     }
@@ -158,7 +171,10 @@ quota = { "res-fee-records" = 15 }
             ("mode = \"weekly\"", "weekly"),
             ("accounts = \"some\"", "some"),
             ("[limits]\nquota = { \"nope\" = 1 }", "nope"),
-            ("[source]\nendpoint = \"https://x\"\n[source.simulator]\nseed = 1", "either"),
+            (
+                "[source]\nendpoint = \"https://x\"\n[source.simulator]\nseed = 1",
+                "either",
+            ),
         ] {
             let e = PipelineFile::parse(bad).unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");

@@ -117,19 +117,30 @@ struct Ctx<'a> {
 }
 
 /// Lists the enterprise's member ids (fact sheet #7).
-pub async fn list_members(client: &BssClient, concurrency: usize) -> Result<Vec<String>, SourceError> {
+pub async fn list_members(
+    client: &BssClient,
+    concurrency: usize,
+) -> Result<Vec<String>, SourceError> {
     let mut ids = Vec::new();
-    let r = page_through(client, Api::SubCustomers, &Vec::new(), Api::SubCustomers.max_limit(), concurrency, |page| {
-        for rec in page.records {
-            #[derive(serde::Deserialize)]
-            struct Member {
-                id: String,
+    let r = page_through(
+        client,
+        Api::SubCustomers,
+        &Vec::new(),
+        Api::SubCustomers.max_limit(),
+        concurrency,
+        |page| {
+            for rec in page.records {
+                #[derive(serde::Deserialize)]
+                struct Member {
+                    id: String,
+                }
+                let m: Member =
+                    serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
+                ids.push(m.id);
             }
-            let m: Member = serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
-            ids.push(m.id);
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .await;
     match r {
         Ok(_) => Ok(ids),
@@ -152,7 +163,10 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
 
     let mut manifests = HashMap::new();
     for spec in &job.datasets {
-        manifests.insert(spec.name, Manifest::load(&layout.manifest_path(spec.name), spec.name, spec.version)?);
+        manifests.insert(
+            spec.name,
+            Manifest::load(&layout.manifest_path(spec.name), spec.name, spec.version)?,
+        );
     }
     let cycles = job_cycles(job, &manifests);
 
@@ -161,7 +175,9 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
         Accounts::Members(ids) => ids.iter().cloned().map(AccountRef::Member).collect(),
         Accounts::All => {
             let mut v = vec![AccountRef::Own];
-            let ids = list_members(client, job.page_concurrency).await.map_err(RunError::Members)?;
+            let ids = list_members(client, job.page_concurrency)
+                .await
+                .map_err(RunError::Members)?;
             v.extend(ids.into_iter().map(AccountRef::Member));
             v
         }
@@ -184,7 +200,11 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
         }
     }
 
-    let mut fp_parts = vec![job.command.clone(), job.endpoint.clone(), format!("{:?}", job.accounts)];
+    let mut fp_parts = vec![
+        job.command.clone(),
+        job.endpoint.clone(),
+        format!("{:?}", job.accounts),
+    ];
     fp_parts.extend(units.iter().map(Unit::key));
     let new_run_id = uuid::Uuid::now_v7().to_string();
     let state = StateStore::begin(&layout.meta_dir(), &fingerprint(&fp_parts), &new_run_id)?;
@@ -331,7 +351,12 @@ async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
         .lock()
         .expect("manifest lock")
         .get(unit.spec.name)
-        .and_then(|m| Some((m.finality(&cycle_key)?, m.file(&cycle_key, unit.account.key())?.clone())));
+        .and_then(|m| {
+            Some((
+                m.finality(&cycle_key)?,
+                m.file(&cycle_key, unit.account.key())?.clone(),
+            ))
+        });
     if ctx.state.is_done(&unit.key()) {
         report.status = UnitStatus::AlreadyDone;
         if let Some((fin, entry)) = existing {
@@ -344,7 +369,11 @@ async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
     if let Some((Finality::Final, entry)) = &existing
         && !ctx.job.force
         && entry.schema_version == unit.spec.version
-        && ctx.layout.dataset_dir(unit.spec.name).join(&entry.path).exists()
+        && ctx
+            .layout
+            .dataset_dir(unit.spec.name)
+            .join(&entry.path)
+            .exists()
     {
         report.status = UnitStatus::SkippedFinal;
         report.finality = Some(Finality::Final);
@@ -434,7 +463,8 @@ async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<
             ctx.job.page_concurrency,
             |page| {
                 for rec in &page.records {
-                    norm.push(rec).map_err(|e| format!("offset {}: {e}", page.offset))?;
+                    norm.push(rec)
+                        .map_err(|e| format!("offset {}: {e}", page.offset))?;
                 }
                 if norm.pending() >= BATCH_ROWS {
                     let batch = norm.take_batch().map_err(|e| e.to_string())?;
@@ -452,7 +482,9 @@ async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<
             }
         }
     }
-    let batch = norm.take_batch().map_err(|e| UnitError::Data(e.to_string()))?;
+    let batch = norm
+        .take_batch()
+        .map_err(|e| UnitError::Data(e.to_string()))?;
     writer.write(&batch)?;
     let staged = writer.finish()?;
     if !norm.unknown_keys.is_empty() {
@@ -473,17 +505,27 @@ async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<
     let dest = ctx.layout.dataset_dir(spec.name).join(&rel);
     let digest = norm.content_digest();
     let cycle_key = unit.cycle.to_string();
-    let money_totals: BTreeMap<String, String> =
-        norm.money_totals().into_iter().map(|(k, v)| (k, v.to_string())).collect();
+    let money_totals: BTreeMap<String, String> = norm
+        .money_totals()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
 
     let mut manifests = ctx.manifests.lock().expect("manifest lock");
-    let manifest = manifests.get_mut(spec.name).expect("manifest loaded for every dataset");
-    let unchanged = manifest.file(&cycle_key, unit.account.key()).is_some_and(|e| {
-        e.content_digest == digest && e.schema_version == spec.version && dest.exists()
-    });
+    let manifest = manifests
+        .get_mut(spec.name)
+        .expect("manifest loaded for every dataset");
+    let unchanged = manifest
+        .file(&cycle_key, unit.account.key())
+        .is_some_and(|e| {
+            e.content_digest == digest && e.schema_version == spec.version && dest.exists()
+        });
     let entry = if unchanged {
         let _ = std::fs::remove_file(&staged.path);
-        let mut e = manifest.file(&cycle_key, unit.account.key()).expect("checked").clone();
+        let mut e = manifest
+            .file(&cycle_key, unit.account.key())
+            .expect("checked")
+            .clone();
         e.extracted_at = extracted_at;
         e.run_id = ctx.run_id.clone();
         e

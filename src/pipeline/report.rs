@@ -80,11 +80,13 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
-            "{:<22} {:<9} {:<14} {:>9}  {:<13} {:>22}  {}",
-            "dataset", "cycle", "status", "rows", "finality", "total", "money column"
+            "{:<22} {:<9} {:<14} {:>9}  {:<13} {:>22}  money column",
+            "dataset", "cycle", "status", "rows", "finality", "total"
         );
         let mut units: Vec<&UnitReport> = self.units.iter().collect();
-        units.sort_by(|a, b| (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account)));
+        units.sort_by(|a, b| {
+            (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account))
+        });
         for u in units {
             let (col, total) = u
                 .money_totals

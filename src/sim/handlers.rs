@@ -49,10 +49,14 @@ fn accounts(state: &SimState, p: &Params) -> Checked<Vec<usize>> {
     match method.as_deref() {
         Some("oneself") => Ok(vec![0]),
         Some("sub_customer") => {
-            let id = sub.ok_or_else(|| Invalid("sub_customer_id is required when method is sub_customer".into()))?;
+            let id = sub.ok_or_else(|| {
+                Invalid("sub_customer_id is required when method is sub_customer".into())
+            })?;
             match state.ledger.account_index(&id) {
                 Some(i) if i > 0 => Ok(vec![i]),
-                _ => Err(Invalid(format!("sub_customer_id {id} is not a member of this enterprise"))),
+                _ => Err(Invalid(format!(
+                    "sub_customer_id {id} is not a member of this enterprise"
+                ))),
             }
         }
         _ => Ok((0..state.ledger.accounts.len()).collect()),
@@ -88,7 +92,12 @@ impl Segments {
 }
 
 /// Line-index range of the dates `range` (or the whole cycle).
-fn line_range(l: &Ledger, account: usize, cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> (u64, u64) {
+fn line_range(
+    l: &Ledger,
+    account: usize,
+    cycle: BillCycle,
+    range: Option<(NaiveDate, NaiveDate)>,
+) -> (u64, u64) {
     match range {
         None => (0, l.line_count(account, cycle)),
         Some((b, e)) => {
@@ -227,10 +236,17 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
         resource_id: line.resource_id.clone(),
         resource_name: line.resource_name.clone(),
         resource_tag: Some(format!("env=prod;owner={}", acct.name)),
-        product_id: format!("00301-{:06}-0--0", line.resource_id.len() * 1000 + line.service.usage_measure as usize),
+        product_id: format!(
+            "00301-{:06}-0--0",
+            line.resource_id.len() * 1000 + line.service.usage_measure as usize
+        ),
         product_name: format!("{} {}", s.name, s.spec),
         product_spec_desc: s.spec.into(),
-        sku_code: format!("{}.{}", s.rname.to_lowercase().replace(' ', "-"), line.region.0),
+        sku_code: format!(
+            "{}.{}",
+            s.rname.to_lowercase().replace(' ', "-"),
+            line.region.0
+        ),
         spec_size: (!on_demand).then(|| Num(Decimal::new(100, 0))),
         spec_size_measure_id: (!on_demand).then_some(17),
         trade_id: line.trade_id.clone(),
@@ -272,13 +288,19 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
         consume_time: utc(line.consume_time),
         relative_order_id: None,
         account_name: acct.name.clone(),
-        period_num: (line.charge_mode == 1).then(|| Num(Decimal::ONE)),
+        period_num: (line.charge_mode == 1).then_some(Num(Decimal::ONE)),
     }
 }
 
 fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
     let cycle = p.cycle("cycle")?;
-    for k in ["cloud_service_type", "region", "resource_id", "enterprise_project_id", "trade_id"] {
+    for k in [
+        "cloud_service_type",
+        "region",
+        "resource_id",
+        "enterprise_project_id",
+        "trade_id",
+    ] {
         p.str(k, 64)?;
     }
     p.one_of("charge_mode", &["1", "3", "10", "11"])?;
@@ -314,7 +336,12 @@ fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
     Ok(list_body("fee_records", segs.total(), &rows, &[currency()]))
 }
 
-fn line_segments(l: &Ledger, accts: &[usize], cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> Segments {
+fn line_segments(
+    l: &Ledger,
+    accts: &[usize],
+    cycle: BillCycle,
+    range: Option<(NaiveDate, NaiveDate)>,
+) -> Segments {
     Segments(
         accts
             .iter()
@@ -326,7 +353,12 @@ fn line_segments(l: &Ledger, accts: &[usize], cycle: BillCycle, range: Option<(N
     )
 }
 
-fn trade_segments(l: &Ledger, accts: &[usize], cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> Segments {
+fn trade_segments(
+    l: &Ledger,
+    accts: &[usize],
+    cycle: BillCycle,
+    range: Option<(NaiveDate, NaiveDate)>,
+) -> Segments {
     Segments(
         accts
             .iter()
@@ -357,7 +389,11 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
         res_instance_id: line.resource_id.clone(),
         resource_name: line.resource_name.clone(),
         resource_tag: Some(format!("env=prod;owner={}", acct.name)),
-        sku_code: format!("{}.{}", s.rname.to_lowercase().replace(' ', "-"), line.region.0),
+        sku_code: format!(
+            "{}.{}",
+            s.rname.to_lowercase().replace(' ', "-"),
+            line.region.0
+        ),
         enterprise_project_id: line.project.0.into(),
         enterprise_project_name: line.project.1.into(),
         charge_mode: line.charge_mode,
@@ -391,7 +427,8 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
         }],
         payer_account_id: l.accounts[0].id.clone(),
         effective_time: detail.then(|| utc(line.consume_time)),
-        expire_time: (detail && line.charge_mode == 3).then(|| utc(line.consume_time + Duration::hours(1))),
+        expire_time: (detail && line.charge_mode == 3)
+            .then(|| utc(line.consume_time + Duration::hours(1))),
         consume_time: detail.then(|| utc(line.consume_time)),
         be_id: "10".into(),
         extend_params: ResRelation {
@@ -399,7 +436,7 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
             relation_infos: Vec::new(),
         },
         account_name: acct.name.clone(),
-        period_num: (line.charge_mode == 1).then(|| Num(Decimal::ONE)),
+        period_num: (line.charge_mode == 1).then_some(Num(Decimal::ONE)),
         is_spot: detail.then(|| "N".to_string()),
         promotion_type: None,
         payment_type: (detail && line.charge_mode == 10).then(|| "NO_UPFRONT".to_string()),
@@ -411,7 +448,14 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
     if cycle < "2019-01".parse().expect("valid") {
         return Err(Invalid("cycles before 2019-01 are not supported".into()));
     }
-    for k in ["cloud_service_type", "resource_type", "region", "res_instance_id", "enterprise_project_id", "payer_account_id"] {
+    for k in [
+        "cloud_service_type",
+        "resource_type",
+        "region",
+        "res_instance_id",
+        "enterprise_project_id",
+        "payer_account_id",
+    ] {
         p.str(k, 64)?;
     }
     p.one_of_int("charge_mode", &[1, 3, 10, 11])?;
@@ -421,10 +465,14 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
     let query_type = p.one_of("query_type", &["BILLCYCLE", "DAILY"])?;
     let range = if query_type.as_deref() == Some("DAILY") {
         if stat == 1 {
-            return Err(Invalid("query_type DAILY needs statistic_type 2 or 3".into()));
+            return Err(Invalid(
+                "query_type DAILY needs statistic_type 2 or 3".into(),
+            ));
         }
         let r = p.date_range("bill_cycle_begin", "bill_cycle_end", cycle)?;
-        Some(r.ok_or_else(|| Invalid("bill_cycle_begin and bill_cycle_end are required for DAILY".into()))?)
+        Some(r.ok_or_else(|| {
+            Invalid("bill_cycle_begin and bill_cycle_end are required for DAILY".into())
+        })?)
     } else {
         None
     };
@@ -439,7 +487,12 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
             .into_iter()
             .map(|(a, i)| monthly_bill_res(l, &l.line(a, cycle, i), 3))
             .collect();
-        return Ok(list_body("monthly_records", segs.total(), &rows, &[currency()]));
+        return Ok(list_body(
+            "monthly_records",
+            segs.total(),
+            &rows,
+            &[currency()],
+        ));
     }
     let segs = trade_segments(l, &accts, cycle, range);
     let rows: Vec<MonthlyBillRes> = segs
@@ -447,13 +500,24 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
         .into_iter()
         .map(|(a, t)| monthly_bill_res(l, &trade_line(l, a, cycle, t), stat))
         .collect();
-    Ok(list_body("monthly_records", segs.total(), &rows, &[currency()]))
+    Ok(list_body(
+        "monthly_records",
+        segs.total(),
+        &rows,
+        &[currency()],
+    ))
 }
 
 fn fee_records(state: &SimState, p: &Params) -> Checked<String> {
     let cycle = p.cycle("bill_cycle")?;
     p.int_in("provider_type", 1, 1, 2)?;
-    for k in ["service_type_code", "resource_type_code", "region_code", "trade_id", "enterprise_project_id"] {
+    for k in [
+        "service_type_code",
+        "resource_type_code",
+        "region_code",
+        "trade_id",
+        "enterprise_project_id",
+    ] {
         p.str(k, 64)?;
     }
     p.one_of_int("charging_mode", &[1, 3, 10, 11])?;
@@ -527,7 +591,13 @@ const USAGE_RESOURCES: &[&str] = &[
     "hws.resource.type.bandwidth",
     "hws.resource.type.edgebandwidth",
 ];
-const USAGE_TYPES: &[&str] = &["95Peak", "95peak_1000", "95Peak_1000", "bandwidth95peak", "95peak_plus"];
+const USAGE_TYPES: &[&str] = &[
+    "95Peak",
+    "95peak_1000",
+    "95Peak_1000",
+    "bandwidth95peak",
+    "95peak_plus",
+];
 /// Mbit/s (the simulator's choice; real ids come from /v2/bases/measurements).
 const MBPS: i64 = 33;
 
@@ -547,7 +617,9 @@ fn usage_query(state: &SimState, p: &Params) -> Checked<UsageQuery> {
             "bill_cycle, service_type_code, resource_type_code and usage_type are required".into(),
         ));
     };
-    let resources = state.ledger.usage_resources(cycle, &format!("{service}|{rtype}"), &usage);
+    let resources = state
+        .ledger
+        .usage_resources(cycle, &format!("{service}|{rtype}"), &usage);
     Ok(UsageQuery {
         cycle,
         resources,
@@ -561,7 +633,9 @@ fn points(cycle: BillCycle) -> u64 {
 
 /// Billed bandwidth: the 95th percentile of the 5-minute samples.
 fn p95(l: &Ledger, resource: &str, cycle: BillCycle) -> Decimal {
-    let mut v: Vec<Decimal> = (0..points(cycle)).map(|k| l.usage_point(resource, cycle, k)).collect();
+    let mut v: Vec<Decimal> = (0..points(cycle))
+        .map(|k| l.usage_point(resource, cycle, k))
+        .collect();
     v.sort();
     let idx = ((v.len() as f64) * 0.95).ceil() as usize;
     v[idx.saturating_sub(1).min(v.len() - 1)]
@@ -598,7 +672,12 @@ fn usage_summary(state: &SimState, p: &Params) -> Checked<String> {
         .take(limit as usize)
         .map(|r| summary_info(&state.ledger, &q, r))
         .collect();
-    Ok(list_body("summary_usage_info_list", q.resources.len() as u64, &rows, &[]))
+    Ok(list_body(
+        "summary_usage_info_list",
+        q.resources.len() as u64,
+        &rows,
+        &[],
+    ))
 }
 
 fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
@@ -621,13 +700,20 @@ fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
         .collect();
     let s = summary_info(l, &q, &resource);
     let extra = [
-        ("actual_days", serde_json::to_string(&s.actual_days).expect("string")),
-        ("band_width", serde_json::to_string(&s.band_width).expect("string")),
+        (
+            "actual_days",
+            serde_json::to_string(&s.actual_days).expect("string"),
+        ),
+        (
+            "band_width",
+            serde_json::to_string(&s.band_width).expect("string"),
+        ),
         ("monthly_guaranteed_band_width", "\"\"".to_string()),
         ("monthly_peak_band_width", "\"\"".to_string()),
         (
             "band_width_measure_id",
-            s.band_width_measure_id.map_or("null".into(), |m| m.to_string()),
+            s.band_width_measure_id
+                .map_or("null".into(), |m| m.to_string()),
         ),
     ];
     Ok(list_body("usage_info_list", n, &rows, &extra))
@@ -635,7 +721,10 @@ fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
 
 fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
     let balance = p
-        .one_of("balance_type", &["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"])?
+        .one_of(
+            "balance_type",
+            &["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"],
+        )?
         .ok_or_else(|| Invalid("balance_type is required".into()))?;
     let rev = p.one_of("revenue_expense_type", &["REVENUE", "EXPENSE"])?;
     p.str("trade_type", 20)?;
@@ -643,8 +732,12 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
     p.str("payment_channel_id", 64)?;
     p.str("payment_channel_no", 64)?;
     let today = BillCycle::containing(Utc::now());
-    let today = (Utc::now() + Duration::hours(8)).date_naive().max(today.first_day());
-    let begin = p.date("trade_time_begin")?.unwrap_or(today - Duration::days(365));
+    let today = (Utc::now() + Duration::hours(8))
+        .date_naive()
+        .max(today.first_day());
+    let begin = p
+        .date("trade_time_begin")?
+        .unwrap_or(today - Duration::days(365));
     let end = p.date("trade_time_end")?.unwrap_or(today);
     if begin > end {
         return Err(Invalid("trade_time_begin is after trade_time_end".into()));
@@ -662,7 +755,11 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
         let sums = l.day_sums(0, cycle);
         let daily = if credit { &sums.credit } else { &sums.cash };
         let month_total: Decimal = daily.iter().copied().sum();
-        let push = |day: NaiveDate, kind: &str, amount: Decimal, rows: &mut Vec<CustomerAccountChangeRecord>, bal: &mut Decimal| {
+        let push = |day: NaiveDate,
+                    kind: &str,
+                    amount: Decimal,
+                    rows: &mut Vec<CustomerAccountChangeRecord>,
+                    bal: &mut Decimal| {
             if day < begin || day > end || amount.is_zero() {
                 return;
             }
@@ -675,10 +772,19 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
             let at = local_midnight_utc(day) + Duration::hours(if revenue { 9 } else { 23 });
             let n = rows.len();
             rows.push(CustomerAccountChangeRecord {
-                account_change_id: format!("ACC{}{:03}{}", day.format("%Y%m%d"), n % 1000, if credit { "C" } else { "D" }),
+                account_change_id: format!(
+                    "ACC{}{:03}{}",
+                    day.format("%Y%m%d"),
+                    n % 1000,
+                    if credit { "C" } else { "D" }
+                ),
                 trade_detail_type: kind.to_string(),
                 trade_time: utc(at),
-                trade_id: format!("T{}{}", day.format("%Y%m%d"), if revenue { "R" } else { "E" }),
+                trade_id: format!(
+                    "T{}{}",
+                    day.format("%Y%m%d"),
+                    if revenue { "R" } else { "E" }
+                ),
                 change_amount: amount.to_string(),
                 balance_after_change: bal.to_string(),
                 revenue_expense_type: rtype.to_string(),
@@ -687,13 +793,23 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
                 payment_channel_no: String::new(),
                 consume_time: utc(at),
                 account_name: acct.name.clone(),
-                cloud_service_type_name: if revenue { String::new() } else { "Multiple services".into() },
+                cloud_service_type_name: if revenue {
+                    String::new()
+                } else {
+                    "Multiple services".into()
+                },
                 resource_type_name: String::new(),
             });
         };
         if !month_total.is_zero() {
             let topup = if credit { "ADJUST" } else { "RECHARGE" };
-            push(cycle.first_day(), topup, cents(month_total) + Decimal::new(1000, 0), &mut rows, &mut balance_after);
+            push(
+                cycle.first_day(),
+                topup,
+                cents(month_total) + Decimal::new(1000, 0),
+                &mut rows,
+                &mut balance_after,
+            );
         }
         for (d, amt) in daily.iter().enumerate() {
             let day = cycle.first_day() + Duration::days(d as i64);
@@ -702,7 +818,11 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
         cycle = cycle.succ();
     }
     let total = rows.len() as u64;
-    let page: Vec<_> = rows.into_iter().skip(offset as usize).take(limit as usize).collect();
+    let page: Vec<_> = rows
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
     Ok(list_body("records", total, &page, &[currency()]))
 }
 
@@ -733,13 +853,43 @@ fn sub_customers(state: &SimState, p: &Params) -> Checked<String> {
             org_name: a.org_name.clone(),
         })
         .collect();
-    let page: Vec<_> = members.iter().skip(offset as usize).take(limit as usize).cloned().collect();
-    Ok(list_body("sub_customer_infos", members.len() as u64, &page, &[]))
+    let page: Vec<_> = members
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .cloned()
+        .collect();
+    Ok(list_body(
+        "sub_customer_infos",
+        members.len() as u64,
+        &page,
+        &[],
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_a_page() {
+        let mut cfg = crate::sim::SimConfig::new("a", "b");
+        cfg.from = "2026-08".parse().unwrap();
+        cfg.to = "2026-10".parse().unwrap();
+        let st = SimState::new(cfg);
+        let p = Params::from_query(vec![
+            ("cycle".into(), "2026-09".into()),
+            ("limit".into(), "1000".into()),
+            ("method".into(), "oneself".into()),
+        ])
+        .ok()
+        .unwrap();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let body = dispatch(&st, Api::ResFeeRecords, &p).ok().unwrap();
+            eprintln!("page: {:?} {} bytes", t.elapsed(), body.len());
+        }
+    }
 
     #[test]
     fn segments_page_across_accounts() {

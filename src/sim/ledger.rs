@@ -138,23 +138,23 @@ impl Rng {
         Rng(parts.iter().fold(0x5EED_u64, |acc, p| mix(acc ^ p)))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = mix(self.0);
         self.0
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     pub fn hex(&mut self, len: usize) -> String {
         let mut s = String::with_capacity(len);
         while s.len() < len {
-            s.push_str(&format!("{:016x}", self.next()));
+            s.push_str(&format!("{:016x}", self.next_u64()));
         }
         s.truncate(len);
         s
@@ -225,6 +225,9 @@ pub struct DaySums {
     pub credit: Vec<Decimal>,
 }
 
+/// Aggregates per (account, cycle, drift rows), computed once.
+type Cache<T> = Mutex<HashMap<(usize, BillCycle, u64), std::sync::Arc<T>>>;
+
 pub struct Ledger {
     pub seed: u64,
     pub scale: f64,
@@ -233,8 +236,8 @@ pub struct Ledger {
     pub accounts: Vec<Account>,
     /// Rows inserted at the front of a cycle by `--drift`, per (account, cycle).
     extra: Mutex<HashMap<(usize, BillCycle), u64>>,
-    sums: Mutex<HashMap<(usize, BillCycle, u64), std::sync::Arc<Vec<SumRow>>>>,
-    days: Mutex<HashMap<(usize, BillCycle, u64), std::sync::Arc<DaySums>>>,
+    sums: Cache<Vec<SumRow>>,
+    days: Cache<DaySums>,
 }
 
 /// Lines per trade cycle 1,2,3,4: a block of 10 lines holds 4 trades.
@@ -268,7 +271,11 @@ impl Ledger {
                 display_name: display.to_string(),
                 status: 1,
                 org_id: format!("org-{}", rng.hex(8)),
-                org_name: if m % 2 == 0 { "Engineering 工程".into() } else { String::new() },
+                org_name: if m % 2 == 0 {
+                    "Engineering 工程".into()
+                } else {
+                    String::new()
+                },
             });
         }
         Self {
@@ -297,12 +304,22 @@ impl Ledger {
     }
 
     pub fn extra_lines(&self, account: usize, cycle: BillCycle) -> u64 {
-        *self.extra.lock().expect("ledger lock").get(&(account, cycle)).unwrap_or(&0)
+        *self
+            .extra
+            .lock()
+            .expect("ledger lock")
+            .get(&(account, cycle))
+            .unwrap_or(&0)
     }
 
     /// Inserts `n` rows at the front of a cycle (the `--drift` fault).
     pub fn insert_front(&self, account: usize, cycle: BillCycle, n: u64) {
-        *self.extra.lock().expect("ledger lock").entry((account, cycle)).or_default() += n;
+        *self
+            .extra
+            .lock()
+            .expect("ledger lock")
+            .entry((account, cycle))
+            .or_default() += n;
     }
 
     pub fn line_count(&self, account: usize, cycle: BillCycle) -> u64 {
@@ -385,7 +402,13 @@ impl Ledger {
             _ => (3, 9, None),
         };
         let resource_no = tr.below(40);
-        let mut res_rng = Rng::new(&[self.seed, account as u64, service_idx as u64, resource_no, 0x9E]);
+        let mut res_rng = Rng::new(&[
+            self.seed,
+            account as u64,
+            service_idx as u64,
+            resource_no,
+            0x9E,
+        ]);
         let resource_id = res_rng.hex(32);
         let resource_name = format!("{}-{:02}", service.resource_prefix, resource_no);
         let bill_date = cycle.first_day() + Duration::days(i64::from(day));
@@ -399,7 +422,11 @@ impl Ledger {
         let usage = Decimal::new(lr.below(100_000_000) as i64 + 1, 4);
         let official_m = lr.below(50_000_000_000) as i64 + 1_000_000; // 0.01 .. 500.01 yuan, 8 dp
         let discount_m = official_m * (lr.below(31) as i64) / 100;
-        let sign = if summary_bill_type(bill_type) == 2 { -1 } else { 1 };
+        let sign = if summary_bill_type(bill_type) == 2 {
+            -1
+        } else {
+            1
+        };
         let official = Decimal::new(sign * official_m, 8);
         let discount = Decimal::new(sign * discount_m, 8);
         let amount = official - discount;
@@ -455,15 +482,20 @@ impl Ledger {
         let mut groups: BTreeMap<(usize, i64, i64), SumRow> = BTreeMap::new();
         for i in 0..self.line_count(account, cycle) {
             let l = self.line(account, cycle, i);
-            let service = SERVICES.iter().position(|s| std::ptr::eq(s, l.service)).expect("catalogue");
+            let service = SERVICES
+                .iter()
+                .position(|s| std::ptr::eq(s, l.service))
+                .expect("catalogue");
             let bt = summary_bill_type(l.bill_type);
-            let g = groups.entry((service, l.charge_mode, bt)).or_insert_with(|| SumRow {
-                account,
-                service,
-                charging_mode: l.charge_mode,
-                bill_type: bt,
-                ..Default::default()
-            });
+            let g = groups
+                .entry((service, l.charge_mode, bt))
+                .or_insert_with(|| SumRow {
+                    account,
+                    service,
+                    charging_mode: l.charge_mode,
+                    bill_type: bt,
+                    ..Default::default()
+                });
             g.official += l.official;
             g.discount += l.discount;
             g.amount += l.amount;
@@ -472,7 +504,10 @@ impl Ledger {
             g.credit += l.credit;
         }
         let rows = std::sync::Arc::new(groups.into_values().collect::<Vec<_>>());
-        self.sums.lock().expect("ledger lock").insert(key, rows.clone());
+        self.sums
+            .lock()
+            .expect("ledger lock")
+            .insert(key, rows.clone());
         rows
     }
 
@@ -497,16 +532,30 @@ impl Ledger {
             *v = cents(*v);
         }
         let d = std::sync::Arc::new(d);
-        self.days.lock().expect("ledger lock").insert(key, d.clone());
+        self.days
+            .lock()
+            .expect("ledger lock")
+            .insert(key, d.clone());
         d
     }
 
     /// 95th-percentile resources of an account for a usage type: ids only.
-    pub fn usage_resources(&self, cycle: BillCycle, service: &str, usage_type: &str) -> Vec<String> {
+    pub fn usage_resources(
+        &self,
+        cycle: BillCycle,
+        service: &str,
+        usage_type: &str,
+    ) -> Vec<String> {
         if cycle < self.from || cycle > self.to {
             return Vec::new();
         }
-        let mut r = Rng::new(&[self.seed, cycle_num(cycle), fnv(service), fnv(usage_type), 0x95]);
+        let mut r = Rng::new(&[
+            self.seed,
+            cycle_num(cycle),
+            fnv(service),
+            fnv(usage_type),
+            0x95,
+        ]);
         let n = 1 + r.below(3);
         (0..n).map(|_| r.hex(32)).collect()
     }
@@ -522,7 +571,9 @@ impl Ledger {
 }
 
 pub fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Rounds to cents, half away from zero, as Huawei rounds deductions.
@@ -540,7 +591,13 @@ mod tests {
     use super::*;
 
     fn ledger() -> Ledger {
-        Ledger::new(7, 0.05, "2026-08".parse().unwrap(), "2026-10".parse().unwrap(), 2)
+        Ledger::new(
+            7,
+            0.05,
+            "2026-08".parse().unwrap(),
+            "2026-10".parse().unwrap(),
+            2,
+        )
     }
 
     #[test]
@@ -563,8 +620,9 @@ mod tests {
             let (start, len) = l.trade_lines(0, c, t);
             assert_eq!(start, covered, "trade {t}");
             assert!(len >= 1);
-            let ids: std::collections::HashSet<String> =
-                (start..start + len).map(|i| l.line(0, c, i).trade_id).collect();
+            let ids: std::collections::HashSet<String> = (start..start + len)
+                .map(|i| l.line(0, c, i).trade_id)
+                .collect();
             assert_eq!(ids.len(), 1, "a trade's lines share its id");
             covered += len;
         }
@@ -587,7 +645,9 @@ mod tests {
     fn summary_equals_the_sum_of_lines() {
         let l = ledger();
         let c: BillCycle = "2026-10".parse().unwrap();
-        let total: Decimal = (0..l.line_count(1, c)).map(|i| l.line(1, c, i).amount).sum();
+        let total: Decimal = (0..l.line_count(1, c))
+            .map(|i| l.line(1, c, i).amount)
+            .sum();
         let summed: Decimal = l.summary(1, c).iter().map(|r| r.amount).sum();
         assert_eq!(total, summed);
         assert!(total.scale() <= 8);

@@ -126,8 +126,9 @@ impl SimState {
             tokens: f64::from(q),
             last: now,
         });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * f64::from(q)).min(f64::from(q));
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.last).as_secs_f64() * f64::from(q))
+        .min(f64::from(q));
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -143,7 +144,12 @@ impl SimState {
             return;
         }
         let account = accounts[0];
-        if self.drifted.lock().expect("drift lock").insert((account, cycle)) {
+        if self
+            .drifted
+            .lock()
+            .expect("drift lock")
+            .insert((account, cycle))
+        {
             self.ledger.insert_front(account, cycle, 3);
         }
     }
@@ -166,7 +172,8 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 pub(crate) fn error_response(status: StatusCode, code: &str, msg: &str) -> Response {
-    let body = serde_json::json!({"error_code": code, "error_msg": msg, "request_id": request_id()});
+    let body =
+        serde_json::json!({"error_code": code, "error_msg": msg, "request_id": request_id()});
     json_response(status, body.to_string())
 }
 
@@ -184,14 +191,20 @@ fn throttle_response(limit: u32) -> Response {
 /// Verifies SDK-HMAC-SHA256 the way API Gateway does: recompute over the
 /// headers the client says it signed; 15-minute clock window; 5 consecutive
 /// failures lock the AK for 5 minutes.
-fn authenticate(state: &SimState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<String, Response> {
+fn authenticate(
+    state: &SimState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, Box<Response>> {
     let fail = |msg: String| {
         state.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-        error_response(
+        Box::new(error_response(
             StatusCode::UNAUTHORIZED,
             "APIGW.0301",
             &format!("Incorrect IAM authentication information: {msg}"),
-        )
+        ))
     };
     let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return Err(fail("Authorization header is missing".into()));
@@ -207,7 +220,9 @@ fn authenticate(state: &SimState, method: &Method, uri: &Uri, headers: &HeaderMa
         {
             if Instant::now() < until {
                 drop(a);
-                return Err(fail("AK access failed to reach the limit, forbidden".into()));
+                return Err(fail(
+                    "AK access failed to reach the limit, forbidden".into(),
+                ));
             }
             f.locked_until = None;
             f.consecutive = 0;
@@ -231,18 +246,26 @@ fn authenticate(state: &SimState, method: &Method, uri: &Uri, headers: &HeaderMa
     let signed = parsed.signed_headers;
     if !signed.split(';').any(|h| h == "host") || !signed.split(';').any(|h| h == "x-sdk-date") {
         record_failure();
-        return Err(fail("verify aksk signature fail: host and x-sdk-date must be signed".into()));
+        return Err(fail(
+            "verify aksk signature fail: host and x-sdk-date must be signed".into(),
+        ));
     }
     let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let date = headers.get("x-sdk-date").and_then(|v| v.to_str().ok()).and_then(signer::parse_sdk_date);
+    let date = headers
+        .get("x-sdk-date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(signer::parse_sdk_date);
     match date {
         Some(d) if (chrono::Utc::now() - d).num_seconds().abs() <= 15 * 60 => {}
         _ => {
             record_failure();
-            return Err(fail("verify aksk signature fail: X-Sdk-Date is missing or more than 15 minutes off".into()));
+            return Err(fail(
+                "verify aksk signature fail: X-Sdk-Date is missing or more than 15 minutes off"
+                    .into(),
+            ));
         }
     }
     let query = signer::canonical_query(&signer::parse_query(uri.query().unwrap_or("")));
@@ -310,7 +333,13 @@ fn fault(state: &SimState) -> Option<Response> {
     })
 }
 
-async fn handle(State(state): State<Arc<SimState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<Arc<SimState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.stats.requests.fetch_add(1, Ordering::Relaxed);
     if !state.cfg.latency.is_zero() {
         tokio::time::sleep(state.cfg.latency).await;
@@ -327,11 +356,15 @@ async fn handle(State(state): State<Arc<SimState>>, method: Method, uri: Uri, he
         api::Method::Post => Method::POST,
     };
     if method != expected {
-        return error_response(StatusCode::METHOD_NOT_ALLOWED, "APIGW.0101", "method not allowed");
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "APIGW.0101",
+            "method not allowed",
+        );
     }
     let ak = match authenticate(&state, &method, &uri, &headers, &body) {
         Ok(ak) => ak,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !state.take_token(api, &ak) {
         state.stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -343,9 +376,14 @@ async fn handle(State(state): State<Arc<SimState>>, method: Method, uri: Uri, he
     let params = match api.method() {
         api::Method::Get => Params::from_query(signer::parse_query(uri.query().unwrap_or(""))),
         api::Method::Post => {
-            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !ct.starts_with("application/json") {
-                Err(params::Invalid("Content-Type must be application/json".into()))
+                Err(params::Invalid(
+                    "Content-Type must be application/json".into(),
+                ))
             } else {
                 Params::from_body(&body)
             }
@@ -359,7 +397,11 @@ async fn handle(State(state): State<Arc<SimState>>, method: Method, uri: Uri, he
         }
         Err(params::Invalid(msg)) => {
             state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            error_response(StatusCode::BAD_REQUEST, "CBC.0100", &format!("Invalid parameter: {msg}"))
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "CBC.0100",
+                &format!("Invalid parameter: {msg}"),
+            )
         }
     }
 }

@@ -38,7 +38,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff with full jitter; a server's Retry-After is a floor.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.cap);
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.cap);
         let jittered = exp.mul_f64(fastrand::f64());
         retry_after.map_or(jittered, |ra| ra.max(jittered))
     }
@@ -143,7 +146,10 @@ pub struct BssClient {
 
 enum Attempt<T> {
     Done(T),
-    Retry { why: String, after: Option<Duration> },
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
     Fail(SourceError),
 }
 
@@ -151,7 +157,8 @@ impl BssClient {
     pub fn new(creds: Credentials, cfg: ClientConfig) -> Result<Self, SourceError> {
         // reqwest is built without a default crypto provider (no C build); install ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let base = Url::parse(&cfg.endpoint).map_err(|e| SourceError::Endpoint(format!("{}: {e}", cfg.endpoint)))?;
+        let base = Url::parse(&cfg.endpoint)
+            .map_err(|e| SourceError::Endpoint(format!("{}: {e}", cfg.endpoint)))?;
         let host_only = base.host_str().unwrap_or_default().to_string();
         match base.scheme() {
             "https" => {}
@@ -162,7 +169,12 @@ impl BssClient {
                     cfg.endpoint
                 )));
             }
-            s => return Err(SourceError::Endpoint(format!("{}: unsupported scheme {s}", cfg.endpoint))),
+            s => {
+                return Err(SourceError::Endpoint(format!(
+                    "{}: unsupported scheme {s}",
+                    cfg.endpoint
+                )));
+            }
         }
         if host_only.is_empty() {
             return Err(SourceError::Endpoint(format!("{}: no host", cfg.endpoint)));
@@ -234,7 +246,9 @@ impl BssClient {
             };
             let outcome = self.attempt(api, params, &parse).await;
             // Any answer past authentication proves the credentials.
-            if matches!(&outcome, Attempt::Done(_)) || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal()) {
+            if matches!(&outcome, Attempt::Done(_))
+                || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal())
+            {
                 self.verified.store(true, Ordering::Release);
             }
             drop(gate);
@@ -274,7 +288,13 @@ impl BssClient {
             Err(e) => return Attempt::Fail(e),
         };
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        *self.stats.per_api.lock().expect("stats lock").entry(api).or_default() += 1;
+        *self
+            .stats
+            .per_api
+            .lock()
+            .expect("stats lock")
+            .entry(api)
+            .or_default() += 1;
         let secrets = self.creds.secrets();
         let response = match self.http.execute(request).await {
             Ok(r) => r,
@@ -298,7 +318,10 @@ impl BssClient {
             Err(e) => {
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
                 return Attempt::Retry {
-                    why: scrub(&format!("reading the body: {}", transport_error(&e)), &secrets),
+                    why: scrub(
+                        &format!("reading the body: {}", transport_error(&e)),
+                        &secrets,
+                    ),
                     after: None,
                 };
             }
@@ -321,7 +344,11 @@ impl BssClient {
         if throttled {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             let rate = self.limits.throttled(api, &self.creds.ak);
-            tracing::warn!(api = api.name(), rate, "throttled by the server ({code}); lowering the client quota");
+            tracing::warn!(
+                api = api.name(),
+                rate,
+                "throttled by the server ({code}); lowering the client quota"
+            );
             return Attempt::Retry {
                 why: format!("HTTP {status} {code}: {message}"),
                 after: retry_after,
@@ -337,7 +364,9 @@ impl BssClient {
         let api = api.name();
         // A member's bills refused (e.g. a finance-independent member that did not
         // allow viewing) fails that member's unit, not the whole run.
-        let member_scoped = params.iter().any(|(k, v)| *k == "method" && *v == Param::from("sub_customer"));
+        let member_scoped = params
+            .iter()
+            .any(|(k, v)| *k == "method" && *v == Param::from("sub_customer"));
         if status == 401 || (status == 403 && !member_scoped) {
             return Attempt::Fail(SourceError::Auth {
                 api,
@@ -356,15 +385,28 @@ impl BssClient {
 
     /// Builds and signs one request. The URL query is the canonical query
     /// string itself, so what is signed is what is sent.
-    fn build(&self, api: Api, params: &[(&'static str, Param)]) -> Result<reqwest::Request, SourceError> {
+    fn build(
+        &self,
+        api: Api,
+        params: &[(&'static str, Param)],
+    ) -> Result<reqwest::Request, SourceError> {
         let (method, query, body) = match api.method() {
             Method::Get => {
-                let pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.as_query_value())).collect();
-                (reqwest::Method::GET, signer::canonical_query(&pairs), Vec::new())
+                let pairs: Vec<(&str, String)> = params
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_query_value()))
+                    .collect();
+                (
+                    reqwest::Method::GET,
+                    signer::canonical_query(&pairs),
+                    Vec::new(),
+                )
             }
             Method::Post => {
-                let obj: serde_json::Map<String, serde_json::Value> =
-                    params.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect();
+                let obj: serde_json::Map<String, serde_json::Value> = params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect();
                 let body = serde_json::to_vec(&obj).expect("a JSON map serialises");
                 (reqwest::Method::POST, String::new(), body)
             }
@@ -375,7 +417,10 @@ impl BssClient {
         let mut headers: Vec<(String, String)> = vec![
             ("Content-Type".into(), "application/json".into()),
             ("Host".into(), self.host.clone()),
-            ("User-Agent".into(), format!("hcbill/{}", env!("CARGO_PKG_VERSION"))),
+            (
+                "User-Agent".into(),
+                format!("hcbill/{}", env!("CARGO_PKG_VERSION")),
+            ),
             ("X-Sdk-Date".into(), signer::sdk_date(chrono::Utc::now())),
             ("X-Language".into(), self.cfg.language.clone()),
         ];
@@ -405,7 +450,9 @@ impl BssClient {
         if !body.is_empty() {
             builder = builder.body(body);
         }
-        builder.build().map_err(|e| SourceError::Endpoint(e.to_string()))
+        builder
+            .build()
+            .map_err(|e| SourceError::Endpoint(e.to_string()))
     }
 }
 
@@ -423,7 +470,9 @@ fn transport_error(e: &reqwest::Error) -> String {
 
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub type SharedClient = Arc<BssClient>;
@@ -444,14 +493,24 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback() {
-        for ok in ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "https://bss.example.com"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+            "https://bss.example.com",
+        ] {
             let cfg = ClientConfig {
                 endpoint: ok.into(),
                 ..Default::default()
             };
             assert!(BssClient::new(creds(), cfg).is_ok(), "{ok}");
         }
-        for bad in ["http://10.0.0.1", "http://bss.myhuaweicloud.com", "ftp://x", "not a url"] {
+        for bad in [
+            "http://10.0.0.1",
+            "http://bss.myhuaweicloud.com",
+            "ftp://x",
+            "not a url",
+        ] {
             let cfg = ClientConfig {
                 endpoint: bad.into(),
                 ..Default::default()

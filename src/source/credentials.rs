@@ -49,7 +49,10 @@ pub enum CredentialsError {
     #[error("HUAWEICLOUD_SDK_AK is set but HUAWEICLOUD_SDK_SK is not (or the reverse)")]
     Incomplete,
     #[error("cannot read credentials file {path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("credentials file {0} has a [global] section without both ak and sk")]
     FileIncomplete(String),
 }
@@ -74,17 +77,22 @@ impl Credentials {
             (None, None) => {
                 let path = get("HUAWEICLOUD_SDK_CREDENTIALS_FILE")
                     .map(PathBuf::from)
-                    .or_else(|| get("HOME").map(|h| Path::new(&h).join(".huaweicloud").join("credentials")));
+                    .or_else(|| {
+                        get("HOME").map(|h| Path::new(&h).join(".huaweicloud").join("credentials"))
+                    });
                 let Some(path) = path else {
-                    return Err(CredentialsError::Missing("~/.huaweicloud/credentials".into()));
+                    return Err(CredentialsError::Missing(
+                        "~/.huaweicloud/credentials".into(),
+                    ));
                 };
                 if !path.exists() {
                     return Err(CredentialsError::Missing(path.display().to_string()));
                 }
-                let text = std::fs::read_to_string(&path).map_err(|source| CredentialsError::File {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| CredentialsError::File {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 let mut creds = Self::from_ini(&text)
                     .ok_or_else(|| CredentialsError::FileIncomplete(path.display().to_string()))?;
                 // Environment values win over the file, as in the SDK chain.
@@ -119,7 +127,9 @@ impl Credentials {
             if !in_global {
                 continue;
             }
-            let Some((k, v)) = line.split_once('=') else { continue };
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
             let v = v.trim().to_string();
             if v.is_empty() {
                 continue;
@@ -165,7 +175,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -181,7 +194,10 @@ mod tests {
         assert_eq!(c.ak, "AK1");
         assert_eq!(c.domain_id.as_deref(), Some("dom"));
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("SECRETSECRET") && !dbg.contains("TOKENTOKEN"), "{dbg}");
+        assert!(
+            !dbg.contains("SECRETSECRET") && !dbg.contains("TOKENTOKEN"),
+            "{dbg}"
+        );
         assert!(matches!(
             Credentials::resolve(env(&[("HUAWEICLOUD_SDK_AK", "AK1")])),
             Err(CredentialsError::Incomplete)
@@ -192,23 +208,33 @@ mod tests {
     fn credentials_file_global_section() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credentials");
-        std::fs::write(&path, "[basic]\nak = X\nsk = Y\n\n[global]\nak = FILEAK\nsk = FILESK123\ndomain_id = d1\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "[basic]\nak = X\nsk = Y\n\n[global]\nak = FILEAK\nsk = FILESK123\ndomain_id = d1\n",
+        )
+        .unwrap();
         let p = path.display().to_string();
         let c = Credentials::resolve(env(&[("HUAWEICLOUD_SDK_CREDENTIALS_FILE", &p)])).unwrap();
-        assert_eq!((c.ak.as_str(), c.sk.expose(), c.domain_id.as_deref()), ("FILEAK", "FILESK123", Some("d1")));
+        assert_eq!(
+            (c.ak.as_str(), c.sk.expose(), c.domain_id.as_deref()),
+            ("FILEAK", "FILESK123", Some("d1"))
+        );
         std::fs::write(&path, "[global]\nak = only\n").unwrap();
         assert!(matches!(
             Credentials::resolve(env(&[("HUAWEICLOUD_SDK_CREDENTIALS_FILE", &p)])),
             Err(CredentialsError::FileIncomplete(_))
         ));
         let missing = dir.path().join("nope").display().to_string();
-        let err = Credentials::resolve(env(&[("HUAWEICLOUD_SDK_CREDENTIALS_FILE", &missing)])).unwrap_err();
+        let err = Credentials::resolve(env(&[("HUAWEICLOUD_SDK_CREDENTIALS_FILE", &missing)]))
+            .unwrap_err();
         assert!(err.to_string().contains("HUAWEICLOUD_SDK_AK"), "{err}");
     }
 
     #[test]
     fn scrub_removes_secrets() {
-        assert_eq!(scrub("x-security-token:TOK123|host", &["TOK123"]), "x-security-token:<redacted>|host");
+        assert_eq!(
+            scrub("x-security-token:TOK123|host", &["TOK123"]),
+            "x-security-token:<redacted>|host"
+        );
     }
 }

@@ -38,14 +38,23 @@ pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
     };
     let records: Vec<Box<RawValue>> = match top.get(api.list_key()) {
         Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", api.list_key()))?,
+        Some(raw) => {
+            serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", api.list_key()))?
+        }
         None => Vec::new(),
     };
     let expected = expected_rows(total, offset, u64::MAX);
     if records.is_empty() && expected > 0 && !top.contains_key(api.list_key()) {
-        return Err(format!("total_count is {total} but the answer has no {}", api.list_key()));
+        return Err(format!(
+            "total_count is {total} but the answer has no {}",
+            api.list_key()
+        ));
     }
-    Ok(Page { offset, total, records })
+    Ok(Page {
+        offset,
+        total,
+        records,
+    })
 }
 
 fn expected_rows(total: u64, offset: u64, limit: u64) -> u64 {
@@ -81,7 +90,11 @@ pub async fn page_through(
         let mut params = base.clone();
         params.push(("offset", Param::Int(offset as i64)));
         params.push(("limit", Param::Int(i64::from(limit))));
-        async move { client.call(api, &params, |body| parse_page(&body, api, offset)).await }
+        async move {
+            client
+                .call(api, &params, |body| parse_page(&body, api, offset))
+                .await
+        }
     };
     let first = fetch(0).await?;
     let total = first.total;
@@ -123,17 +136,40 @@ mod tests {
 
     #[test]
     fn parses_pages_and_refuses_broken_ones() {
-        let p = parse_page(r#"{"total_count":3,"fee_records":[{"a":1},{"a":2}],"currency":"CNY"}"#, Api::ResFeeRecords, 0)
-            .unwrap();
+        let p = parse_page(
+            r#"{"total_count":3,"fee_records":[{"a":1},{"a":2}],"currency":"CNY"}"#,
+            Api::ResFeeRecords,
+            0,
+        )
+        .unwrap();
         assert_eq!((p.total, p.records.len()), (3, 2));
         assert_eq!(p.records[1].get(), r#"{"a":2}"#);
-        let empty = parse_page(r#"{"total_count":0,"currency":"CNY"}"#, Api::ResFeeRecords, 0).unwrap();
+        let empty = parse_page(
+            r#"{"total_count":0,"currency":"CNY"}"#,
+            Api::ResFeeRecords,
+            0,
+        )
+        .unwrap();
         assert!(empty.records.is_empty());
         // Truncated JSON, HTML and a missing list are errors, never empty pages.
-        assert!(parse_page(r#"{"total_count":3,"fee_records":[{"a":1}"#, Api::ResFeeRecords, 0).is_err());
+        assert!(
+            parse_page(
+                r#"{"total_count":3,"fee_records":[{"a":1}"#,
+                Api::ResFeeRecords,
+                0
+            )
+            .is_err()
+        );
         assert!(parse_page("<html>oops</html>", Api::ResFeeRecords, 0).is_err());
         assert!(parse_page(r#"{"total_count":3}"#, Api::ResFeeRecords, 0).is_err());
         assert!(parse_page(r#"{"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
-        assert!(parse_page(r#"{"total_count":-1,"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
+        assert!(
+            parse_page(
+                r#"{"total_count":-1,"fee_records":[]}"#,
+                Api::ResFeeRecords,
+                0
+            )
+            .is_err()
+        );
     }
 }

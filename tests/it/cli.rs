@@ -8,10 +8,19 @@ use crate::common::*;
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hcbill"));
-    for k in ["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_DOMAIN_ID", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "HCBILL_ENDPOINT"] {
+    for k in [
+        "HUAWEICLOUD_SDK_AK",
+        "HUAWEICLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_DOMAIN_ID",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        "HCBILL_ENDPOINT",
+    ] {
         c.env_remove(k);
     }
-    c.env("HUAWEICLOUD_SDK_CREDENTIALS_FILE", "/nonexistent/hcbill-test-credentials");
+    c.env(
+        "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
+        "/nonexistent/hcbill-test-credentials",
+    );
     c
 }
 
@@ -23,12 +32,19 @@ fn one_line_error(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{err}");
-    assert!(lines[0].starts_with("hcbill: ") || lines[0].starts_with("error:"), "{err}");
+    assert!(
+        lines[0].starts_with("hcbill: ") || lines[0].starts_with("error:"),
+        "{err}"
+    );
     lines[0].to_string()
 }
 
 fn assert_nothing_written(dir: &Path) {
-    let entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     let unexpected: Vec<_> = entries.iter().filter(|n| *n != "bad.toml").collect();
     assert!(unexpected.is_empty(), "wrote {unexpected:?}");
 }
@@ -47,15 +63,49 @@ fn bad_input_is_one_line_and_exit_2_with_nothing_written() {
             .unwrap()
     };
     let cases: Vec<(Output, &str)> = vec![
-        (with_creds(&["backfill", "--from", "2026-13", "--to", "2026-10"]), "2026-13"),
-        (with_creds(&["backfill", "--from", "2026-10", "--to", "2026-01"]), "after"),
-        (with_creds(&["backfill", "--from", "2026-01", "--to", "2099-01"]), "future"),
+        (
+            with_creds(&["backfill", "--from", "2026-13", "--to", "2026-10"]),
+            "2026-13",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-10", "--to", "2026-01"]),
+            "after",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--to", "2099-01"]),
+            "future",
+        ),
         (with_creds(&["backfill", "--to", "2026-01"]), "--from"),
-        (with_creds(&["backfill", "--from", "2026-01", "--to", "2026-02", "--datasets", "bills"]), "unknown dataset"),
-        (with_creds(&["backfill", "--from", "2026-01", "--to", "2026-02", "--endpoint", "http://bss.example.com"]), "loopback"),
-        (run(&["backfill", "--from", "2026-01", "--to", "2026-02"], d), "HUAWEICLOUD_SDK_AK"),
+        (
+            with_creds(&[
+                "backfill",
+                "--from",
+                "2026-01",
+                "--to",
+                "2026-02",
+                "--datasets",
+                "bills",
+            ]),
+            "unknown dataset",
+        ),
+        (
+            with_creds(&[
+                "backfill",
+                "--from",
+                "2026-01",
+                "--to",
+                "2026-02",
+                "--endpoint",
+                "http://bss.example.com",
+            ]),
+            "loopback",
+        ),
+        (
+            run(&["backfill", "--from", "2026-01", "--to", "2026-02"], d),
+            "HUAWEICLOUD_SDK_AK",
+        ),
         (run(&["run", "missing.toml"], d), "missing.toml"),
-        (run(&["sim", "--scale", "-1"], d), "scale"),
+        (run(&["sim", "--scale", "0"], d), "scale"),
     ];
     for (o, needle) in cases {
         assert_eq!(o.status.code(), Some(2), "{needle}: {o:?}");
@@ -63,7 +113,11 @@ fn bad_input_is_one_line_and_exit_2_with_nothing_written() {
         assert!(line.contains(needle), "{line:?} should mention {needle:?}");
         assert_nothing_written(d);
     }
-    std::fs::write(d.join("bad.toml"), "datasets = [\"bill_summary\"]\nfrom = \"2026-01\"\nmystery = 1\n").unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        "datasets = [\"bill_summary\"]\nfrom = \"2026-01\"\nmystery = 1\n",
+    )
+    .unwrap();
     let o = run(&["run", "bad.toml", "--simulator"], d);
     assert_eq!(o.status.code(), Some(2));
     assert!(one_line_error(&o).contains("mystery"));
@@ -74,12 +128,35 @@ fn bad_input_is_one_line_and_exit_2_with_nothing_written() {
 fn help_documents_every_flag() {
     let o = bin().args(["backfill", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--from", "--to", "--datasets", "--out", "--endpoint", "--accounts", "--force", "--report", "--log-format", "HCBILL_ENDPOINT"] {
+    for flag in [
+        "--from",
+        "--to",
+        "--datasets",
+        "--out",
+        "--endpoint",
+        "--accounts",
+        "--force",
+        "--report",
+        "--log-format",
+        "HCBILL_ENDPOINT",
+    ] {
         assert!(help.contains(flag), "backfill --help lacks {flag}");
     }
     let o = bin().args(["sim", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--port", "--seed", "--scale", "--from", "--to", "--latency-ms", "--rate-limit", "--fault-rate", "--drift", "--ak", "--sk"] {
+    for flag in [
+        "--port",
+        "--seed",
+        "--scale",
+        "--from",
+        "--to",
+        "--latency-ms",
+        "--rate-limit",
+        "--fault-rate",
+        "--drift",
+        "--ak",
+        "--sk",
+    ] {
         assert!(help.contains(flag), "sim --help lacks {flag}");
     }
 }
@@ -87,13 +164,17 @@ fn help_documents_every_flag() {
 #[test]
 fn sim_prints_its_address_first() {
     let mut child = bin()
-        .args(["sim", "--port", "0", "--ak", AK, "--sk", SK, "--scale", "0.01"])
+        .args([
+            "sim", "--port", "0", "--ak", AK, "--sk", SK, "--scale", "0.01",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     child.kill().unwrap();
     let _ = child.wait();
     let url = first.trim();
@@ -107,24 +188,59 @@ fn demo_pipeline_runs_on_the_embedded_simulator() {
     let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml");
     let out = dir.path().join("out");
     let o = bin()
-        .args(["run", pipeline.to_str().unwrap(), "--out", out.to_str().unwrap(), "--from", "2026-09", "--to", "2026-10"])
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--from",
+            "2026-09",
+            "--to",
+            "2026-10",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("consumption_records") && stdout.contains("2026-10"), "{stdout}");
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("consumption_records") && stdout.contains("2026-10"),
+        "{stdout}"
+    );
     assert!(part(&out, "bill_summary", "2026-09", "self").exists());
-    let reports: Vec<_> = std::fs::read_dir(out.join(".hcbill/reports")).unwrap().collect();
+    let reports: Vec<_> = std::fs::read_dir(out.join(".hcbill/reports"))
+        .unwrap()
+        .collect();
     assert_eq!(reports.len(), 1);
 }
 
 #[test]
 fn schema_command_prints_warehouse_ddl() {
-    let o = bin().args(["schema", "consumption_records", "--format", "trino", "--location", "s3://b/out"]).output().unwrap();
+    let o = bin()
+        .args([
+            "schema",
+            "consumption_records",
+            "--format",
+            "trino",
+            "--location",
+            "s3://b/out",
+        ])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let ddl = String::from_utf8_lossy(&o.stdout);
-    assert!(ddl.contains("\"amount\" decimal(38,10)") && ddl.contains("external_location = 's3://b/out/consumption_records'"), "{ddl}");
-    let o = bin().args(["schema", "bill_summary", "--format", "json"]).output().unwrap();
+    assert!(
+        ddl.contains("\"amount\" decimal(38,10)")
+            && ddl.contains("external_location = 's3://b/out/consumption_records'"),
+        "{ddl}"
+    );
+    let o = bin()
+        .args(["schema", "bill_summary", "--format", "json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["dataset"], "bill_summary");
 }

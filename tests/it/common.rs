@@ -32,7 +32,9 @@ pub async fn start_sim(tweak: impl FnOnce(&mut SimConfig)) -> Running {
     cfg.to = cycle("2026-10");
     cfg.members = 2;
     tweak(&mut cfg);
-    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap()
+    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
 }
 
 pub fn creds(sk: &str) -> Credentials {
@@ -78,12 +80,19 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
 }
 
 pub fn part(out: &Path, dataset: &str, cycle: &str, account: &str) -> PathBuf {
-    out.join(dataset).join(format!("bill_cycle={cycle}")).join(format!("part-{account}.parquet"))
+    out.join(dataset)
+        .join(format!("bill_cycle={cycle}"))
+        .join(format!("part-{account}.parquet"))
 }
 
 pub fn read(path: &Path) -> Vec<RecordBatch> {
     let f = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
 }
 
 pub fn rows(batches: &[RecordBatch]) -> usize {
@@ -94,7 +103,12 @@ pub fn dec_sum(batches: &[RecordBatch], col: &str) -> Decimal {
     let mut sum: i128 = 0;
     let mut scale = 0;
     for b in batches {
-        let a = b.column_by_name(col).unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap();
+        let a = b
+            .column_by_name(col)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
         scale = a.scale() as u32;
         sum += a.iter().flatten().sum::<i128>();
     }
@@ -105,8 +119,15 @@ pub fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
     batches
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name(col).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-            (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect::<Vec<_>>()
+            let a = b
+                .column_by_name(col)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            (0..a.len())
+                .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -117,7 +138,9 @@ pub fn data_fingerprint(out: &Path) -> HashMap<String, Vec<String>> {
     let mut m = HashMap::new();
     for ds in datasets::ALL {
         let dir = out.join(ds.name);
-        let Ok(parts) = std::fs::read_dir(&dir) else { continue };
+        let Ok(parts) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for p in parts.flatten().filter(|p| p.path().is_dir()) {
             for f in std::fs::read_dir(p.path()).unwrap().flatten() {
                 let batches = read(&f.path());

@@ -22,21 +22,42 @@ async fn ten_percent_faults_still_give_the_exact_output() {
     let faulty = start_sim(|c| c.fault_rate = 0.10).await;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ds = "bill_summary,consumption_records";
-    assert!(pipeline::run(&job(a.path(), ds, "2026-08", "2026-10"), &client(&clean.url())).await.unwrap().success);
+    assert!(
+        pipeline::run(
+            &job(a.path(), ds, "2026-08", "2026-10"),
+            &client(&clean.url())
+        )
+        .await
+        .unwrap()
+        .success
+    );
     let c = client(&faulty.url());
-    let r = pipeline::run(&job(b.path(), ds, "2026-08", "2026-10"), &c).await.unwrap();
+    let r = pipeline::run(&job(b.path(), ds, "2026-08", "2026-10"), &c)
+        .await
+        .unwrap();
     assert!(r.success, "{:?}", r.failures);
-    let faults = faulty.state.stats.faults.load(std::sync::atomic::Ordering::Relaxed);
+    let faults = faulty
+        .state
+        .stats
+        .faults
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(faults > 0, "faults were injected");
     let s = c.stats.snapshot();
-    assert!(s.retries >= faults, "every fault was retried: {s:?}, {faults} faults");
+    assert!(
+        s.retries >= faults,
+        "every fault was retried: {s:?}, {faults} faults"
+    );
     assert!(s.unparseable_bodies > 0 || s.transport_errors > 0 || s.server_errors > 0);
     assert_eq!(data_fingerprint(a.path()), data_fingerprint(b.path()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_while_paging_restarts_the_unit_without_duplicates_or_gaps() {
-    let sim = start_sim(|c| c.drift = true).await;
+    let sim = start_sim(|c| {
+        c.drift = true;
+        c.scale = 1.0;
+    })
+    .await;
     let out = tempfile::tempdir().unwrap();
     let mut job = job(out.path(), "consumption_records", "2026-09", "2026-10");
     job.page_concurrency = 2;
@@ -46,14 +67,22 @@ async fn drift_while_paging_restarts_the_unit_without_duplicates_or_gaps() {
     let ledger = &sim.state.ledger;
     for c in ["2026-09", "2026-10"] {
         let cy = cycle(c);
-        assert!(ledger.extra_lines(0, cy) > 0, "rows were inserted while paging");
-        let ids: Vec<String> = strings(&read(&part(out.path(), "consumption_records", c, "self")), "id")
-            .into_iter()
-            .map(Option::unwrap)
-            .collect();
+        assert!(
+            ledger.extra_lines(0, cy) > 0,
+            "rows were inserted while paging"
+        );
+        let ids: Vec<String> = strings(
+            &read(&part(out.path(), "consumption_records", c, "self")),
+            "id",
+        )
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
         let unique: HashSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{c}: duplicates");
-        let served: HashSet<String> = (0..ledger.line_count(0, cy)).map(|i| ledger.line(0, cy, i).id).collect();
+        let served: HashSet<String> = (0..ledger.line_count(0, cy))
+            .map(|i| ledger.line(0, cy, i).id)
+            .collect();
         assert_eq!(unique.len(), served.len(), "{c}: gaps");
         assert!(ids.iter().all(|i| served.contains(i)));
     }
@@ -61,7 +90,11 @@ async fn drift_while_paging_restarts_the_unit_without_duplicates_or_gaps() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn default_quotas_are_never_exceeded() {
-    let sim = start_sim(|c| c.latency = Duration::from_millis(20)).await;
+    let sim = start_sim(|c| {
+        c.latency = Duration::from_millis(20);
+        c.scale = 1.0;
+    })
+    .await;
     let out = tempfile::tempdir().unwrap();
     let mut job = job(out.path(), "all", "2026-08", "2026-10");
     job.accounts = hcbill::pipeline::Accounts::All;
@@ -71,19 +104,38 @@ async fn default_quotas_are_never_exceeded() {
     let r = pipeline::run(&job, &c).await.unwrap();
     assert!(r.success, "{:?}", r.failures);
     assert!(c.stats.snapshot().requests > 20);
-    assert_eq!(sim.state.stats.throttled.load(std::sync::atomic::Ordering::Relaxed), 0, "zero 429s");
+    assert_eq!(
+        sim.state
+            .stats
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "zero 429s"
+    );
     assert_eq!(c.stats.snapshot().throttled_429, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lower_server_quota_is_absorbed_by_backoff_and_a_lower_rate() {
-    let sim = start_sim(|c| c.rate_limit = Some(4)).await;
+    let sim = start_sim(|c| {
+        c.rate_limit = Some(2);
+        c.scale = 1.0;
+    })
+    .await;
     let out = tempfile::tempdir().unwrap();
     let c = client(&sim.url());
-    let r = pipeline::run(&job(out.path(), "consumption_records", "2026-08", "2026-10"), &c).await.unwrap();
+    let r = pipeline::run(
+        &job(out.path(), "consumption_records", "2026-08", "2026-10"),
+        &c,
+    )
+    .await
+    .unwrap();
     assert!(r.success, "{:?}", r.failures);
     assert!(c.stats.snapshot().throttled_429 > 0);
-    assert!(c.limits().current(Api::ResFeeRecords, AK) < 30, "rate lowered after 429s");
+    assert!(
+        c.limits().current(Api::ResFeeRecords, AK) < 30,
+        "rate lowered after 429s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,12 +143,32 @@ async fn bad_credentials_stop_the_run_after_one_request() {
     let sim = start_sim(|_| {}).await;
     let out = tempfile::tempdir().unwrap();
     let c = BssClient::new(creds("not-the-secret"), client_config(&sim.url())).unwrap();
-    let r = pipeline::run(&job(out.path(), "bill_summary,consumption_records", "2026-08", "2026-10"), &c).await.unwrap();
+    let r = pipeline::run(
+        &job(
+            out.path(),
+            "bill_summary,consumption_records",
+            "2026-08",
+            "2026-10",
+        ),
+        &c,
+    )
+    .await
+    .unwrap();
     assert!(!r.success);
     assert_eq!(r.units_failed, 6);
     assert_eq!(c.stats.snapshot().requests, 1, "one request per credential");
-    assert_eq!(sim.state.stats.auth_failures.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert!(r.failures[0].contains("401") || r.failures[0].contains("halted"), "{:?}", r.failures);
+    assert_eq!(
+        sim.state
+            .stats
+            .auth_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(
+        r.failures[0].contains("401") || r.failures[0].contains("halted"),
+        "{:?}",
+        r.failures
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,9 +185,20 @@ async fn nightly_refreshes_provisional_partitions_and_records_restatements() {
     job.cycles = vec![now.pred().pred(), now];
     let c = client(&sim.url());
     assert!(pipeline::run(&job, &c).await.unwrap().success);
-    let m = Manifest::load(&out.path().join("bill_summary/_manifest.json"), "bill_summary", 1).unwrap();
-    assert_eq!(m.partitions[&now.to_string()].finality, Finality::Provisional);
-    assert_eq!(m.partitions[&now.pred().pred().to_string()].finality, Finality::Final);
+    let m = Manifest::load(
+        &out.path().join("bill_summary/_manifest.json"),
+        "bill_summary",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        m.partitions[&now.to_string()].finality,
+        Finality::Provisional
+    );
+    assert_eq!(
+        m.partitions[&now.pred().pred().to_string()].finality,
+        Finality::Final
+    );
 
     // Next night: the provisional cycle is refreshed even if not asked for; the final one is skipped.
     job.cycles = vec![];
@@ -136,13 +219,32 @@ async fn nightly_refreshes_provisional_partitions_and_records_restatements() {
     let r = pipeline::run(&job, &client(&changed.url())).await.unwrap();
     assert!(r.success);
     assert_eq!(r.restatements, 1, "{:?}", r.units);
-    let m = Manifest::load(&out.path().join("bill_summary/_manifest.json"), "bill_summary", 1).unwrap();
-    assert_eq!(m.partitions[&now.pred().pred().to_string()].restatements.len(), 1);
+    let m = Manifest::load(
+        &out.path().join("bill_summary/_manifest.json"),
+        "bill_summary",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        m.partitions[&now.pred().pred().to_string()]
+            .restatements
+            .len(),
+        1
+    );
 }
 
 fn spawn_backfill(url: &str, out: &Path) -> Child {
     bin()
-        .args(["backfill", "--from", "2026-08", "--to", "2026-10", "--datasets", "all", "--out"])
+        .args([
+            "backfill",
+            "--from",
+            "2026-08",
+            "--to",
+            "2026-10",
+            "--datasets",
+            "all",
+            "--out",
+        ])
         .arg(out)
         .env("HCBILL_ENDPOINT", url)
         .env("HUAWEICLOUD_SDK_AK", AK)
@@ -174,7 +276,16 @@ async fn kill_9_at_any_point_then_resume_equals_an_uninterrupted_run() {
         let _ = child.wait();
         let report = out.path().join("report.json");
         let st = bin()
-            .args(["backfill", "--from", "2026-08", "--to", "2026-10", "--datasets", "all", "--report"])
+            .args([
+                "backfill",
+                "--from",
+                "2026-08",
+                "--to",
+                "2026-10",
+                "--datasets",
+                "all",
+                "--report",
+            ])
             .arg(&report)
             .arg("--out")
             .arg(out.path())
@@ -183,15 +294,35 @@ async fn kill_9_at_any_point_then_resume_equals_an_uninterrupted_run() {
             .env("HUAWEICLOUD_SDK_SK", SK)
             .output()
             .unwrap();
-        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-        assert_eq!(data_fingerprint(out.path()), want, "killed after {kill_after_ms} ms");
-        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-        let done_before = r["units"].as_array().unwrap().iter().filter(|u| u["status"] == "already_done").count();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        assert_eq!(
+            data_fingerprint(out.path()),
+            want,
+            "killed after {kill_after_ms} ms"
+        );
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let done_before = r["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["status"] == "already_done")
+            .count();
         if r["resumed"] == true {
-            assert!(done_before > 0 || kill_after_ms < 300, "resumed without skipping anything");
+            assert!(
+                done_before > 0 || kill_after_ms < 300,
+                "resumed without skipping anything"
+            );
         }
         let staging = out.path().join(".hcbill/staging");
-        assert!(!staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(), "staging left over");
+        assert!(
+            !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+            "staging left over"
+        );
     }
 }
 
@@ -221,7 +352,18 @@ async fn secrets_never_appear_in_logs_reports_or_errors() {
     for sk in [SK, "WRONG-SECRET-KEY-0123456789"] {
         for format in ["text", "json"] {
             let o = bin()
-                .args(["-v", "--log-format", format, "backfill", "--from", "2026-09", "--to", "2026-09", "--force", "--out"])
+                .args([
+                    "-v",
+                    "--log-format",
+                    format,
+                    "backfill",
+                    "--from",
+                    "2026-09",
+                    "--to",
+                    "2026-09",
+                    "--force",
+                    "--out",
+                ])
                 .arg(out.path())
                 .env("HCBILL_ENDPOINT", sim.url())
                 .env("HUAWEICLOUD_SDK_AK", AK)

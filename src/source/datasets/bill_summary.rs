@@ -15,9 +15,21 @@ static COLUMNS: [Column; 23] = [
     col("resource_type_code", Kind::Str),
     col("resource_type_name", Kind::Str),
     col("charging_mode", Kind::Int),
-    col("charging_mode_name", Kind::Label { of: "charging_mode", table: CHARGE_MODES }),
+    col(
+        "charging_mode_name",
+        Kind::Label {
+            of: "charging_mode",
+            table: CHARGE_MODES,
+        },
+    ),
     col("bill_type", Kind::Int),
-    col("bill_type_name", Kind::Label { of: "bill_type", table: SUMMARY_BILL_TYPES }),
+    col(
+        "bill_type_name",
+        Kind::Label {
+            of: "bill_type",
+            table: SUMMARY_BILL_TYPES,
+        },
+    ),
     col("official_amount", MONEY),
     col("official_discount_amount", MONEY),
     col("truncated_amount", MONEY),
@@ -38,8 +50,21 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     api: Api::MonthlySum,
     version: 1,
     columns: &COLUMNS,
-    money_columns: &["official_amount", "consume_amount", "cash_amount", "credit_amount", "coupon_amount"],
-    key_columns: &["bill_cycle", "customer_id", "service_type_code", "resource_type_code", "charging_mode", "bill_type"],
+    money_columns: &[
+        "official_amount",
+        "consume_amount",
+        "cash_amount",
+        "credit_amount",
+        "coupon_amount",
+    ],
+    key_columns: &[
+        "bill_cycle",
+        "customer_id",
+        "service_type_code",
+        "resource_type_code",
+        "charging_mode",
+        "bill_type",
+    ],
     member_scoped: true,
     queries: |cycle| vec![vec![("bill_cycle", Param::Str(cycle.to_string()))]],
 };

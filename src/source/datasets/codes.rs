@@ -36,7 +36,14 @@ pub const BILL_TYPES: &[(i64, &str)] = &[
 ];
 
 /// §2: the bill summary's own bill_type table.
-pub const SUMMARY_BILL_TYPES: &[(i64, &str)] = &[(1, "consumption"), (2, "refund"), (3, "adjustment")];
+pub const SUMMARY_BILL_TYPES: &[(i64, &str)] =
+    &[(1, "consumption"), (2, "refund"), (3, "adjustment")];
 
 /// §10.3 period_type.
-pub const PERIOD_TYPES: &[(i64, &str)] = &[(19, "year"), (20, "month"), (24, "day"), (25, "hour"), (5, "one-time")];
+pub const PERIOD_TYPES: &[(i64, &str)] = &[
+    (19, "year"),
+    (20, "month"),
+    (24, "day"),
+    (25, "hour"),
+    (5, "one-time"),
+];

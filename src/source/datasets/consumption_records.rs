@@ -34,11 +34,29 @@ static COLUMNS: [Column; 63] = [
     col("enterprise_project_id", Kind::Str),
     col("enterprise_project_name", Kind::Str),
     col("charge_mode", Kind::Int),
-    col("charge_mode_name", Kind::Label { of: "charge_mode", table: CHARGE_MODES }),
+    col(
+        "charge_mode_name",
+        Kind::Label {
+            of: "charge_mode",
+            table: CHARGE_MODES,
+        },
+    ),
     col("bill_type", Kind::Int),
-    col("bill_type_name", Kind::Label { of: "bill_type", table: BILL_TYPES }),
+    col(
+        "bill_type_name",
+        Kind::Label {
+            of: "bill_type",
+            table: BILL_TYPES,
+        },
+    ),
     col("period_type", Kind::Int),
-    col("period_type_name", Kind::Label { of: "period_type", table: PERIOD_TYPES }),
+    col(
+        "period_type_name",
+        Kind::Label {
+            of: "period_type",
+            table: PERIOD_TYPES,
+        },
+    ),
     col("order_id", Kind::Str),
     col("relative_order_id", Kind::Str),
     col("usage_type", Kind::Str),
@@ -80,7 +98,13 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     api: Api::ResFeeRecords,
     version: 1,
     columns: &COLUMNS,
-    money_columns: &["official_amount", "discount_amount", "amount", "cash_amount", "coupon_amount"],
+    money_columns: &[
+        "official_amount",
+        "discount_amount",
+        "amount",
+        "cash_amount",
+        "coupon_amount",
+    ],
     key_columns: &["id", "customer_id", "trade_id", "resource_id", "bill_date"],
     member_scoped: true,
     queries: |cycle| {

@@ -80,14 +80,29 @@ mod tests {
         for d in ALL {
             let mut seen = std::collections::HashSet::new();
             for (i, c) in d.columns.iter().enumerate() {
-                assert!(seen.insert(c.name), "{}: duplicate column {}", d.name, c.name);
+                assert!(
+                    seen.insert(c.name),
+                    "{}: duplicate column {}",
+                    d.name,
+                    c.name
+                );
                 if let model::Kind::Label { of, .. } = c.kind {
                     let src = d.columns.iter().position(|s| s.name == of);
-                    assert!(matches!(src, Some(j) if j < i), "{}: label {} before {}", d.name, c.name, of);
+                    assert!(
+                        matches!(src, Some(j) if j < i),
+                        "{}: label {} before {}",
+                        d.name,
+                        c.name,
+                        of
+                    );
                 }
             }
             for m in d.money_columns.iter().chain(d.key_columns) {
-                assert!(d.columns.iter().any(|c| c.name == *m), "{}: {m} is not a column", d.name);
+                assert!(
+                    d.columns.iter().any(|c| c.name == *m),
+                    "{}: {m} is not a column",
+                    d.name
+                );
             }
             assert!(!(d.queries)("2026-03".parse().unwrap()).is_empty());
         }
@@ -98,7 +113,10 @@ mod tests {
         assert_eq!(parse_list("all").unwrap().len(), ALL.len());
         assert_eq!(parse_list("bill_summary, bill_summary").unwrap().len(), 1);
         let e = parse_list("bill_summary,nope").err().unwrap().to_string();
-        assert!(e.contains("nope") && e.contains("consumption_records"), "{e}");
+        assert!(
+            e.contains("nope") && e.contains("consumption_records"),
+            "{e}"
+        );
         assert!(parse_list("").is_err());
     }
 }
