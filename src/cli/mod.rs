@@ -279,6 +279,7 @@ pub fn plan(
             unit_concurrency: limits.units.unwrap_or(4).max(1),
             page_concurrency: limits.pages.unwrap_or(8).max(1),
             max_restarts: 5,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         },
         source,
         client,

@@ -58,6 +58,8 @@ pub struct Job {
     pub page_concurrency: usize,
     /// Restarts of a unit whose data moved while paging.
     pub max_restarts: u32,
+    /// Redraw a one-line progress display on stderr (set when it is a terminal).
+    pub progress: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,20 +230,55 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
     };
     let total = units.len();
     let done_count = std::sync::atomic::AtomicUsize::new(0);
-    let reports: Vec<UnitReport> = futures::stream::iter(units)
+    let rows_done = std::sync::atomic::AtomicU64::new(0);
+    let quota: u32 = {
+        let mut apis: Vec<Api> = job.datasets.iter().map(|d| d.api).collect();
+        apis.sort();
+        apis.dedup();
+        apis.iter().map(|a| client.limits().configured(*a)).sum()
+    };
+    let ticker = async {
+        if !job.progress {
+            return std::future::pending::<()>().await;
+        }
+        let mut last = client.stats.snapshot().requests;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let now = client.stats.snapshot().requests;
+            let done = done_count.load(std::sync::atomic::Ordering::Relaxed);
+            let eta = if done == 0 {
+                "?".to_string()
+            } else {
+                format!("{:.0}s", clock.elapsed().as_secs_f64() / done as f64 * (total - done) as f64)
+            };
+            eprint!(
+                "\r\x1b[2Kunits {done}/{total} · rows {} · {} req/s (quota {quota}/s) · ETA {eta}",
+                rows_done.load(std::sync::atomic::Ordering::Relaxed),
+                now - last
+            );
+            last = now;
+        }
+    };
+    let work = futures::stream::iter(units)
         .map(|u| {
-            let ctx = &ctx;
-            let done_count = &done_count;
+            let (ctx, done_count, rows_done) = (&ctx, &done_count, &rows_done);
             async move {
                 let r = run_unit(ctx, &u).await;
+                rows_done.fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
                 let n = done_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 log_unit(&r, n, total);
                 r
             }
         })
         .buffer_unordered(job.unit_concurrency.max(1))
-        .collect()
-        .await;
+        .collect::<Vec<UnitReport>>();
+    let reports = tokio::select! {
+        r = work => r,
+        _ = ticker => unreachable!("the ticker never ends"),
+    };
+    if job.progress {
+        eprint!("\r\x1b[2K");
+    }
 
     let failures: Vec<String> = reports
         .iter()

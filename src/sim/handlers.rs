@@ -872,26 +872,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_a_page() {
-        let mut cfg = crate::sim::SimConfig::new("a", "b");
-        cfg.from = "2026-08".parse().unwrap();
-        cfg.to = "2026-10".parse().unwrap();
-        let st = SimState::new(cfg);
-        let p = Params::from_query(vec![
-            ("cycle".into(), "2026-09".into()),
-            ("limit".into(), "1000".into()),
-            ("method".into(), "oneself".into()),
-        ])
-        .ok()
-        .unwrap();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let body = dispatch(&st, Api::ResFeeRecords, &p).ok().unwrap();
-            eprintln!("page: {:?} {} bytes", t.elapsed(), body.len());
-        }
-    }
-
-    #[test]
     fn segments_page_across_accounts() {
         let s = Segments(vec![(0, 10, 3), (1, 0, 0), (2, 5, 4)]);
         assert_eq!(s.total(), 7);

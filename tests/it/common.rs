@@ -76,6 +76,7 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
         unit_concurrency: 4,
         page_concurrency: 4,
         max_restarts: 5,
+        progress: false,
     }
 }
 
