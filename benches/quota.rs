@@ -67,6 +67,7 @@ async fn backfill(scale: f64, latency_ms: u64, cycles: (&str, &str)) -> (f64, u6
         page_concurrency: 8,
         max_restarts: 5,
         progress: false,
+        statistic_type: 3,
     };
     let t = Instant::now();
     let report = pipeline::run(&job, &client).await.unwrap();
@@ -77,21 +78,41 @@ async fn backfill(scale: f64, latency_ms: u64, cycles: (&str, &str)) -> (f64, u6
 }
 
 fn main() {
-    let scale: f64 = std::env::var("HCBILL_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(8.0);
-    let latency: u64 = std::env::var("HCBILL_BENCH_LATENCY_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let scale: f64 = std::env::var("HCBILL_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8.0);
+    let latency: u64 = std::env::var("HCBILL_BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let quota = f64::from(hcbill::source::api::Api::ResFeeRecords.quota());
 
     let (secs, requests, rows, throttled) = rt.block_on(backfill(scale, latency, ("2026-05", "2026-10")));
     let ideal = requests as f64 / quota;
     println!("quota use: 6 cycles, {rows} rows, {requests} requests, {latency} ms latency, quota {quota}/s");
-    println!("  elapsed {secs:.2} s, pages/quota {ideal:.2} s, ratio {:.3} (target <= 1.10), 429s {throttled}", secs / ideal);
-    println!("  throughput {:.0} rows/s, {:.1} requests/s", rows as f64 / secs, requests as f64 / secs);
+    println!(
+        "  elapsed {secs:.2} s, pages/quota {ideal:.2} s, ratio {:.3} (target <= 1.10), 429s {throttled}",
+        secs / ideal
+    );
+    println!(
+        "  throughput {:.0} rows/s, {:.1} requests/s",
+        rows as f64 / secs,
+        requests as f64 / secs
+    );
 
     // Memory: one month, then a month four times larger; peak RSS should not scale with it.
     let (_, _, small_rows, _) = rt.block_on(backfill(scale, 0, ("2026-10", "2026-10")));
     let small = peak_rss_kib();
     let (_, _, big_rows, _) = rt.block_on(backfill(scale * 4.0, 0, ("2026-10", "2026-10")));
     let big = peak_rss_kib();
-    println!("memory: peak RSS {} MiB after a {small_rows}-row month, {} MiB after a {big_rows}-row month", small / 1024, big / 1024);
+    println!(
+        "memory: peak RSS {} MiB after a {small_rows}-row month, {} MiB after a {big_rows}-row month",
+        small / 1024,
+        big / 1024
+    );
 }

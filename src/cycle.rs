@@ -219,10 +219,7 @@ mod tests {
     #[test]
     fn finality_is_10am_utc8_on_the_3rd() {
         let c: BillCycle = "2026-10".parse().unwrap();
-        assert_eq!(
-            c.final_at(Duration::zero()).to_rfc3339(),
-            "2026-11-03T02:00:00+00:00"
-        );
+        assert_eq!(c.final_at(Duration::zero()).to_rfc3339(), "2026-11-03T02:00:00+00:00");
         let before = "2026-11-03T01:59:59Z".parse().unwrap();
         assert!(!c.is_final(before, Duration::zero()));
         assert!(c.is_final("2026-11-03T02:00:00Z".parse().unwrap(), Duration::zero()));

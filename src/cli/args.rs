@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// Hours after 10:00 UTC+8 on the 3rd before a cycle counts as final (monthly settlement: 24).
     #[arg(long)]
     pub grace_hours: Option<i64>,
+    /// statistic_type of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default 3).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=3))]
+    pub statistic_type: Option<i64>,
     /// Also write the JSON run report here (it is always saved under <out>/.hcbill/reports/).
     #[arg(long)]
     pub report: Option<PathBuf>,

@@ -62,18 +62,12 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "hcbill: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
+            eprintln!("hcbill: {} (see --help)", first.trim_start_matches("error: "));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     init_logging(cli.log_format, cli.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hcbill: cannot start the runtime: {e}");
@@ -90,11 +84,7 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, verbose: bool) {
-    let default = if verbose {
-        "hcbill=debug"
-    } else {
-        "hcbill=info"
-    };
+    let default = if verbose { "hcbill=debug" } else { "hcbill=info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HCBILL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -119,10 +109,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
                 None => datasets::ALL.to_vec(),
             };
             for spec in specs {
-                print!(
-                    "{}",
-                    crate::model::contract::render(spec, format, &location)
-                );
+                print!("{}", crate::model::contract::render(spec, format, &location));
             }
             Ok(())
         }
@@ -156,12 +143,7 @@ pub enum Source {
 }
 
 /// Merges the pipeline file and the flags (flags win) and validates it all.
-pub fn plan(
-    file: PipelineFile,
-    a: RunArgs,
-    forced_mode: Option<Mode>,
-    command: &str,
-) -> Result<Plan, Failure> {
+pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: &str) -> Result<Plan, Failure> {
     let mode = match forced_mode {
         Some(m) => m,
         None => match file.mode.as_deref() {
@@ -215,25 +197,18 @@ pub fn plan(
         .or(file.out.as_ref().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("out"));
     if out.exists() && !out.is_dir() {
-        return Err(usage(format!(
-            "--out {} exists and is not a directory",
-            out.display()
-        )));
+        return Err(usage(format!("--out {} exists and is not a directory", out.display())));
     }
     let limits = &file.limits;
     let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
     let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
-    let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some())
-    {
+    let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some()) {
         Some(file.source.simulator.clone().unwrap_or_default())
     } else {
         None
     };
     let (source, endpoint) = match sim_section {
-        Some(s) => (
-            Source::Simulator(sim_config(&s)?),
-            "embedded-simulator".to_string(),
-        ),
+        Some(s) => (Source::Simulator(sim_config(&s)?), "embedded-simulator".to_string()),
         None => {
             let creds = Credentials::from_env().map_err(usage)?;
             (
@@ -244,11 +219,7 @@ pub fn plan(
     };
     let client = ClientConfig {
         endpoint: endpoint.clone(),
-        language: file
-            .source
-            .language
-            .clone()
-            .unwrap_or_else(|| "en_US".into()),
+        language: file.source.language.clone().unwrap_or_else(|| "en_US".into()),
         timeout: Duration::from_secs(file.source.timeout_secs.unwrap_or(60)),
         retry: RetryPolicy {
             max_attempts: limits.max_attempts.unwrap_or(8).max(1),
@@ -280,6 +251,7 @@ pub fn plan(
             page_concurrency: limits.pages.unwrap_or(8).max(1),
             max_restarts: 5,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            statistic_type: a.statistic_type.or(file.statistic_type).unwrap_or(3),
         },
         source,
         client,
@@ -316,9 +288,7 @@ fn sim_config(s: &SimulatorSection) -> Result<SimConfig, Failure> {
     }
     if let Some(v) = s.scale {
         if !(v > 0.0 && v <= 1000.0) {
-            return Err(usage(format!(
-                "simulator scale must be in (0, 1000], not {v}"
-            )));
+            return Err(usage(format!("simulator scale must be in (0, 1000], not {v}")));
         }
         cfg.scale = v;
     }
@@ -402,10 +372,7 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
 
 async fn run_sim(a: SimArgs) -> Result<(), Failure> {
     if !(a.scale > 0.0 && a.scale <= 1000.0) {
-        return Err(usage(format!(
-            "--scale must be in (0, 1000], not {}",
-            a.scale
-        )));
+        return Err(usage(format!("--scale must be in (0, 1000], not {}", a.scale)));
     }
     if !(0.0..1.0).contains(&a.fault_rate) {
         return Err(usage("--fault-rate must be in [0, 1)"));
@@ -432,10 +399,7 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
         cfg.to = t;
     }
     if cfg.from > cfg.to {
-        return Err(usage(format!(
-            "--from {} is after --to {}",
-            cfg.from, cfg.to
-        )));
+        return Err(usage(format!("--from {} is after --to {}", cfg.from, cfg.to)));
     }
     cfg.members = a.members;
     cfg.latency = Duration::from_millis(a.latency_ms);

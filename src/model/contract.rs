@@ -79,19 +79,39 @@ pub enum Format {
 }
 
 fn sql_type(dt: &DataType, f: Format) -> String {
-    match (dt, f) {
-        (DataType::Utf8, Format::Trino) => "varchar".into(),
-        (DataType::Utf8, _) => "STRING".into(),
-        (DataType::Int64, Format::Trino) => "bigint".into(),
-        (DataType::Int64, _) => "BIGINT".into(),
-        (DataType::Decimal128(p, s), Format::Trino) => format!("decimal({p},{s})"),
-        (DataType::Decimal128(p, s), _) => format!("DECIMAL({p},{s})"),
+    let trino = f == Format::Trino;
+    match dt {
+        DataType::Utf8 if trino => "varchar".into(),
+        DataType::Utf8 => "STRING".into(),
+        DataType::Int64 if trino => "bigint".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Decimal128(p, s) if trino => format!("decimal({p},{s})"),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
         // Values are UTC instants; Trino's Hive connector reads them as plain timestamps.
-        (DataType::Timestamp(_, _), Format::Trino) => "timestamp(6)".into(),
-        (DataType::Timestamp(_, _), _) => "TIMESTAMP".into(),
-        (DataType::Date32, Format::Trino) => "date".into(),
-        (DataType::Date32, _) => "DATE".into(),
-        (other, _) => other.to_string(),
+        DataType::Timestamp(_, _) if trino => "timestamp(6)".into(),
+        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
+        DataType::Date32 if trino => "date".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::List(item) if trino => format!("array({})", sql_type(item.data_type(), f)),
+        DataType::List(item) => format!("ARRAY<{}>", sql_type(item.data_type(), f)),
+        DataType::Struct(fields) => {
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|c| {
+                    if trino {
+                        format!("{} {}", c.name(), sql_type(c.data_type(), f))
+                    } else {
+                        format!("{}: {}", c.name(), sql_type(c.data_type(), f))
+                    }
+                })
+                .collect();
+            if trino {
+                format!("row({})", parts.join(", "))
+            } else {
+                format!("STRUCT<{}>", parts.join(", "))
+            }
+        }
+        other => other.to_string(),
     }
 }
 
@@ -104,13 +124,7 @@ pub fn render(spec: &DatasetSpec, format: Format, location: &str) -> String {
             .fields()
             .iter()
             .filter(|c| c.name() != PARTITION_COLUMN)
-            .map(|c| {
-                format!(
-                    "  {quote}{}{quote} {}",
-                    c.name(),
-                    sql_type(c.data_type(), f)
-                )
-            })
+            .map(|c| format!("  {quote}{}{quote} {}", c.name(), sql_type(c.data_type(), f)))
             .collect()
     };
     match format {
@@ -125,9 +139,7 @@ pub fn render(spec: &DatasetSpec, format: Format, location: &str) -> String {
                     if f.is_nullable() { "" } else { " not null" }
                 ));
             }
-            s.push_str(&format!(
-                "// partitioned by {PARTITION_COLUMN} (Hive directories)\n"
-            ));
+            s.push_str(&format!("// partitioned by {PARTITION_COLUMN} (Hive directories)\n"));
             s
         }
         Format::Duckdb => format!(
@@ -162,17 +174,9 @@ mod tests {
                 let q = if f == Format::Spark { '`' } else { '"' };
                 for field in spec.schema().fields() {
                     let decl = format!("  {q}{}{q} ", field.name());
-                    assert_eq!(
-                        ddl.matches(&decl).count(),
-                        1,
-                        "{} in {f:?}:\n{ddl}",
-                        field.name()
-                    );
+                    assert_eq!(ddl.matches(&decl).count(), 1, "{} in {f:?}:\n{ddl}", field.name());
                 }
-                assert!(
-                    ddl.contains(&format!("s3://bucket/out/{}", spec.name)),
-                    "{ddl}"
-                );
+                assert!(ddl.contains(&format!("s3://bucket/out/{}", spec.name)), "{ddl}");
             }
             assert!(render(spec, Format::Duckdb, "out").contains("hive_partitioning = true"));
             assert!(render(spec, Format::Arrow, "out").contains("hcbill_run_id: Utf8 not null"));

@@ -5,14 +5,15 @@
 //! declaration, so they cannot drift apart.
 
 pub mod contract;
+pub mod nested;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    make_builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -39,8 +40,13 @@ pub enum Kind {
     /// Decoded label of the integer code in column `of` (not in the JSON).
     Label {
         of: &'static str,
-        table: &'static [(i64, &'static str)],
+        table: &'static [(&'static str, &'static str)],
     },
+    /// The value of the request parameter of the same name (rows of fan-out
+    /// queries do not repeat what was asked, e.g. `usage_type`).
+    Param,
+    /// A nested object or list → Arrow struct/list.
+    Nested(&'static nested::Shape),
 }
 
 pub const MONEY: Kind = Kind::Dec(MONEY_SCALE);
@@ -55,11 +61,7 @@ pub struct Column {
 }
 
 pub const fn col(name: &'static str, kind: Kind) -> Column {
-    Column {
-        name,
-        json: name,
-        kind,
-    }
+    Column { name, json: name, kind }
 }
 
 pub const fn renamed(name: &'static str, json: &'static str, kind: Kind) -> Column {
@@ -72,11 +74,12 @@ pub const LINEAGE: [&str; 3] = ["hcbill_account_id", "hcbill_run_id", "hcbill_ex
 impl Kind {
     pub fn data_type(self) -> DataType {
         match self {
-            Kind::Str | Kind::Label { .. } => DataType::Utf8,
+            Kind::Str | Kind::Label { .. } | Kind::Param => DataType::Utf8,
             Kind::Int => DataType::Int64,
             Kind::Dec(scale) => DataType::Decimal128(DECIMAL_PRECISION, scale as i8),
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Kind::Date => DataType::Date32,
+            Kind::Nested(shape) => shape.data_type(),
         }
     }
 }
@@ -126,19 +129,18 @@ enum Builder {
     Dec(Decimal128Builder, u32),
     Ts(TimestampMicrosecondBuilder),
     Date(Date32Builder),
+    Nested(Box<dyn ArrayBuilder>, &'static nested::Shape),
 }
 
 impl Builder {
     fn new(kind: Kind) -> Self {
         match kind {
-            Kind::Str | Kind::Label { .. } => Builder::Str(StringBuilder::new()),
+            Kind::Str | Kind::Label { .. } | Kind::Param => Builder::Str(StringBuilder::new()),
             Kind::Int => Builder::Int(Int64Builder::new()),
-            Kind::Dec(s) => Builder::Dec(
-                Decimal128Builder::new().with_data_type(kind.data_type()),
-                s as u32,
-            ),
+            Kind::Dec(s) => Builder::Dec(Decimal128Builder::new().with_data_type(kind.data_type()), s as u32),
             Kind::Timestamp => Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
             Kind::Date => Builder::Date(Date32Builder::new()),
+            Kind::Nested(shape) => Builder::Nested(make_builder(&shape.data_type(), 1024), shape),
         }
     }
 
@@ -149,6 +151,7 @@ impl Builder {
             Builder::Dec(b, _) => Arc::new(b.finish()),
             Builder::Ts(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Nested(b, _) => b.finish(),
         }
     }
 
@@ -159,6 +162,7 @@ impl Builder {
             Builder::Dec(b, _) => b.len(),
             Builder::Ts(b) => b.len(),
             Builder::Date(b) => b.len(),
+            Builder::Nested(b, _) => b.len(),
         }
     }
 }
@@ -172,25 +176,26 @@ pub struct Normalizer {
     lineage: Lineage,
     /// Index of the code column each label column decodes.
     label_source: Vec<Option<usize>>,
+    is_label_source: Vec<bool>,
     money: Vec<(usize, Decimal)>,
     rows: u64,
     digest: Sha256,
+    /// Parameters of the query being paged, for `Kind::Param` columns.
+    params: Vec<(String, String)>,
     pub unknown_keys: BTreeSet<String>,
 }
 
 impl Normalizer {
-    pub fn new(
-        schema: SchemaRef,
-        columns: &'static [Column],
-        money_columns: &[&str],
-        lineage: Lineage,
-    ) -> Self {
-        let label_source = columns
+    pub fn new(schema: SchemaRef, columns: &'static [Column], money_columns: &[&str], lineage: Lineage) -> Self {
+        let label_source: Vec<Option<usize>> = columns
             .iter()
             .map(|c| match c.kind {
                 Kind::Label { of, .. } => columns.iter().position(|s| s.name == of),
                 _ => None,
             })
+            .collect();
+        let is_label_source = (0..columns.len())
+            .map(|i| label_source.contains(&Some(i)))
             .collect();
         let money = money_columns
             .iter()
@@ -205,11 +210,18 @@ impl Normalizer {
             builders: columns.iter().map(|c| Builder::new(c.kind)).collect(),
             lineage,
             label_source,
+            is_label_source,
             money,
             rows: 0,
             digest,
+            params: Vec::new(),
             unknown_keys: BTreeSet::new(),
         }
+    }
+
+    /// Sets the parameters of the query whose rows follow.
+    pub fn set_params(&mut self, params: Vec<(String, String)>) {
+        self.params = params;
     }
 
     pub fn rows(&self) -> u64 {
@@ -233,7 +245,8 @@ impl Normalizer {
                 self.unknown_keys.insert(k.clone());
             }
         }
-        let mut codes: Vec<Option<i64>> = vec![None; self.columns.len()];
+        // Textual codes of the columns a label decodes.
+        let mut codes: Vec<Option<String>> = vec![None; self.columns.len()];
         for (i, c) in self.columns.iter().enumerate() {
             let raw = map.get(c.json).copied();
             let field_err = |e: value::ValueError| ModelError::Field {
@@ -243,33 +256,29 @@ impl Normalizer {
             };
             match (&mut self.builders[i], c.kind) {
                 (Builder::Str(b), Kind::Label { table, .. }) => {
-                    let code = self.label_source[i].and_then(|src| codes[src]);
-                    let label = code
-                        .and_then(|code| table.iter().find(|(k, _)| *k == code))
-                        .map(|(_, v)| *v);
+                    let code = self.label_source[i].and_then(|src| codes[src].as_deref());
+                    let label = code.and_then(|code| table.iter().find(|(k, _)| *k == code)).map(|(_, v)| *v);
                     b.append_option(label);
                 }
-                (Builder::Str(b), _) => b.append_option(
-                    raw.map(value::string)
-                        .transpose()
-                        .map_err(field_err)?
-                        .flatten(),
-                ),
+                (Builder::Str(b), Kind::Param) => {
+                    b.append_option(self.params.iter().find(|(k, _)| k == c.name).map(|(_, v)| v.as_str()))
+                }
+                (Builder::Str(b), _) => {
+                    let v = raw.map(value::string).transpose().map_err(field_err)?.flatten();
+                    if self.is_label_source[i] {
+                        codes[i] = v.clone();
+                    }
+                    b.append_option(v);
+                }
                 (Builder::Int(b), _) => {
-                    let v = raw
-                        .map(value::int)
-                        .transpose()
-                        .map_err(field_err)?
-                        .flatten();
-                    codes[i] = v;
+                    let v = raw.map(value::int).transpose().map_err(field_err)?.flatten();
+                    if self.is_label_source[i] {
+                        codes[i] = v.map(|c| c.to_string());
+                    }
                     b.append_option(v);
                 }
                 (Builder::Dec(b, scale), _) => {
-                    let v = raw
-                        .map(value::decimal)
-                        .transpose()
-                        .map_err(field_err)?
-                        .flatten();
+                    let v = raw.map(value::decimal).transpose().map_err(field_err)?.flatten();
                     match v {
                         Some(d) => {
                             b.append_value(value::decimal_mantissa(d, *scale).map_err(field_err)?);
@@ -286,12 +295,16 @@ impl Normalizer {
                         .map_err(field_err)?
                         .flatten(),
                 ),
-                (Builder::Date(b), _) => b.append_option(
-                    raw.map(value::date32)
+                (Builder::Date(b), _) => {
+                    b.append_option(raw.map(value::date32).transpose().map_err(field_err)?.flatten())
+                }
+                (Builder::Nested(b, shape), _) => {
+                    let v: Option<serde_json::Value> = raw
+                        .map(|r| serde_json::from_str(r.get()))
                         .transpose()
-                        .map_err(field_err)?
-                        .flatten(),
-                ),
+                        .map_err(|e| field_err(value::ValueError(e.to_string())))?;
+                    nested::append(b.as_mut(), shape, v.as_ref()).map_err(|e| field_err(value::ValueError(e)))?;
+                }
             }
         }
         self.digest.update(record.get().as_bytes());
@@ -337,7 +350,7 @@ mod tests {
     use super::*;
     use arrow_array::{Array, Decimal128Array, Int64Array, StringArray};
 
-    const CODES: &[(i64, &str)] = &[(1, "consumption"), (2, "refund")];
+    const CODES: &[(&str, &str)] = &[("1", "consumption"), ("2", "refund")];
     static COLS: [Column; 5] = [
         col("name", Kind::Str),
         renamed("resource_type_code", "resource_Type_code", Kind::Str),
@@ -386,17 +399,10 @@ mod tests {
         let label = b.column(3).as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(label.value(0), "refund");
         assert!(label.is_null(1), "unknown codes stay data: no label");
-        let amt = b
-            .column(4)
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .unwrap();
+        let amt = b.column(4).as_any().downcast_ref::<Decimal128Array>().unwrap();
         assert_eq!(amt.value_as_string(0), "0.1000000100");
         assert_eq!(amt.value_as_string(1), "12345678901234.1234567800");
-        assert_eq!(
-            n.money_totals()["amount"].to_string(),
-            "12345678901234.22345679"
-        );
+        assert_eq!(n.money_totals()["amount"].to_string(), "12345678901234.22345679");
         assert_eq!(n.unknown_keys.iter().collect::<Vec<_>>(), ["extra"]);
         assert_eq!(n.take_batch().unwrap().num_rows(), 0);
     }
@@ -404,10 +410,7 @@ mod tests {
     #[test]
     fn bad_values_name_row_and_column() {
         let mut n = norm();
-        let e = n
-            .push(&raw(r#"{"bill_type":"x"}"#))
-            .unwrap_err()
-            .to_string();
+        let e = n.push(&raw(r#"{"bill_type":"x"}"#)).unwrap_err().to_string();
         assert!(e.contains("row 0") && e.contains("bill_type"), "{e}");
         assert!(n.push(&raw("[1]")).is_err());
     }

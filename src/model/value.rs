@@ -38,9 +38,7 @@ pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
     let t = raw.get().trim();
     match t {
         "null" => Ok(None),
-        _ if t.starts_with('"') => serde_json::from_str(t)
-            .map(Some)
-            .map_err(|_| err("a string", t)),
+        _ if t.starts_with('"') => serde_json::from_str(t).map(Some).map_err(|_| err("a string", t)),
         _ if t.starts_with('{') || t.starts_with('[') => Err(err("a string", t)),
         // A number or bool where the SDK types a string: keep its text.
         _ => Ok(Some(t.to_string())),
@@ -50,10 +48,7 @@ pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
 pub fn int(raw: &RawValue) -> Result<Option<i64>, ValueError> {
     match scalar_text(raw)? {
         None => Ok(None),
-        Some(s) => s
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| err("an integer", &s)),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| err("an integer", &s)),
     }
 }
 
@@ -100,11 +95,7 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ValueError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S%.f",
-    ] {
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(n.and_utc());
         }
@@ -138,16 +129,10 @@ mod tests {
         let d = decimal(&raw("12345678901234.12345678")).unwrap().unwrap();
         assert_eq!(d.to_string(), "12345678901234.12345678");
         assert_eq!(
-            decimal(&raw("\"0.1000000001\""))
-                .unwrap()
-                .unwrap()
-                .to_string(),
+            decimal(&raw("\"0.1000000001\"")).unwrap().unwrap().to_string(),
             "0.1000000001"
         );
-        assert_eq!(
-            decimal(&raw("1.5e-7")).unwrap().unwrap().to_string(),
-            "0.00000015"
-        );
+        assert_eq!(decimal(&raw("1.5e-7")).unwrap().unwrap().to_string(), "0.00000015");
         assert_eq!(decimal(&raw("null")).unwrap(), None);
         assert_eq!(decimal(&raw("\"\"")).unwrap(), None);
         assert!(decimal(&raw("\"abc\"")).is_err());

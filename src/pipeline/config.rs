@@ -13,10 +13,7 @@ use crate::source::api::Api;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read pipeline file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("pipeline file {path}: {reason}")]
     Parse { path: String, reason: String },
 }
@@ -35,6 +32,8 @@ pub struct PipelineFile {
     pub accounts: Option<AccountsSetting>,
     /// Hours added to Huawei's finality time (monthly-settlement customers: 24).
     pub grace_hours: Option<i64>,
+    /// `statistic_type` of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default).
+    pub statistic_type: Option<i64>,
     #[serde(default)]
     pub source: SourceSection,
     #[serde(default)]
@@ -86,10 +85,7 @@ pub struct LimitsSection {
 
 impl LimitsSection {
     pub fn quotas(&self) -> Result<HashMap<Api, u32>, String> {
-        self.quota
-            .iter()
-            .map(|(k, v)| Ok((k.parse::<Api>()?, *v)))
-            .collect()
+        self.quota.iter().map(|(k, v)| Ok((k.parse::<Api>()?, *v))).collect()
     }
 }
 
@@ -111,9 +107,7 @@ impl PipelineFile {
             && m != "backfill"
             && m != "nightly"
         {
-            return Err(format!(
-                "mode must be \"backfill\" or \"nightly\", not {m:?}"
-            ));
+            return Err(format!("mode must be \"backfill\" or \"nightly\", not {m:?}"));
         }
         if let Some(AccountsSetting::Keyword(k)) = &f.accounts
             && k != "self"
@@ -124,6 +118,11 @@ impl PipelineFile {
             ));
         }
         f.limits.quotas()?;
+        if let Some(t) = f.statistic_type
+            && !(1..=3).contains(&t)
+        {
+            return Err(format!("statistic_type must be 1, 2 or 3, not {t}"));
+        }
         if f.source.endpoint.is_some() && f.source.simulator.is_some() {
             return Err("set either source.endpoint or [source.simulator], not both".into());
         }

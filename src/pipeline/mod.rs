@@ -19,7 +19,7 @@ use crate::sink::parquet::StagedWriter;
 use crate::sink::{Layout, SinkError, publish};
 use crate::source::api::{Api, Param, Params};
 use crate::source::client::BssClient;
-use crate::source::datasets::DatasetSpec;
+use crate::source::datasets::{DatasetSpec, QueryCtx, TransformCtx};
 use crate::source::error::SourceError;
 use crate::source::paging::{PagingError, page_through};
 use crate::state::{OutputLock, StateError, StateStore, fingerprint};
@@ -60,6 +60,8 @@ pub struct Job {
     pub max_restarts: u32,
     /// Redraw a one-line progress display on stderr (set when it is a terminal).
     pub progress: bool,
+    /// `statistic_type` for resource bill details (1 by cycle, 2 by day, 3 by detail).
+    pub statistic_type: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,10 +121,7 @@ struct Ctx<'a> {
 }
 
 /// Lists the enterprise's member ids (fact sheet #7).
-pub async fn list_members(
-    client: &BssClient,
-    concurrency: usize,
-) -> Result<Vec<String>, SourceError> {
+pub async fn list_members(client: &BssClient, concurrency: usize) -> Result<Vec<String>, SourceError> {
     let mut ids = Vec::new();
     let r = page_through(
         client,
@@ -136,8 +135,7 @@ pub async fn list_members(
                 struct Member {
                     id: String,
                 }
-                let m: Member =
-                    serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
+                let m: Member = serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
                 ids.push(m.id);
             }
             Ok(())
@@ -171,6 +169,13 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
         );
     }
     let cycles = job_cycles(job, &manifests);
+    for spec in &job.datasets {
+        if let Some(sidecar) = spec.sidecar {
+            let (name, text) = sidecar(spec);
+            crate::sink::atomic_write(&layout.dataset_dir(spec.name).join(name), text.as_bytes())?;
+        }
+    }
+    let snapshot_cycle = BillCycle::containing(Utc::now());
 
     let mut accounts = match &job.accounts {
         Accounts::Own => vec![AccountRef::Own],
@@ -188,7 +193,8 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
 
     let mut units = Vec::new();
     for spec in &job.datasets {
-        for cycle in &cycles {
+        let spec_cycles = if spec.snapshot { vec![snapshot_cycle] } else { cycles.clone() };
+        for cycle in &spec_cycles {
             for account in &accounts {
                 if !spec.member_scoped && *account != AccountRef::Own {
                     continue;
@@ -202,11 +208,7 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
         }
     }
 
-    let mut fp_parts = vec![
-        job.command.clone(),
-        job.endpoint.clone(),
-        format!("{:?}", job.accounts),
-    ];
+    let mut fp_parts = vec![job.command.clone(), job.endpoint.clone(), format!("{:?}", job.accounts)];
     fp_parts.extend(units.iter().map(Unit::key));
     let new_run_id = uuid::Uuid::now_v7().to_string();
     let state = StateStore::begin(&layout.meta_dir(), &fingerprint(&fp_parts), &new_run_id)?;
@@ -249,7 +251,10 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
             let eta = if done == 0 {
                 "?".to_string()
             } else {
-                format!("{:.0}s", clock.elapsed().as_secs_f64() / done as f64 * (total - done) as f64)
+                format!(
+                    "{:.0}s",
+                    clock.elapsed().as_secs_f64() / done as f64 * (total - done) as f64
+                )
             };
             eprint!(
                 "\r\x1b[2Kunits {done}/{total} · rows {} · {} req/s (quota {quota}/s) · ETA {eta}",
@@ -379,6 +384,7 @@ async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
         pages: 0,
         restarts: 0,
         money_totals: BTreeMap::new(),
+        headline: unit.spec.money_columns.first().copied(),
         seconds: 0.0,
         error: None,
     };
@@ -388,12 +394,7 @@ async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
         .lock()
         .expect("manifest lock")
         .get(unit.spec.name)
-        .and_then(|m| {
-            Some((
-                m.finality(&cycle_key)?,
-                m.file(&cycle_key, unit.account.key())?.clone(),
-            ))
-        });
+        .and_then(|m| Some((m.finality(&cycle_key)?, m.file(&cycle_key, unit.account.key())?.clone())));
     if ctx.state.is_done(&unit.key()) {
         report.status = UnitStatus::AlreadyDone;
         if let Some((fin, entry)) = existing {
@@ -406,11 +407,7 @@ async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
     if let Some((Finality::Final, entry)) = &existing
         && !ctx.job.force
         && entry.schema_version == unit.spec.version
-        && ctx
-            .layout
-            .dataset_dir(unit.spec.name)
-            .join(&entry.path)
-            .exists()
+        && ctx.layout.dataset_dir(unit.spec.name).join(&entry.path).exists()
     {
         report.status = UnitStatus::SkippedFinal;
         report.finality = Some(Finality::Final);
@@ -463,6 +460,89 @@ impl From<PagingError> for UnitError {
 /// Rows accumulated before a record batch is cut.
 const BATCH_ROWS: usize = 8192;
 
+/// The queries of a unit, with fan-out resolved: each fan-out base query is
+/// listed first, and one query per listed id follows.
+async fn unit_queries(ctx: &Ctx<'_>, unit: &Unit) -> Result<Vec<Params>, UnitError> {
+    let spec = unit.spec;
+    let qctx = QueryCtx {
+        cycle: unit.cycle,
+        statistic_type: ctx.job.statistic_type,
+    };
+    let mut queries = (spec.queries)(&qctx);
+    if spec.member_scoped {
+        for q in &mut queries {
+            q.extend(unit.account.params());
+        }
+    }
+    let Some(fan) = spec.fanout else { return Ok(queries) };
+    let mut expanded = Vec::new();
+    for base in queries {
+        let mut ids: Vec<String> = Vec::new();
+        page_through(ctx.client, fan.api, &base, fan.api.max_limit(), ctx.job.page_concurrency, |page| {
+            for rec in &page.records {
+                let row: HashMap<String, serde_json::Value> =
+                    serde_json::from_str(rec.get()).map_err(|e| format!("{}: {e}", fan.api))?;
+                match row.get(fan.id_key) {
+                    Some(serde_json::Value::String(id)) if !id.is_empty() => ids.push(id.clone()),
+                    _ => return Err(format!("{}: a row without {}", fan.api, fan.id_key)),
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        for id in ids {
+            let mut q = base.clone();
+            q.push((fan.param, Param::Str(id)));
+            expanded.push(q);
+        }
+    }
+    Ok(expanded)
+}
+
+/// Pages every query of a unit into the normaliser and the staging file.
+async fn fetch_into(
+    ctx: &Ctx<'_>,
+    unit: &Unit,
+    norm: &mut Normalizer,
+    writer: &mut StagedWriter,
+    pages: &mut u64,
+) -> Result<(), UnitError> {
+    let spec = unit.spec;
+    for params in unit_queries(ctx, unit).await? {
+        norm.set_params(params.iter().map(|(k, v)| (k.to_string(), v.as_query_value())).collect());
+        let stats = page_through(
+            ctx.client,
+            spec.api,
+            &params,
+            spec.page_size(),
+            ctx.job.page_concurrency,
+            |page| {
+                let tctx = TransformCtx {
+                    cycle: unit.cycle,
+                    currency: page.currency.as_deref(),
+                    payer: ctx.client.domain_id(),
+                };
+                for rec in &page.records {
+                    let at = |e: String| format!("offset {}: {e}", page.offset);
+                    match spec.transform {
+                        Some(t) => norm.push(&t(rec, &tctx).map_err(at)?),
+                        None => norm.push(rec),
+                    }
+                    .map_err(|e| at(e.to_string()))?;
+                }
+                if norm.pending() >= BATCH_ROWS {
+                    let batch = norm.take_batch().map_err(|e| e.to_string())?;
+                    writer.write(&batch).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        *pages += stats.pages;
+    }
+    Ok(())
+}
+
 /// Extracts one unit into a staging file and publishes it (or leaves the
 /// published file untouched when the served content did not change).
 async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<(), UnitError> {
@@ -487,41 +567,12 @@ async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<
     ));
     let mut writer = StagedWriter::create(staging, schema)?;
     let mut pages = 0;
-    for query in (spec.queries)(unit.cycle) {
-        let mut params = query;
-        if spec.member_scoped {
-            params.extend(unit.account.params());
-        }
-        let result = page_through(
-            ctx.client,
-            spec.api,
-            &params,
-            spec.page_size(),
-            ctx.job.page_concurrency,
-            |page| {
-                for rec in &page.records {
-                    norm.push(rec)
-                        .map_err(|e| format!("offset {}: {e}", page.offset))?;
-                }
-                if norm.pending() >= BATCH_ROWS {
-                    let batch = norm.take_batch().map_err(|e| e.to_string())?;
-                    writer.write(&batch).map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            },
-        )
-        .await;
-        match result {
-            Ok(s) => pages += s.pages,
-            Err(e) => {
-                writer.abandon();
-                return Err(e.into());
-            }
-        }
+    let result = fetch_into(ctx, unit, &mut norm, &mut writer, &mut pages).await;
+    if let Err(e) = result {
+        writer.abandon();
+        return Err(e);
     }
-    let batch = norm
-        .take_batch()
-        .map_err(|e| UnitError::Data(e.to_string()))?;
+    let batch = norm.take_batch().map_err(|e| UnitError::Data(e.to_string()))?;
     writer.write(&batch)?;
     let staged = writer.finish()?;
     if !norm.unknown_keys.is_empty() {
@@ -549,20 +600,13 @@ async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<
         .collect();
 
     let mut manifests = ctx.manifests.lock().expect("manifest lock");
-    let manifest = manifests
-        .get_mut(spec.name)
-        .expect("manifest loaded for every dataset");
+    let manifest = manifests.get_mut(spec.name).expect("manifest loaded for every dataset");
     let unchanged = manifest
         .file(&cycle_key, unit.account.key())
-        .is_some_and(|e| {
-            e.content_digest == digest && e.schema_version == spec.version && dest.exists()
-        });
+        .is_some_and(|e| e.content_digest == digest && e.schema_version == spec.version && dest.exists());
     let entry = if unchanged {
         let _ = std::fs::remove_file(&staged.path);
-        let mut e = manifest
-            .file(&cycle_key, unit.account.key())
-            .expect("checked")
-            .clone();
+        let mut e = manifest.file(&cycle_key, unit.account.key()).expect("checked").clone();
         e.extracted_at = extracted_at;
         e.run_id = ctx.run_id.clone();
         e

@@ -34,6 +34,9 @@ pub struct UnitReport {
     pub pages: u64,
     pub restarts: u32,
     pub money_totals: BTreeMap<String, String>,
+    /// The money column shown in the summary.
+    #[serde(skip)]
+    pub headline: Option<&'static str>,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -84,14 +87,11 @@ impl RunReport {
             "dataset", "cycle", "status", "rows", "finality", "total"
         );
         let mut units: Vec<&UnitReport> = self.units.iter().collect();
-        units.sort_by(|a, b| {
-            (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account))
-        });
+        units.sort_by(|a, b| (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account)));
         for u in units {
             let (col, total) = u
-                .money_totals
-                .iter()
-                .next()
+                .headline
+                .and_then(|h| u.money_totals.get_key_value(h))
                 .map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()));
             let fin = match u.finality {
                 Some(Finality::Final) => "final",

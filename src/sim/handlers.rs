@@ -49,9 +49,7 @@ fn accounts(state: &SimState, p: &Params) -> Checked<Vec<usize>> {
     match method.as_deref() {
         Some("oneself") => Ok(vec![0]),
         Some("sub_customer") => {
-            let id = sub.ok_or_else(|| {
-                Invalid("sub_customer_id is required when method is sub_customer".into())
-            })?;
+            let id = sub.ok_or_else(|| Invalid("sub_customer_id is required when method is sub_customer".into()))?;
             match state.ledger.account_index(&id) {
                 Some(i) if i > 0 => Ok(vec![i]),
                 _ => Err(Invalid(format!(
@@ -92,12 +90,7 @@ impl Segments {
 }
 
 /// Line-index range of the dates `range` (or the whole cycle).
-fn line_range(
-    l: &Ledger,
-    account: usize,
-    cycle: BillCycle,
-    range: Option<(NaiveDate, NaiveDate)>,
-) -> (u64, u64) {
+fn line_range(l: &Ledger, account: usize, cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> (u64, u64) {
     match range {
         None => (0, l.line_count(account, cycle)),
         Some((b, e)) => {
@@ -242,11 +235,7 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
         ),
         product_name: format!("{} {}", s.name, s.spec),
         product_spec_desc: s.spec.into(),
-        sku_code: format!(
-            "{}.{}",
-            s.rname.to_lowercase().replace(' ', "-"),
-            line.region.0
-        ),
+        sku_code: format!("{}.{}", s.rname.to_lowercase().replace(' ', "-"), line.region.0),
         spec_size: (!on_demand).then(|| Num(Decimal::new(100, 0))),
         spec_size_measure_id: (!on_demand).then_some(17),
         trade_id: line.trade_id.clone(),
@@ -336,12 +325,7 @@ fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
     Ok(list_body("fee_records", segs.total(), &rows, &[currency()]))
 }
 
-fn line_segments(
-    l: &Ledger,
-    accts: &[usize],
-    cycle: BillCycle,
-    range: Option<(NaiveDate, NaiveDate)>,
-) -> Segments {
+fn line_segments(l: &Ledger, accts: &[usize], cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> Segments {
     Segments(
         accts
             .iter()
@@ -353,12 +337,7 @@ fn line_segments(
     )
 }
 
-fn trade_segments(
-    l: &Ledger,
-    accts: &[usize],
-    cycle: BillCycle,
-    range: Option<(NaiveDate, NaiveDate)>,
-) -> Segments {
+fn trade_segments(l: &Ledger, accts: &[usize], cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> Segments {
     Segments(
         accts
             .iter()
@@ -389,11 +368,7 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
         res_instance_id: line.resource_id.clone(),
         resource_name: line.resource_name.clone(),
         resource_tag: Some(format!("env=prod;owner={}", acct.name)),
-        sku_code: format!(
-            "{}.{}",
-            s.rname.to_lowercase().replace(' ', "-"),
-            line.region.0
-        ),
+        sku_code: format!("{}.{}", s.rname.to_lowercase().replace(' ', "-"), line.region.0),
         enterprise_project_id: line.project.0.into(),
         enterprise_project_name: line.project.1.into(),
         charge_mode: line.charge_mode,
@@ -427,8 +402,7 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
         }],
         payer_account_id: l.accounts[0].id.clone(),
         effective_time: detail.then(|| utc(line.consume_time)),
-        expire_time: (detail && line.charge_mode == 3)
-            .then(|| utc(line.consume_time + Duration::hours(1))),
+        expire_time: (detail && line.charge_mode == 3).then(|| utc(line.consume_time + Duration::hours(1))),
         consume_time: detail.then(|| utc(line.consume_time)),
         be_id: "10".into(),
         extend_params: ResRelation {
@@ -465,14 +439,10 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
     let query_type = p.one_of("query_type", &["BILLCYCLE", "DAILY"])?;
     let range = if query_type.as_deref() == Some("DAILY") {
         if stat == 1 {
-            return Err(Invalid(
-                "query_type DAILY needs statistic_type 2 or 3".into(),
-            ));
+            return Err(Invalid("query_type DAILY needs statistic_type 2 or 3".into()));
         }
         let r = p.date_range("bill_cycle_begin", "bill_cycle_end", cycle)?;
-        Some(r.ok_or_else(|| {
-            Invalid("bill_cycle_begin and bill_cycle_end are required for DAILY".into())
-        })?)
+        Some(r.ok_or_else(|| Invalid("bill_cycle_begin and bill_cycle_end are required for DAILY".into()))?)
     } else {
         None
     };
@@ -487,12 +457,7 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
             .into_iter()
             .map(|(a, i)| monthly_bill_res(l, &l.line(a, cycle, i), 3))
             .collect();
-        return Ok(list_body(
-            "monthly_records",
-            segs.total(),
-            &rows,
-            &[currency()],
-        ));
+        return Ok(list_body("monthly_records", segs.total(), &rows, &[currency()]));
     }
     let segs = trade_segments(l, &accts, cycle, range);
     let rows: Vec<MonthlyBillRes> = segs
@@ -500,12 +465,7 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
         .into_iter()
         .map(|(a, t)| monthly_bill_res(l, &trade_line(l, a, cycle, t), stat))
         .collect();
-    Ok(list_body(
-        "monthly_records",
-        segs.total(),
-        &rows,
-        &[currency()],
-    ))
+    Ok(list_body("monthly_records", segs.total(), &rows, &[currency()]))
 }
 
 fn fee_records(state: &SimState, p: &Params) -> Checked<String> {
@@ -591,13 +551,7 @@ const USAGE_RESOURCES: &[&str] = &[
     "hws.resource.type.bandwidth",
     "hws.resource.type.edgebandwidth",
 ];
-const USAGE_TYPES: &[&str] = &[
-    "95Peak",
-    "95peak_1000",
-    "95Peak_1000",
-    "bandwidth95peak",
-    "95peak_plus",
-];
+const USAGE_TYPES: &[&str] = &["95Peak", "95peak_1000", "95Peak_1000", "bandwidth95peak", "95peak_plus"];
 /// Mbit/s (the simulator's choice; real ids come from /v2/bases/measurements).
 const MBPS: i64 = 33;
 
@@ -633,9 +587,7 @@ fn points(cycle: BillCycle) -> u64 {
 
 /// Billed bandwidth: the 95th percentile of the 5-minute samples.
 fn p95(l: &Ledger, resource: &str, cycle: BillCycle) -> Decimal {
-    let mut v: Vec<Decimal> = (0..points(cycle))
-        .map(|k| l.usage_point(resource, cycle, k))
-        .collect();
+    let mut v: Vec<Decimal> = (0..points(cycle)).map(|k| l.usage_point(resource, cycle, k)).collect();
     v.sort();
     let idx = ((v.len() as f64) * 0.95).ceil() as usize;
     v[idx.saturating_sub(1).min(v.len() - 1)]
@@ -700,20 +652,13 @@ fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
         .collect();
     let s = summary_info(l, &q, &resource);
     let extra = [
-        (
-            "actual_days",
-            serde_json::to_string(&s.actual_days).expect("string"),
-        ),
-        (
-            "band_width",
-            serde_json::to_string(&s.band_width).expect("string"),
-        ),
+        ("actual_days", serde_json::to_string(&s.actual_days).expect("string")),
+        ("band_width", serde_json::to_string(&s.band_width).expect("string")),
         ("monthly_guaranteed_band_width", "\"\"".to_string()),
         ("monthly_peak_band_width", "\"\"".to_string()),
         (
             "band_width_measure_id",
-            s.band_width_measure_id
-                .map_or("null".into(), |m| m.to_string()),
+            s.band_width_measure_id.map_or("null".into(), |m| m.to_string()),
         ),
     ];
     Ok(list_body("usage_info_list", n, &rows, &extra))
@@ -721,10 +666,7 @@ fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
 
 fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
     let balance = p
-        .one_of(
-            "balance_type",
-            &["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"],
-        )?
+        .one_of("balance_type", &["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"])?
         .ok_or_else(|| Invalid("balance_type is required".into()))?;
     let rev = p.one_of("revenue_expense_type", &["REVENUE", "EXPENSE"])?;
     p.str("trade_type", 20)?;
@@ -732,12 +674,8 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
     p.str("payment_channel_id", 64)?;
     p.str("payment_channel_no", 64)?;
     let today = BillCycle::containing(Utc::now());
-    let today = (Utc::now() + Duration::hours(8))
-        .date_naive()
-        .max(today.first_day());
-    let begin = p
-        .date("trade_time_begin")?
-        .unwrap_or(today - Duration::days(365));
+    let today = (Utc::now() + Duration::hours(8)).date_naive().max(today.first_day());
+    let begin = p.date("trade_time_begin")?.unwrap_or(today - Duration::days(365));
     let end = p.date("trade_time_end")?.unwrap_or(today);
     if begin > end {
         return Err(Invalid("trade_time_begin is after trade_time_end".into()));
@@ -780,11 +718,7 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
                 ),
                 trade_detail_type: kind.to_string(),
                 trade_time: utc(at),
-                trade_id: format!(
-                    "T{}{}",
-                    day.format("%Y%m%d"),
-                    if revenue { "R" } else { "E" }
-                ),
+                trade_id: format!("T{}{}", day.format("%Y%m%d"), if revenue { "R" } else { "E" }),
                 change_amount: amount.to_string(),
                 balance_after_change: bal.to_string(),
                 revenue_expense_type: rtype.to_string(),
@@ -818,11 +752,7 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
         cycle = cycle.succ();
     }
     let total = rows.len() as u64;
-    let page: Vec<_> = rows
-        .into_iter()
-        .skip(offset as usize)
-        .take(limit as usize)
-        .collect();
+    let page: Vec<_> = rows.into_iter().skip(offset as usize).take(limit as usize).collect();
     Ok(list_body("records", total, &page, &[currency()]))
 }
 
@@ -859,12 +789,7 @@ fn sub_customers(state: &SimState, p: &Params) -> Checked<String> {
         .take(limit as usize)
         .cloned()
         .collect();
-    Ok(list_body(
-        "sub_customer_infos",
-        members.len() as u64,
-        &page,
-        &[],
-    ))
+    Ok(list_body("sub_customer_infos", members.len() as u64, &page, &[]))
 }
 
 #[cfg(test)]

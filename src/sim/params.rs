@@ -52,26 +52,20 @@ impl Params {
         };
         match v {
             Some(s) if s.is_empty() => Err(bad(format!("{k} must not be empty"))),
-            Some(s) if s.chars().count() > max_len => {
-                Err(bad(format!("{k} is longer than {max_len}")))
-            }
+            Some(s) if s.chars().count() > max_len => Err(bad(format!("{k} is longer than {max_len}"))),
             v => Ok(v),
         }
     }
 
     pub fn req_str(&self, k: &str, max_len: usize) -> Checked<String> {
-        self.str(k, max_len)?
-            .ok_or_else(|| bad(format!("{k} is required")))
+        self.str(k, max_len)?.ok_or_else(|| bad(format!("{k} is required")))
     }
 
     pub fn int(&self, k: &str) -> Checked<Option<i64>> {
         match self {
             Params::Query(m) => m
                 .get(k)
-                .map(|s| {
-                    s.parse::<i64>()
-                        .map_err(|_| bad(format!("{k} must be an integer")))
-                })
+                .map(|s| s.parse::<i64>().map_err(|_| bad(format!("{k} must be an integer"))))
                 .transpose(),
             Params::Body(m) => match m.get(k) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -101,9 +95,7 @@ impl Params {
 
     pub fn one_of(&self, k: &str, allowed: &[&str]) -> Checked<Option<String>> {
         match self.str(k, 64)? {
-            Some(v) if !allowed.contains(&v.as_str()) => {
-                Err(bad(format!("{k} must be one of {allowed:?}")))
-            }
+            Some(v) if !allowed.contains(&v.as_str()) => Err(bad(format!("{k} must be one of {allowed:?}"))),
             v => Ok(v),
         }
     }
@@ -131,10 +123,7 @@ impl Params {
 
     pub fn date(&self, k: &str) -> Checked<Option<NaiveDate>> {
         self.str(k, 20)?
-            .map(|s| {
-                NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                    .map_err(|_| bad(format!("{k} must be YYYY-MM-DD")))
-            })
+            .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| bad(format!("{k} must be YYYY-MM-DD"))))
             .transpose()
     }
 
@@ -146,12 +135,7 @@ impl Params {
     }
 
     /// A begin/end date pair that must come together and stay within `cycle`.
-    pub fn date_range(
-        &self,
-        begin: &str,
-        end: &str,
-        cycle: BillCycle,
-    ) -> Checked<Option<(NaiveDate, NaiveDate)>> {
+    pub fn date_range(&self, begin: &str, end: &str, cycle: BillCycle) -> Checked<Option<(NaiveDate, NaiveDate)>> {
         match (self.date(begin)?, self.date(end)?) {
             (None, None) => Ok(None),
             (Some(b), Some(e)) => {
@@ -159,9 +143,7 @@ impl Params {
                     return Err(bad(format!("{begin} is after {end}")));
                 }
                 if b < cycle.first_day() || e > cycle.last_day() {
-                    return Err(bad(format!(
-                        "{begin}/{end} must be within the cycle {cycle}"
-                    )));
+                    return Err(bad(format!("{begin}/{end} must be within the cycle {cycle}")));
                 }
                 Ok(Some((b, e)))
             }

@@ -280,13 +280,7 @@ mod tests {
     #[test]
     fn decimals_serialise_as_exact_numbers() {
         let d: Decimal = "12345678901234.12345678".parse().unwrap();
-        assert_eq!(
-            serde_json::to_string(&Num(d)).unwrap(),
-            "12345678901234.12345678"
-        );
-        assert_eq!(
-            serde_json::to_string(&Some(Num(Decimal::new(-5, 1)))).unwrap(),
-            "-0.5"
-        );
+        assert_eq!(serde_json::to_string(&Num(d)).unwrap(), "12345678901234.12345678");
+        assert_eq!(serde_json::to_string(&Some(Num(Decimal::new(-5, 1)))).unwrap(), "-0.5");
     }
 }

@@ -82,9 +82,7 @@ impl Manifest {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Self::new(dataset, schema_version))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::new(dataset, schema_version)),
             Err(source) => Err(SinkError::Io {
                 path: path.display().to_string(),
                 source,
@@ -120,17 +118,14 @@ impl Manifest {
         final_at: DateTime<Utc>,
         entry: FileEntry,
     ) -> Option<Restatement> {
-        let part = self
-            .partitions
-            .entry(cycle.to_string())
-            .or_insert_with(|| Partition {
-                bill_cycle: cycle.to_string(),
-                finality,
-                final_at,
-                rows: 0,
-                files: BTreeMap::new(),
-                restatements: Vec::new(),
-            });
+        let part = self.partitions.entry(cycle.to_string()).or_insert_with(|| Partition {
+            bill_cycle: cycle.to_string(),
+            finality,
+            final_at,
+            rows: 0,
+            files: BTreeMap::new(),
+            restatements: Vec::new(),
+        });
         let mut restated = None;
         if let Some(prev) = part.files.get(account)
             && part.finality == Finality::Final
@@ -192,9 +187,7 @@ mod tests {
                 .is_none(),
             "unchanged"
         );
-        let r = m
-            .record("2026-01", "self", Finality::Final, at, entry("c", 3))
-            .unwrap();
+        let r = m.record("2026-01", "self", Finality::Final, at, entry("c", 3)).unwrap();
         assert_eq!((r.previous_rows, r.new_rows), (2, 3));
         assert_eq!(m.partitions["2026-01"].restatements.len(), 1);
         assert_eq!(m.partitions["2026-01"].rows, 3);
@@ -205,13 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d/_manifest.json");
         let mut m = Manifest::load(&p, "d", 1).unwrap();
-        m.record(
-            "2026-01",
-            "self",
-            Finality::Final,
-            Utc::now(),
-            entry("a", 5),
-        );
+        m.record("2026-01", "self", Finality::Final, Utc::now(), entry("a", 5));
         m.save(&p, Utc::now()).unwrap();
         assert_eq!(Manifest::load(&p, "d", 1).unwrap(), m);
         std::fs::write(&p, "{").unwrap();

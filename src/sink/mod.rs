@@ -22,10 +22,7 @@ use crate::cycle::BillCycle;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("writing Parquet {path}: {source}")]
     Parquet {
         path: String,
@@ -129,14 +126,8 @@ mod tests {
     fn layout_paths() {
         let l = Layout::new("/o");
         let c: BillCycle = "2026-03".parse().unwrap();
-        assert_eq!(
-            Layout::file_rel(c, "self"),
-            "bill_cycle=2026-03/part-self.parquet"
-        );
-        assert_eq!(
-            Layout::file_rel(c, "a/b c"),
-            "bill_cycle=2026-03/part-a_b_c.parquet"
-        );
+        assert_eq!(Layout::file_rel(c, "self"), "bill_cycle=2026-03/part-self.parquet");
+        assert_eq!(Layout::file_rel(c, "a/b c"), "bill_cycle=2026-03/part-a_b_c.parquet");
         assert_eq!(l.manifest_path("x"), Path::new("/o/x/_manifest.json"));
     }
 

@@ -19,9 +19,7 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid level"),
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(format!("hcbill {}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -48,22 +46,18 @@ impl StagedWriter {
         }
         let file = File::create(&path).map_err(io_err(&path))?;
         let writer =
-            ArrowWriter::try_new(file, schema, Some(writer_properties())).map_err(|source| {
-                SinkError::Parquet {
-                    path: path.display().to_string(),
-                    source,
-                }
+            ArrowWriter::try_new(file, schema, Some(writer_properties())).map_err(|source| SinkError::Parquet {
+                path: path.display().to_string(),
+                source,
             })?;
         Ok(Self { path, writer })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.writer
-            .write(batch)
-            .map_err(|source| SinkError::Parquet {
-                path: self.path.display().to_string(),
-                source,
-            })
+        self.writer.write(batch).map_err(|source| SinkError::Parquet {
+            path: self.path.display().to_string(),
+            source,
+        })
     }
 
     /// Closes the file, syncs it and checksums it.
@@ -75,9 +69,7 @@ impl StagedWriter {
         };
         let meta = self.writer.close().map_err(perr)?;
         let rows = meta.file_metadata().num_rows() as u64;
-        File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(&path))?;
+        File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
         let (bytes, sha256) = file_sha256(&path)?;
         Ok(StagedFile {
             path,

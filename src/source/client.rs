@@ -38,10 +38,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff with full jitter; a server's Retry-After is a floor.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.cap);
+        let exp = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.cap);
         let jittered = exp.mul_f64(fastrand::f64());
         retry_after.map_or(jittered, |ra| ra.max(jittered))
     }
@@ -146,10 +143,7 @@ pub struct BssClient {
 
 enum Attempt<T> {
     Done(T),
-    Retry {
-        why: String,
-        after: Option<Duration>,
-    },
+    Retry { why: String, after: Option<Duration> },
     Fail(SourceError),
 }
 
@@ -157,8 +151,7 @@ impl BssClient {
     pub fn new(creds: Credentials, cfg: ClientConfig) -> Result<Self, SourceError> {
         // reqwest is built without a default crypto provider (no C build); install ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let base = Url::parse(&cfg.endpoint)
-            .map_err(|e| SourceError::Endpoint(format!("{}: {e}", cfg.endpoint)))?;
+        let base = Url::parse(&cfg.endpoint).map_err(|e| SourceError::Endpoint(format!("{}: {e}", cfg.endpoint)))?;
         let host_only = base.host_str().unwrap_or_default().to_string();
         match base.scheme() {
             "https" => {}
@@ -246,9 +239,7 @@ impl BssClient {
             };
             let outcome = self.attempt(api, params, &parse).await;
             // Any answer past authentication proves the credentials.
-            if matches!(&outcome, Attempt::Done(_))
-                || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal())
-            {
+            if matches!(&outcome, Attempt::Done(_)) || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal()) {
                 self.verified.store(true, Ordering::Release);
             }
             drop(gate);
@@ -288,13 +279,7 @@ impl BssClient {
             Err(e) => return Attempt::Fail(e),
         };
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        *self
-            .stats
-            .per_api
-            .lock()
-            .expect("stats lock")
-            .entry(api)
-            .or_default() += 1;
+        *self.stats.per_api.lock().expect("stats lock").entry(api).or_default() += 1;
         let secrets = self.creds.secrets();
         let response = match self.http.execute(request).await {
             Ok(r) => r,
@@ -318,10 +303,7 @@ impl BssClient {
             Err(e) => {
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
                 return Attempt::Retry {
-                    why: scrub(
-                        &format!("reading the body: {}", transport_error(&e)),
-                        &secrets,
-                    ),
+                    why: scrub(&format!("reading the body: {}", transport_error(&e)), &secrets),
                     after: None,
                 };
             }
@@ -385,28 +367,15 @@ impl BssClient {
 
     /// Builds and signs one request. The URL query is the canonical query
     /// string itself, so what is signed is what is sent.
-    fn build(
-        &self,
-        api: Api,
-        params: &[(&'static str, Param)],
-    ) -> Result<reqwest::Request, SourceError> {
+    fn build(&self, api: Api, params: &[(&'static str, Param)]) -> Result<reqwest::Request, SourceError> {
         let (method, query, body) = match api.method() {
             Method::Get => {
-                let pairs: Vec<(&str, String)> = params
-                    .iter()
-                    .map(|(k, v)| (*k, v.as_query_value()))
-                    .collect();
-                (
-                    reqwest::Method::GET,
-                    signer::canonical_query(&pairs),
-                    Vec::new(),
-                )
+                let pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.as_query_value())).collect();
+                (reqwest::Method::GET, signer::canonical_query(&pairs), Vec::new())
             }
             Method::Post => {
-                let obj: serde_json::Map<String, serde_json::Value> = params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_json()))
-                    .collect();
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    params.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect();
                 let body = serde_json::to_vec(&obj).expect("a JSON map serialises");
                 (reqwest::Method::POST, String::new(), body)
             }
@@ -417,10 +386,7 @@ impl BssClient {
         let mut headers: Vec<(String, String)> = vec![
             ("Content-Type".into(), "application/json".into()),
             ("Host".into(), self.host.clone()),
-            (
-                "User-Agent".into(),
-                format!("hcbill/{}", env!("CARGO_PKG_VERSION")),
-            ),
+            ("User-Agent".into(), format!("hcbill/{}", env!("CARGO_PKG_VERSION"))),
             ("X-Sdk-Date".into(), signer::sdk_date(chrono::Utc::now())),
             ("X-Language".into(), self.cfg.language.clone()),
         ];
@@ -450,9 +416,7 @@ impl BssClient {
         if !body.is_empty() {
             builder = builder.body(body);
         }
-        builder
-            .build()
-            .map_err(|e| SourceError::Endpoint(e.to_string()))
+        builder.build().map_err(|e| SourceError::Endpoint(e.to_string()))
     }
 }
 
@@ -470,9 +434,7 @@ fn transport_error(e: &reqwest::Error) -> String {
 
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 pub type SharedClient = Arc<BssClient>;

@@ -42,17 +42,12 @@ pub struct Credentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error(
-        "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or a [global] section with ak/sk in {0}"
-    )]
+    #[error("no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or a [global] section with ak/sk in {0}")]
     Missing(String),
     #[error("HUAWEICLOUD_SDK_AK is set but HUAWEICLOUD_SDK_SK is not (or the reverse)")]
     Incomplete,
     #[error("cannot read credentials file {path}: {source}")]
-    File {
-        path: String,
-        source: std::io::Error,
-    },
+    File { path: String, source: std::io::Error },
     #[error("credentials file {0} has a [global] section without both ak and sk")]
     FileIncomplete(String),
 }
@@ -77,22 +72,17 @@ impl Credentials {
             (None, None) => {
                 let path = get("HUAWEICLOUD_SDK_CREDENTIALS_FILE")
                     .map(PathBuf::from)
-                    .or_else(|| {
-                        get("HOME").map(|h| Path::new(&h).join(".huaweicloud").join("credentials"))
-                    });
+                    .or_else(|| get("HOME").map(|h| Path::new(&h).join(".huaweicloud").join("credentials")));
                 let Some(path) = path else {
-                    return Err(CredentialsError::Missing(
-                        "~/.huaweicloud/credentials".into(),
-                    ));
+                    return Err(CredentialsError::Missing("~/.huaweicloud/credentials".into()));
                 };
                 if !path.exists() {
                     return Err(CredentialsError::Missing(path.display().to_string()));
                 }
-                let text =
-                    std::fs::read_to_string(&path).map_err(|source| CredentialsError::File {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| CredentialsError::File {
+                    path: path.display().to_string(),
+                    source,
+                })?;
                 let mut creds = Self::from_ini(&text)
                     .ok_or_else(|| CredentialsError::FileIncomplete(path.display().to_string()))?;
                 // Environment values win over the file, as in the SDK chain.
@@ -175,10 +165,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 
@@ -194,10 +181,7 @@ mod tests {
         assert_eq!(c.ak, "AK1");
         assert_eq!(c.domain_id.as_deref(), Some("dom"));
         let dbg = format!("{c:?}");
-        assert!(
-            !dbg.contains("SECRETSECRET") && !dbg.contains("TOKENTOKEN"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("SECRETSECRET") && !dbg.contains("TOKENTOKEN"), "{dbg}");
         assert!(matches!(
             Credentials::resolve(env(&[("HUAWEICLOUD_SDK_AK", "AK1")])),
             Err(CredentialsError::Incomplete)
@@ -225,8 +209,7 @@ mod tests {
             Err(CredentialsError::FileIncomplete(_))
         ));
         let missing = dir.path().join("nope").display().to_string();
-        let err = Credentials::resolve(env(&[("HUAWEICLOUD_SDK_CREDENTIALS_FILE", &missing)]))
-            .unwrap_err();
+        let err = Credentials::resolve(env(&[("HUAWEICLOUD_SDK_CREDENTIALS_FILE", &missing)])).unwrap_err();
         assert!(err.to_string().contains("HUAWEICLOUD_SDK_AK"), "{err}");
     }
 

@@ -47,12 +47,7 @@ impl SourceError {
 pub struct ErrorBody {
     #[serde(default, alias = "errorCode", alias = "code")]
     pub error_code: Option<String>,
-    #[serde(
-        default,
-        alias = "error_message",
-        alias = "message",
-        alias = "errorMsg"
-    )]
+    #[serde(default, alias = "error_message", alias = "message", alias = "errorMsg")]
     pub error_msg: Option<String>,
 }
 

@@ -22,9 +22,7 @@ struct Slot {
 /// sees more than its quota in any second.
 fn limiter(rate: u32) -> Arc<DefaultDirectRateLimiter> {
     let r = NonZeroU32::new(rate.max(1)).expect("rate >= 1");
-    Arc::new(RateLimiter::direct(
-        Quota::per_second(r).allow_burst(NonZeroU32::MIN),
-    ))
+    Arc::new(RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN)))
 }
 
 pub struct Limits {
@@ -63,12 +61,10 @@ impl Limits {
             return None;
         }
         let mut slots = self.slots.lock().expect("limits lock");
-        let slot = slots
-            .entry((api, account.to_string()))
-            .or_insert_with(|| Slot {
-                rate,
-                limiter: limiter(rate),
-            });
+        let slot = slots.entry((api, account.to_string())).or_insert_with(|| Slot {
+            rate,
+            limiter: limiter(rate),
+        });
         Some(slot.limiter.clone())
     }
 
@@ -112,11 +108,7 @@ mod tests {
         assert!(t.elapsed().as_millis() >= 480, "{:?}", t.elapsed());
         assert_eq!(limits.throttled(Api::MonthlySum, "a"), 15);
         assert_eq!(limits.current(Api::MonthlySum, "a"), 15);
-        assert_eq!(
-            limits.current(Api::MonthlySum, "b"),
-            20,
-            "accounts are independent"
-        );
+        assert_eq!(limits.current(Api::MonthlySum, "b"), 20, "accounts are independent");
         for _ in 0..20 {
             limits.throttled(Api::MonthlySum, "a");
         }

@@ -20,6 +20,8 @@ use super::error::SourceError;
 pub struct Page {
     pub offset: u64,
     pub total: u64,
+    /// The answer's `currency`, when it has one.
+    pub currency: Option<String>,
     pub records: Vec<Box<RawValue>>,
 }
 
@@ -38,9 +40,7 @@ pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
     };
     let records: Vec<Box<RawValue>> = match top.get(api.list_key()) {
         Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => {
-            serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", api.list_key()))?
-        }
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", api.list_key()))?,
         None => Vec::new(),
     };
     let expected = expected_rows(total, offset, u64::MAX);
@@ -50,9 +50,11 @@ pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
             api.list_key()
         ));
     }
+    let currency = top.get("currency").and_then(|c| serde_json::from_str::<String>(c.get()).ok());
     Ok(Page {
         offset,
         total,
+        currency,
         records,
     })
 }
@@ -90,11 +92,7 @@ pub async fn page_through(
         let mut params = base.clone();
         params.push(("offset", Param::Int(offset as i64)));
         params.push(("limit", Param::Int(i64::from(limit))));
-        async move {
-            client
-                .call(api, &params, |body| parse_page(&body, api, offset))
-                .await
-        }
+        async move { client.call(api, &params, |body| parse_page(&body, api, offset)).await }
     };
     let first = fetch(0).await?;
     let total = first.total;
@@ -144,32 +142,13 @@ mod tests {
         .unwrap();
         assert_eq!((p.total, p.records.len()), (3, 2));
         assert_eq!(p.records[1].get(), r#"{"a":2}"#);
-        let empty = parse_page(
-            r#"{"total_count":0,"currency":"CNY"}"#,
-            Api::ResFeeRecords,
-            0,
-        )
-        .unwrap();
+        let empty = parse_page(r#"{"total_count":0,"currency":"CNY"}"#, Api::ResFeeRecords, 0).unwrap();
         assert!(empty.records.is_empty());
         // Truncated JSON, HTML and a missing list are errors, never empty pages.
-        assert!(
-            parse_page(
-                r#"{"total_count":3,"fee_records":[{"a":1}"#,
-                Api::ResFeeRecords,
-                0
-            )
-            .is_err()
-        );
+        assert!(parse_page(r#"{"total_count":3,"fee_records":[{"a":1}"#, Api::ResFeeRecords, 0).is_err());
         assert!(parse_page("<html>oops</html>", Api::ResFeeRecords, 0).is_err());
         assert!(parse_page(r#"{"total_count":3}"#, Api::ResFeeRecords, 0).is_err());
         assert!(parse_page(r#"{"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
-        assert!(
-            parse_page(
-                r#"{"total_count":-1,"fee_records":[]}"#,
-                Api::ResFeeRecords,
-                0
-            )
-            .is_err()
-        );
+        assert!(parse_page(r#"{"total_count":-1,"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
     }
 }

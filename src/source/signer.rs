@@ -12,11 +12,7 @@ pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// RFC 3986 unreserved characters stay; everything else is %XX (upper-case hex).
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 pub fn encode(s: &str) -> String {
     utf8_percent_encode(s, ENCODE).to_string()
@@ -29,10 +25,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Canonical query string: pairs sorted by raw key then raw value, then encoded.
 /// The client sends exactly this string as the URL query.
 pub fn canonical_query<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
-    let mut pairs: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     pairs.sort();
     pairs
         .iter()
@@ -115,15 +108,8 @@ pub fn sign(req: &Request<'_>, sk: &[u8], signed: Option<&str>) -> Result<Signat
         .find(|(k, _)| k == "x-sdk-date")
         .map(|(_, v)| v.trim().to_string())
         .ok_or(SignError::MissingDate)?;
-    let canonical_headers: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}:{}\n", v.trim()))
-        .collect();
-    let signed_headers = headers
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
+    let signed_headers = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
     let payload = if req.body.is_empty() {
         EMPTY_SHA256.to_string()
     } else {
@@ -138,10 +124,7 @@ pub fn sign(req: &Request<'_>, sk: &[u8], signed: Option<&str>) -> Result<Signat
         signed_headers,
         payload
     );
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{date}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    );
+    let string_to_sign = format!("{ALGORITHM}\n{date}\n{}", sha256_hex(canonical_request.as_bytes()));
     let mut mac = Hmac::<Sha256>::new_from_slice(sk).map_err(|_| SignError::BadKey)?;
     mac.update(string_to_sign.as_bytes());
     let signature = hex::encode(mac.finalize().into_bytes());
@@ -257,10 +240,7 @@ mod tests {
             };
             assert_eq!(body_hash, v.body_sha256, "{}", v.name);
             assert_eq!(sig.canonical_request, v.canonical_request, "{}", v.name);
-            assert_eq!(
-                sha256_hex(sig.canonical_request.as_bytes()),
-                v.canonical_request_sha256
-            );
+            assert_eq!(sha256_hex(sig.canonical_request.as_bytes()), v.canonical_request_sha256);
             assert_eq!(sig.string_to_sign, v.string_to_sign, "{}", v.name);
             assert_eq!(sig.authorization(&v.ak), v.authorization, "{}", v.name);
             let url = if query.is_empty() {
@@ -302,16 +282,10 @@ mod tests {
         assert_eq!(canonical_uri("/v2/a b/c"), "/v2/a%20b/c/");
         assert_eq!(canonical_uri("/v2/x/"), "/v2/x/");
         assert_eq!(encode("a~b_c.d-e/f:g h"), "a~b_c.d-e%2Ff%3Ag%20h");
-        assert_eq!(
-            canonical_query(&[("b", "2"), ("a", "z"), ("a", "")]),
-            "a=&a=z&b=2"
-        );
+        assert_eq!(canonical_query(&[("b", "2"), ("a", "z"), ("a", "")]), "a=&a=z&b=2");
         assert!(parse_authorization("Basic abc").is_none());
         let d = sdk_date("2026-11-15T08:30:00Z".parse().unwrap());
         assert_eq!(d, "20261115T083000Z");
-        assert_eq!(
-            parse_sdk_date(&d).unwrap().to_rfc3339(),
-            "2026-11-15T08:30:00+00:00"
-        );
+        assert_eq!(parse_sdk_date(&d).unwrap().to_rfc3339(), "2026-11-15T08:30:00+00:00");
     }
 }

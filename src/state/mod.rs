@@ -23,10 +23,7 @@ pub enum StateError {
     #[error("another hcbill run is writing to {0} (lock {1} is held); wait for it to finish")]
     Locked(String, String),
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("state file {path} is unreadable: {reason}")]
     Corrupt { path: String, reason: String },
     #[error(transparent)]
@@ -141,8 +138,7 @@ impl StateStore {
     }
 
     fn save(&self) -> Result<(), StateError> {
-        let text = serde_json::to_vec_pretty(&*self.state.lock().expect("state lock"))
-            .expect("state serialises");
+        let text = serde_json::to_vec_pretty(&*self.state.lock().expect("state lock")).expect("state serialises");
         atomic_write(&self.path, &text)?;
         Ok(())
     }
@@ -160,11 +156,7 @@ impl StateStore {
     }
 
     pub fn mark_done(&self, unit: &str) -> Result<(), StateError> {
-        self.state
-            .lock()
-            .expect("state lock")
-            .done
-            .insert(unit.to_string());
+        self.state.lock().expect("state lock").done.insert(unit.to_string());
         self.save()
     }
 

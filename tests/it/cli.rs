@@ -164,9 +164,7 @@ fn help_documents_every_flag() {
 #[test]
 fn sim_prints_its_address_first() {
     let mut child = bin()
-        .args([
-            "sim", "--port", "0", "--ak", AK, "--sk", SK, "--scale", "0.01",
-        ])
+        .args(["sim", "--port", "0", "--ak", AK, "--sk", SK, "--scale", "0.01"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -201,19 +199,13 @@ fn demo_pipeline_runs_on_the_embedded_simulator() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
     assert!(
         stdout.contains("consumption_records") && stdout.contains("2026-10"),
         "{stdout}"
     );
     assert!(part(&out, "bill_summary", "2026-09", "self").exists());
-    let reports: Vec<_> = std::fs::read_dir(out.join(".hcbill/reports"))
-        .unwrap()
-        .collect();
+    let reports: Vec<_> = std::fs::read_dir(out.join(".hcbill/reports")).unwrap().collect();
     assert_eq!(reports.len(), 1);
 }
 

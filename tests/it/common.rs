@@ -32,9 +32,7 @@ pub async fn start_sim(tweak: impl FnOnce(&mut SimConfig)) -> Running {
     cfg.to = cycle("2026-10");
     cfg.members = 2;
     tweak(&mut cfg);
-    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap()
+    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap()
 }
 
 pub fn creds(sk: &str) -> Credentials {
@@ -77,6 +75,7 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
         page_concurrency: 4,
         max_restarts: 5,
         progress: false,
+        statistic_type: 3,
     }
 }
 

@@ -32,10 +32,7 @@ fn committed_schemas_match_the_code() {
     for f in std::fs::read_dir(&dir).unwrap().flatten() {
         let name = f.file_name().to_string_lossy().to_string();
         if let Some(ds) = name.strip_suffix(".json") {
-            assert!(
-                datasets::by_name(ds).is_some(),
-                "schemas/{name} has no dataset"
-            );
+            assert!(datasets::by_name(ds).is_some(), "schemas/{name} has no dataset");
         }
     }
 }

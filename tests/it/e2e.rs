@@ -16,12 +16,7 @@ async fn backfill_writes_exactly_what_was_served() {
     let out = tempfile::tempdir().unwrap();
     let client = client(&sim.url());
     // 2026-07 is outside the simulated range: an empty cycle.
-    let job = job(
-        out.path(),
-        "bill_summary,consumption_records",
-        "2026-07",
-        "2026-10",
-    );
+    let job = job(out.path(), "bill_summary,consumption_records", "2026-07", "2026-10");
     let report = pipeline::run(&job, &client).await.unwrap();
     assert!(report.success, "{:?}", report.failures);
     assert_eq!(report.units_total, 8);
@@ -29,9 +24,7 @@ async fn backfill_writes_exactly_what_was_served() {
 
     for c in ["2026-07", "2026-08", "2026-09", "2026-10"] {
         let cy = cycle(c);
-        let lines: Vec<_> = (0..ledger.line_count(0, cy))
-            .map(|i| ledger.line(0, cy, i))
-            .collect();
+        let lines: Vec<_> = (0..ledger.line_count(0, cy)).map(|i| ledger.line(0, cy, i)).collect();
         let served_amount: Decimal = lines.iter().map(|l| l.amount).sum();
         let served_official: Decimal = lines.iter().map(|l| l.official).sum();
 
@@ -42,11 +35,7 @@ async fn backfill_writes_exactly_what_was_served() {
             served_amount.normalize(),
             "{c}: exact amount sum"
         );
-        assert_eq!(
-            dec_sum(&recs, "official_amount"),
-            served_official.normalize(),
-            "{c}"
-        );
+        assert_eq!(dec_sum(&recs, "official_amount"), served_official.normalize(), "{c}");
         // Unicode names round-trip byte for byte, in served order.
         let names: Vec<String> = strings(&recs, "resource_name")
             .into_iter()
@@ -55,10 +44,7 @@ async fn backfill_writes_exactly_what_was_served() {
         let served_names: Vec<String> = lines.iter().map(|l| l.resource_name.clone()).collect();
         assert_eq!(names, served_names, "{c}: resource names");
         if !lines.is_empty() {
-            assert!(
-                names.iter().any(|n| !n.is_ascii()),
-                "the ledger has Unicode names"
-            );
+            assert!(names.iter().any(|n| !n.is_ascii()), "the ledger has Unicode names");
         }
 
         let sums = read(&part(out.path(), "bill_summary", c, "self"));
@@ -70,18 +56,12 @@ async fn backfill_writes_exactly_what_was_served() {
             served_amount.normalize(),
             "{c}: summary = records"
         );
-        assert_eq!(
-            dec_sum(&sums, "official_amount"),
-            served_official.normalize(),
-            "{c}"
-        );
+        assert_eq!(dec_sum(&sums, "official_amount"), served_official.normalize(), "{c}");
     }
 
     // The empty cycle is still a correctly typed partition.
-    let empty =
-        std::fs::File::open(part(out.path(), "consumption_records", "2026-07", "self")).unwrap();
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(empty).unwrap();
+    let empty = std::fs::File::open(part(out.path(), "consumption_records", "2026-07", "self")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(empty).unwrap();
     let schema = reader.schema();
     let spec = datasets::by_name("consumption_records").unwrap();
     assert_eq!(schema.fields(), spec.schema().fields());
@@ -103,12 +83,7 @@ async fn backfill_writes_exactly_what_was_served() {
     );
 
     // The manifest lists each partition with its rows and exact totals.
-    let m = Manifest::load(
-        &out.path().join("consumption_records/_manifest.json"),
-        "x",
-        1,
-    )
-    .unwrap();
+    let m = Manifest::load(&out.path().join("consumption_records/_manifest.json"), "x", 1).unwrap();
     assert_eq!(m.partitions.len(), 4);
     let p = &m.partitions["2026-09"];
     assert_eq!(p.finality, Finality::Final);
@@ -117,10 +92,7 @@ async fn backfill_writes_exactly_what_was_served() {
     let served: Decimal = (0..ledger.line_count(0, cy))
         .map(|i| ledger.line(0, cy, i).amount)
         .sum();
-    assert_eq!(
-        p.files["self"].money_totals["amount"],
-        served.normalize().to_string()
-    );
+    assert_eq!(p.files["self"].money_totals["amount"], served.normalize().to_string());
     assert_eq!(p.files["self"].sha256.len(), 64);
 }
 
@@ -129,12 +101,7 @@ async fn typed_values_match_the_served_record() {
     let sim = start_sim(|_| {}).await;
     let out = tempfile::tempdir().unwrap();
     let job = job(out.path(), "consumption_records", "2026-09", "2026-09");
-    assert!(
-        pipeline::run(&job, &client(&sim.url()))
-            .await
-            .unwrap()
-            .success
-    );
+    assert!(pipeline::run(&job, &client(&sim.url())).await.unwrap().success);
     let l = sim.state.ledger.line(0, cycle("2026-09"), 0);
     let b = &read(&part(out.path(), "consumption_records", "2026-09", "self"))[0];
     let ts = b
@@ -157,20 +124,13 @@ async fn typed_values_match_the_served_record() {
         .as_any()
         .downcast_ref::<arrow_array::Int64Array>()
         .unwrap();
-    assert_eq!(
-        cm.value(0),
-        l.charge_mode,
-        "string-typed code became an integer"
-    );
+    assert_eq!(cm.value(0), l.charge_mode, "string-typed code became an integer");
     let label = strings(std::slice::from_ref(b), "bill_type_name");
     assert!(label[0].is_some(), "bill type decoded");
     let acct = strings(std::slice::from_ref(b), "hcbill_account_id");
     assert_eq!(acct[0].as_deref(), Some("0123456789abcdef0123456789abcdef"));
     let customer = strings(std::slice::from_ref(b), "customer_id");
-    assert_eq!(
-        customer[0].as_deref(),
-        Some(sim.state.ledger.accounts[0].id.as_str())
-    );
+    assert_eq!(customer[0].as_deref(), Some(sim.state.ledger.accounts[0].id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,12 +138,7 @@ async fn rerun_leaves_unchanged_files_untouched_and_skips_final_partitions() {
     let sim = start_sim(|_| {}).await;
     let out = tempfile::tempdir().unwrap();
     let client = client(&sim.url());
-    let mut job = job(
-        out.path(),
-        "bill_summary,consumption_records",
-        "2026-09",
-        "2026-10",
-    );
+    let mut job = job(out.path(), "bill_summary,consumption_records", "2026-09", "2026-10");
     assert!(pipeline::run(&job, &client).await.unwrap().success);
     let file = part(out.path(), "consumption_records", "2026-10", "self");
     let before = std::fs::read(&file).unwrap();
@@ -231,17 +186,9 @@ async fn members_are_extracted_one_by_one() {
     let ledger = &sim.state.ledger;
     assert_eq!(report.units_total, ledger.accounts.len());
     for (i, a) in ledger.accounts.iter().enumerate() {
-        let key = if i == 0 {
-            "self".to_string()
-        } else {
-            a.id.clone()
-        };
+        let key = if i == 0 { "self".to_string() } else { a.id.clone() };
         let b = read(&part(out.path(), "consumption_records", "2026-09", &key));
-        assert_eq!(
-            rows(&b) as u64,
-            ledger.line_count(i, cycle("2026-09")),
-            "account {key}"
-        );
+        assert_eq!(rows(&b) as u64, ledger.line_count(i, cycle("2026-09")), "account {key}");
         assert!(
             strings(&b, "customer_id")
                 .iter()

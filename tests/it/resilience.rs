@@ -23,30 +23,20 @@ async fn ten_percent_faults_still_give_the_exact_output() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ds = "bill_summary,consumption_records";
     assert!(
-        pipeline::run(
-            &job(a.path(), ds, "2026-08", "2026-10"),
-            &client(&clean.url())
-        )
-        .await
-        .unwrap()
-        .success
+        pipeline::run(&job(a.path(), ds, "2026-08", "2026-10"), &client(&clean.url()))
+            .await
+            .unwrap()
+            .success
     );
     let c = client(&faulty.url());
     let r = pipeline::run(&job(b.path(), ds, "2026-08", "2026-10"), &c)
         .await
         .unwrap();
     assert!(r.success, "{:?}", r.failures);
-    let faults = faulty
-        .state
-        .stats
-        .faults
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let faults = faulty.state.stats.faults.load(std::sync::atomic::Ordering::Relaxed);
     assert!(faults > 0, "faults were injected");
     let s = c.stats.snapshot();
-    assert!(
-        s.retries >= faults,
-        "every fault was retried: {s:?}, {faults} faults"
-    );
+    assert!(s.retries >= faults, "every fault was retried: {s:?}, {faults} faults");
     assert!(s.unparseable_bodies > 0 || s.transport_errors > 0 || s.server_errors > 0);
     assert_eq!(data_fingerprint(a.path()), data_fingerprint(b.path()));
 }
@@ -67,17 +57,11 @@ async fn drift_while_paging_restarts_the_unit_without_duplicates_or_gaps() {
     let ledger = &sim.state.ledger;
     for c in ["2026-09", "2026-10"] {
         let cy = cycle(c);
-        assert!(
-            ledger.extra_lines(0, cy) > 0,
-            "rows were inserted while paging"
-        );
-        let ids: Vec<String> = strings(
-            &read(&part(out.path(), "consumption_records", c, "self")),
-            "id",
-        )
-        .into_iter()
-        .map(Option::unwrap)
-        .collect();
+        assert!(ledger.extra_lines(0, cy) > 0, "rows were inserted while paging");
+        let ids: Vec<String> = strings(&read(&part(out.path(), "consumption_records", c, "self")), "id")
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
         let unique: HashSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{c}: duplicates");
         let served: HashSet<String> = (0..ledger.line_count(0, cy))
@@ -105,10 +89,7 @@ async fn default_quotas_are_never_exceeded() {
     assert!(r.success, "{:?}", r.failures);
     assert!(c.stats.snapshot().requests > 20);
     assert_eq!(
-        sim.state
-            .stats
-            .throttled
-            .load(std::sync::atomic::Ordering::Relaxed),
+        sim.state.stats.throttled.load(std::sync::atomic::Ordering::Relaxed),
         0,
         "zero 429s"
     );
@@ -124,12 +105,9 @@ async fn a_lower_server_quota_is_absorbed_by_backoff_and_a_lower_rate() {
     .await;
     let out = tempfile::tempdir().unwrap();
     let c = client(&sim.url());
-    let r = pipeline::run(
-        &job(out.path(), "consumption_records", "2026-08", "2026-10"),
-        &c,
-    )
-    .await
-    .unwrap();
+    let r = pipeline::run(&job(out.path(), "consumption_records", "2026-08", "2026-10"), &c)
+        .await
+        .unwrap();
     assert!(r.success, "{:?}", r.failures);
     assert!(c.stats.snapshot().throttled_429 > 0);
     assert!(
@@ -144,12 +122,7 @@ async fn bad_credentials_stop_the_run_after_one_request() {
     let out = tempfile::tempdir().unwrap();
     let c = BssClient::new(creds("not-the-secret"), client_config(&sim.url())).unwrap();
     let r = pipeline::run(
-        &job(
-            out.path(),
-            "bill_summary,consumption_records",
-            "2026-08",
-            "2026-10",
-        ),
+        &job(out.path(), "bill_summary,consumption_records", "2026-08", "2026-10"),
         &c,
     )
     .await
@@ -158,10 +131,7 @@ async fn bad_credentials_stop_the_run_after_one_request() {
     assert_eq!(r.units_failed, 6);
     assert_eq!(c.stats.snapshot().requests, 1, "one request per credential");
     assert_eq!(
-        sim.state
-            .stats
-            .auth_failures
-            .load(std::sync::atomic::Ordering::Relaxed),
+        sim.state.stats.auth_failures.load(std::sync::atomic::Ordering::Relaxed),
         1
     );
     assert!(
@@ -185,20 +155,9 @@ async fn nightly_refreshes_provisional_partitions_and_records_restatements() {
     job.cycles = vec![now.pred().pred(), now];
     let c = client(&sim.url());
     assert!(pipeline::run(&job, &c).await.unwrap().success);
-    let m = Manifest::load(
-        &out.path().join("bill_summary/_manifest.json"),
-        "bill_summary",
-        1,
-    )
-    .unwrap();
-    assert_eq!(
-        m.partitions[&now.to_string()].finality,
-        Finality::Provisional
-    );
-    assert_eq!(
-        m.partitions[&now.pred().pred().to_string()].finality,
-        Finality::Final
-    );
+    let m = Manifest::load(&out.path().join("bill_summary/_manifest.json"), "bill_summary", 1).unwrap();
+    assert_eq!(m.partitions[&now.to_string()].finality, Finality::Provisional);
+    assert_eq!(m.partitions[&now.pred().pred().to_string()].finality, Finality::Final);
 
     // Next night: the provisional cycle is refreshed even if not asked for; the final one is skipped.
     job.cycles = vec![];
@@ -219,18 +178,8 @@ async fn nightly_refreshes_provisional_partitions_and_records_restatements() {
     let r = pipeline::run(&job, &client(&changed.url())).await.unwrap();
     assert!(r.success);
     assert_eq!(r.restatements, 1, "{:?}", r.units);
-    let m = Manifest::load(
-        &out.path().join("bill_summary/_manifest.json"),
-        "bill_summary",
-        1,
-    )
-    .unwrap();
-    assert_eq!(
-        m.partitions[&now.pred().pred().to_string()]
-            .restatements
-            .len(),
-        1
-    );
+    let m = Manifest::load(&out.path().join("bill_summary/_manifest.json"), "bill_summary", 1).unwrap();
+    assert_eq!(m.partitions[&now.pred().pred().to_string()].restatements.len(), 1);
 }
 
 fn spawn_backfill(url: &str, out: &Path) -> Child {
@@ -294,18 +243,9 @@ async fn kill_9_at_any_point_then_resume_equals_an_uninterrupted_run() {
             .env("HUAWEICLOUD_SDK_SK", SK)
             .output()
             .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-        assert_eq!(
-            data_fingerprint(out.path()),
-            want,
-            "killed after {kill_after_ms} ms"
-        );
-        let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        assert_eq!(data_fingerprint(out.path()), want, "killed after {kill_after_ms} ms");
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         let done_before = r["units"]
             .as_array()
             .unwrap()

@@ -24,13 +24,7 @@ fn p(pairs: &[(&'static str, &str)]) -> Params {
 }
 
 /// A GET signed by hand, so tests can send what our client never would.
-async fn raw_get(
-    url: &str,
-    path: &str,
-    query: &[(&str, &str)],
-    sk: &str,
-    date: &str,
-) -> (u16, serde_json::Value) {
+async fn raw_get(url: &str, path: &str, query: &[(&str, &str)], sk: &str, date: &str) -> (u16, serde_json::Value) {
     let host = url.trim_start_matches("http://").to_string();
     let q = signer::canonical_query(query);
     let headers = vec![
@@ -73,10 +67,7 @@ async fn every_endpoint_answers_a_signed_request() {
     let c = client(&sim.url());
     let member = sim.state.ledger.accounts[1].id.clone();
     let cases: Vec<(Api, Params)> = vec![
-        (
-            Api::MonthlySum,
-            p(&[("bill_cycle", "2026-09"), ("method", "oneself")]),
-        ),
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "oneself")])),
         (
             Api::ResFeeRecords,
             p(&[
@@ -140,10 +131,7 @@ async fn every_endpoint_answers_a_signed_request() {
     let (month, _) = get_page(
         &c,
         Api::ResRecords,
-        vec![
-            ("cycle", Param::from("2026-09")),
-            ("statistic_type", Param::Int(3)),
-        ],
+        vec![("cycle", Param::from("2026-09")), ("statistic_type", Param::Int(3))],
     )
     .await
     .unwrap();
@@ -186,24 +174,15 @@ async fn invalid_parameters_get_cbc_0100() {
     let sim = start_sim(|_| {}).await;
     let c = client(&sim.url());
     let cases: Vec<(Api, Params)> = vec![
-        (
-            Api::MonthlySum,
-            p(&[("bill_cycle", "2026-09"), ("limit", "5000")]),
-        ),
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("limit", "5000")])),
         (Api::MonthlySum, p(&[])),
         (Api::MonthlySum, p(&[("bill_cycle", "2026-9")])),
-        (
-            Api::MonthlySum,
-            p(&[("bill_cycle", "2026-09"), ("method", "everyone")]),
-        ),
+        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "everyone")])),
         (
             Api::MonthlySum,
             p(&[("bill_cycle", "2026-09"), ("method", "sub_customer")]),
         ),
-        (
-            Api::ResFeeRecords,
-            p(&[("cycle", "2026-09"), ("charge_mode", "")]),
-        ),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("charge_mode", "")])),
         (
             Api::ResFeeRecords,
             p(&[("cycle", "2026-09"), ("bill_date_begin", "2026-09-01")]),
@@ -216,10 +195,7 @@ async fn invalid_parameters_get_cbc_0100() {
                 ("bill_date_end", "2026-09-01"),
             ]),
         ),
-        (
-            Api::ResFeeRecords,
-            p(&[("cycle", "2026-09"), ("statistic_type", "4")]),
-        ),
+        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("statistic_type", "4")])),
         (
             Api::ResFeeRecords,
             p(&[("cycle", "2026-09"), ("include_zero_record", "yes")]),
@@ -237,10 +213,7 @@ async fn invalid_parameters_get_cbc_0100() {
         ),
         (
             Api::ResRecords,
-            vec![
-                ("cycle", Param::from("2026-09")),
-                ("limit", Param::from("10")),
-            ],
+            vec![("cycle", Param::from("2026-09")), ("limit", Param::from("10"))],
         ),
     ];
     for (api, params) in cases {
@@ -273,15 +246,9 @@ async fn signatures_are_verified() {
     // X-Sdk-Date more than 15 minutes off.
     let stale = signer::sdk_date(chrono::Utc::now() - chrono::Duration::minutes(16));
     let (status, body) = raw_get(&url, path, &[("limit", "10")], SK, &stale).await;
-    assert_eq!(
-        (status, body["error_code"].as_str()),
-        (401, Some("APIGW.0301"))
-    );
+    assert_eq!((status, body["error_code"].as_str()), (401, Some("APIGW.0301")));
     let close = signer::sdk_date(chrono::Utc::now() - chrono::Duration::minutes(14));
-    assert_eq!(
-        raw_get(&url, path, &[("limit", "10")], SK, &close).await.0,
-        200
-    );
+    assert_eq!(raw_get(&url, path, &[("limit", "10")], SK, &close).await.0, 200);
     // Five consecutive failures lock the AK: even a good signature is refused.
     for _ in 0..5 {
         assert_eq!(raw_get(&url, path, &[], "bad", &now_date()).await.0, 401);
@@ -289,10 +256,7 @@ async fn signatures_are_verified() {
     let (status, body) = raw_get(&url, path, &[], SK, &now_date()).await;
     assert_eq!(status, 401);
     assert!(
-        body["error_msg"]
-            .as_str()
-            .unwrap()
-            .contains("reach the limit"),
+        body["error_msg"].as_str().unwrap().contains("reach the limit"),
         "{body}"
     );
 }
@@ -300,9 +264,7 @@ async fn signatures_are_verified() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_401_stops_the_client_after_one_request() {
     let sim = start_sim(|_| {}).await;
-    let c =
-        hcbill::source::client::BssClient::new(creds("wrong-secret"), client_config(&sim.url()))
-            .unwrap();
+    let c = hcbill::source::client::BssClient::new(creds("wrong-secret"), client_config(&sim.url())).unwrap();
     let e = get_page(&c, Api::MonthlySum, p(&[("bill_cycle", "2026-09")]))
         .await
         .unwrap_err();
@@ -312,11 +274,7 @@ async fn a_401_stops_the_client_after_one_request() {
         .await
         .unwrap_err();
     assert!(matches!(again, SourceError::Halted(_)), "{again:?}");
-    assert_eq!(
-        c.stats.snapshot().requests,
-        1,
-        "no retry storm that would lock the AK"
-    );
+    assert_eq!(c.stats.snapshot().requests, 1, "no retry storm that would lock the AK");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -326,8 +284,7 @@ async fn throttling_answers_429_with_the_gateway_body() {
     let path = Api::SubCustomers.path();
     // Sent at once, so the bucket has no time to refill.
     let date = now_date();
-    let answers =
-        futures::future::join_all((0..8).map(|_| raw_get(&url, path, &[], SK, &date))).await;
+    let answers = futures::future::join_all((0..8).map(|_| raw_get(&url, path, &[], SK, &date))).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
     let throttled_body = answers.iter().find(|a| a.0 == 429).map(|a| a.1.clone());
     // A bucket of 2, refilled at 2/s while the answers are computed.
@@ -335,12 +292,7 @@ async fn throttling_answers_429_with_the_gateway_body() {
     assert!((2..=3).contains(&ok), "{statuses:?}");
     let b = throttled_body.expect("some requests throttled");
     assert_eq!(b["error_code"], "APIGW.0308");
-    assert!(
-        b["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("limit:2,time:1 second")
-    );
+    assert!(b["error_message"].as_str().unwrap().contains("limit:2,time:1 second"));
     // After a second the bucket has refilled.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(raw_get(&url, path, &[], SK, &now_date()).await.0, 200);
@@ -377,11 +329,7 @@ async fn documented_quotas_per_api_and_configurable_latency() {
     let futs: Vec<_> = (0..15)
         .map(|_| {
             let url = url.clone();
-            async move {
-                raw_get(&url, Api::SubCustomers.path(), &[], SK, &now_date())
-                    .await
-                    .0
-            }
+            async move { raw_get(&url, Api::SubCustomers.path(), &[], SK, &now_date()).await.0 }
         })
         .collect();
     let throttled = futures::future::join_all(futs)

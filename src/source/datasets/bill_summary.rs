@@ -66,5 +66,9 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "bill_type",
     ],
     member_scoped: true,
-    queries: |cycle| vec![vec![("bill_cycle", Param::Str(cycle.to_string()))]],
+    snapshot: false,
+    fanout: None,
+    transform: None,
+    sidecar: None,
+    queries: |q| vec![vec![("bill_cycle", Param::Str(q.cycle.to_string()))]],
 };

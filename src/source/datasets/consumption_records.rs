@@ -107,9 +107,13 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     ],
     key_columns: &["id", "customer_id", "trade_id", "resource_id", "bill_date"],
     member_scoped: true,
-    queries: |cycle| {
+    snapshot: false,
+    fanout: None,
+    transform: None,
+    sidecar: None,
+    queries: |q| {
         vec![vec![
-            ("cycle", Param::Str(cycle.to_string())),
+            ("cycle", Param::Str(q.cycle.to_string())),
             ("statistic_type", Param::Int(3)),
             ("include_zero_record", Param::Bool(true)),
         ]]

@@ -2,13 +2,50 @@
 //! one billing cycle, and its columns. Paging, retries, rate limits and the
 //! commit of partitions are shared machinery (see `source::paging`, `pipeline`).
 
+pub mod account_changes;
 pub mod bill_summary;
 pub mod codes;
 pub mod consumption_records;
+pub mod focus;
+pub mod resource_bill_details;
+pub mod sub_customers;
+pub mod transaction_records;
+pub mod usage_95;
+
+use serde_json::value::RawValue;
 
 use crate::cycle::BillCycle;
 use crate::model::{self, Column};
 use crate::source::api::{Api, Params};
+
+/// What a dataset's queries may depend on.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryCtx {
+    pub cycle: BillCycle,
+    /// `statistic_type` of resource bill details (1 by cycle, 2 by day, 3 by detail).
+    pub statistic_type: i64,
+}
+
+/// A second-level listing: for each row of `api` (same query), one query with
+/// `param` set to the row's `id_key` (e.g. the 5-minute points of each resource).
+#[derive(Clone, Copy, Debug)]
+pub struct FanOut {
+    pub api: Api,
+    pub id_key: &'static str,
+    pub param: &'static str,
+}
+
+/// Context for a row transform (derived datasets such as FOCUS).
+pub struct TransformCtx<'a> {
+    pub cycle: BillCycle,
+    /// `currency` of the answer the row came from.
+    pub currency: Option<&'a str>,
+    /// The paying account: the caller's domain id when known.
+    pub payer: Option<&'a str>,
+}
+
+/// Rewrites one API row into the dataset's own row (JSON, exact tokens kept).
+pub type Transform = fn(&RawValue, &TransformCtx<'_>) -> Result<Box<RawValue>, String>;
 
 /// Static description of a dataset.
 pub struct DatasetSpec {
@@ -19,14 +56,22 @@ pub struct DatasetSpec {
     /// the manifest, and a partition with another version is re-extracted.
     pub version: u32,
     pub columns: &'static [Column],
-    /// Columns whose sums are reported per partition (manifest, run report).
+    /// Columns whose sums are reported per partition (manifest, run report);
+    /// the first one is the headline of the run summary.
     pub money_columns: &'static [&'static str],
     /// Columns that identify a row, for the README and warehouse users.
     pub key_columns: &'static [&'static str],
     /// Whether the API takes `method`/`sub_customer_id` (enterprise fan-out).
     pub member_scoped: bool,
+    /// A dimension snapshot (not per cycle): extracted once per run into the
+    /// current cycle's partition.
+    pub snapshot: bool,
     /// The queries (without offset/limit/method) that together return one cycle.
-    pub queries: fn(BillCycle) -> Vec<Params>,
+    pub queries: fn(&QueryCtx) -> Vec<Params>,
+    pub fanout: Option<FanOut>,
+    pub transform: Option<Transform>,
+    /// A file written beside the dataset's partitions (name, content).
+    pub sidecar: Option<fn(&DatasetSpec) -> (&'static str, String)>,
 }
 
 impl DatasetSpec {
@@ -39,7 +84,17 @@ impl DatasetSpec {
     }
 }
 
-pub static ALL: &[&DatasetSpec] = &[&bill_summary::SPEC, &consumption_records::SPEC];
+pub static ALL: &[&DatasetSpec] = &[
+    &bill_summary::SPEC,
+    &consumption_records::SPEC,
+    &resource_bill_details::SPEC,
+    &transaction_records::SPEC,
+    &usage_95::SUMMARY,
+    &usage_95::DETAILS,
+    &account_changes::SPEC,
+    &sub_customers::SPEC,
+    &focus::SPEC,
+];
 
 pub fn by_name(name: &str) -> Option<&'static DatasetSpec> {
     ALL.iter().copied().find(|d| d.name == name)
@@ -80,12 +135,7 @@ mod tests {
         for d in ALL {
             let mut seen = std::collections::HashSet::new();
             for (i, c) in d.columns.iter().enumerate() {
-                assert!(
-                    seen.insert(c.name),
-                    "{}: duplicate column {}",
-                    d.name,
-                    c.name
-                );
+                assert!(seen.insert(c.name), "{}: duplicate column {}", d.name, c.name);
                 if let model::Kind::Label { of, .. } = c.kind {
                     let src = d.columns.iter().position(|s| s.name == of);
                     assert!(
@@ -104,7 +154,11 @@ mod tests {
                     d.name
                 );
             }
-            assert!(!(d.queries)("2026-03".parse().unwrap()).is_empty());
+            let ctx = QueryCtx {
+                cycle: "2026-03".parse().unwrap(),
+                statistic_type: 3,
+            };
+            assert!(!(d.queries)(&ctx).is_empty());
         }
     }
 
@@ -113,10 +167,7 @@ mod tests {
         assert_eq!(parse_list("all").unwrap().len(), ALL.len());
         assert_eq!(parse_list("bill_summary, bill_summary").unwrap().len(), 1);
         let e = parse_list("bill_summary,nope").err().unwrap().to_string();
-        assert!(
-            e.contains("nope") && e.contains("consumption_records"),
-            "{e}"
-        );
+        assert!(e.contains("nope") && e.contains("consumption_records"), "{e}");
         assert!(parse_list("").is_err());
     }
 }

@@ -1,0 +1,57 @@
+//! `account_changes`: ListCustomerAccountChangeRecords (收支明细), income and
+//! expense of the cash (debit) and credit balances (fact sheet §7). The API
+//! filters by trade date, not by bill cycle, so a partition holds the
+//! records whose trade date falls in that UTC+8 month. Not available for
+//! members: income/expense is the caller's own.
+
+use super::DatasetSpec;
+use super::codes::{PAYMENT_CHANNELS, TRADE_TYPES};
+use crate::model::{Column, Kind, MONEY, col};
+use crate::source::api::{Api, Param};
+
+static COLUMNS: [Column; 17] = [
+    col("balance_type", Kind::Param),
+    col("account_change_id", Kind::Str),
+    col("trade_detail_type", Kind::Str),
+    col("trade_detail_type_name", Kind::Label { of: "trade_detail_type", table: TRADE_TYPES }),
+    col("trade_time", Kind::Timestamp),
+    col("trade_id", Kind::Str),
+    col("change_amount", MONEY),
+    col("balance_after_change", MONEY),
+    col("revenue_expense_type", Kind::Str),
+    col("bill_cycle", Kind::Str),
+    col("payment_channel_id", Kind::Str),
+    col("payment_channel_name", Kind::Label { of: "payment_channel_id", table: PAYMENT_CHANNELS }),
+    col("payment_channel_no", Kind::Str),
+    col("consume_time", Kind::Timestamp),
+    col("account_name", Kind::Str),
+    col("cloud_service_type_name", Kind::Str),
+    col("resource_type_name", Kind::Str),
+];
+
+pub static SPEC: DatasetSpec = DatasetSpec {
+    name: "account_changes",
+    description: "Income/expense records of the cash and credit balances, by UTC+8 trade month",
+    api: Api::AccountChanges,
+    version: 1,
+    columns: &COLUMNS,
+    money_columns: &["change_amount"],
+    key_columns: &["balance_type", "account_change_id"],
+    member_scoped: false,
+    snapshot: false,
+    queries: |q| {
+        ["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"]
+            .into_iter()
+            .map(|b| {
+                vec![
+                    ("balance_type", Param::from(b)),
+                    ("trade_time_begin", Param::Str(q.cycle.first_day().to_string())),
+                    ("trade_time_end", Param::Str(q.cycle.last_day().to_string())),
+                ]
+            })
+            .collect()
+    },
+    fanout: None,
+    transform: None,
+    sidecar: None,
+};

@@ -1,0 +1,34 @@
+//! `sub_customers`: ListEnterpriseSubCustomers, the enterprise's member
+//! accounts (fact sheet §8). A dimension table: one snapshot per run, in the
+//! current cycle's partition.
+
+use super::DatasetSpec;
+use super::codes::MEMBER_STATUSES;
+use crate::model::{Column, Kind, col};
+use crate::source::api::Api;
+
+static COLUMNS: [Column; 7] = [
+    col("id", Kind::Str),
+    col("name", Kind::Str),
+    col("display_name", Kind::Str),
+    col("status", Kind::Int),
+    col("status_name", Kind::Label { of: "status", table: MEMBER_STATUSES }),
+    col("org_id", Kind::Str),
+    col("org_name", Kind::Str),
+];
+
+pub static SPEC: DatasetSpec = DatasetSpec {
+    name: "sub_customers",
+    description: "Enterprise member accounts (dimension snapshot, current cycle)",
+    api: Api::SubCustomers,
+    version: 1,
+    columns: &COLUMNS,
+    money_columns: &[],
+    key_columns: &["id"],
+    member_scoped: false,
+    snapshot: true,
+    queries: |_| vec![vec![]],
+    fanout: None,
+    transform: None,
+    sidecar: None,
+};

@@ -1,0 +1,66 @@
+//! `transaction_records`: ListCustomerBillsFeeRecords (流水账单), one row per
+//! transaction with payments rounded to cents (fact sheet §6).
+
+use super::DatasetSpec;
+use super::codes::{BILL_TYPES, CHARGE_MODES, FEE_STATUSES, PROVIDER_TYPES};
+use crate::model::{Column, Kind, MONEY, col};
+use crate::source::api::{Api, Param};
+
+static COLUMNS: [Column; 35] = [
+    col("bill_cycle", Kind::Str),
+    col("customer_id", Kind::Str),
+    col("account_name", Kind::Str),
+    col("service_type_code", Kind::Str),
+    col("service_type_name", Kind::Str),
+    col("resource_type_code", Kind::Str),
+    col("resource_type_name", Kind::Str),
+    col("region_code", Kind::Str),
+    col("region_name", Kind::Str),
+    col("enterprise_project_id", Kind::Str),
+    col("enterprise_project_name", Kind::Str),
+    col("trade_id", Kind::Str),
+    col("id", Kind::Str),
+    col("consume_time", Kind::Timestamp),
+    col("trade_time", Kind::Timestamp),
+    col("charging_mode", Kind::Int),
+    col("charging_mode_name", Kind::Label { of: "charging_mode", table: CHARGE_MODES }),
+    col("provider_type", Kind::Int),
+    col("provider_type_name", Kind::Label { of: "provider_type", table: PROVIDER_TYPES }),
+    col("bill_type", Kind::Int),
+    col("bill_type_name", Kind::Label { of: "bill_type", table: BILL_TYPES }),
+    col("status", Kind::Int),
+    col("status_name", Kind::Label { of: "status", table: FEE_STATUSES }),
+    col("official_amount", MONEY),
+    col("official_discount_amount", MONEY),
+    col("erase_amount", MONEY),
+    col("consume_amount", MONEY),
+    col("cash_amount", MONEY),
+    col("credit_amount", MONEY),
+    col("coupon_amount", MONEY),
+    col("flexipurchase_coupon_amount", MONEY),
+    col("stored_value_card_amount", MONEY),
+    col("bonus_amount", MONEY),
+    col("debt_amount", MONEY),
+    col("writeoff_amount", MONEY),
+];
+
+pub static SPEC: DatasetSpec = DatasetSpec {
+    name: "transaction_records",
+    description: "Transaction (fee) records: one row per transaction, amounts rounded to cents",
+    api: Api::FeeRecords,
+    version: 1,
+    columns: &COLUMNS,
+    money_columns: &["consume_amount", "official_amount", "cash_amount", "credit_amount", "coupon_amount"],
+    key_columns: &["trade_id", "id", "customer_id"],
+    member_scoped: true,
+    snapshot: false,
+    queries: |q| {
+        vec![vec![
+            ("bill_cycle", Param::Str(q.cycle.to_string())),
+            ("include_zero_record", Param::Bool(true)),
+        ]]
+    },
+    fanout: None,
+    transform: None,
+    sidecar: None,
+};

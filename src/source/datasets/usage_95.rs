@@ -1,0 +1,100 @@
+//! `usage_95_summary` and `usage_95_details`: 95th-percentile bandwidth
+//! billing (fact sheet §5). The summary is queried for every (service,
+//! resource type, usage type) of the 95-billing services; the details fan out
+//! to each resource's 5-minute points. Base-1000 data is split between
+//! `95peak_1000` and `95Peak_1000`, so both are queried. The API returns
+//! bandwidths as strings: they become exact decimals.
+
+use super::{DatasetSpec, FanOut, QueryCtx};
+use crate::model::{Column, Kind, MONEY, col};
+use crate::source::api::{Api, Param, Params};
+
+/// (service_type_code, resource_type_code, usage types) of the 95-billing services.
+pub const COMBINATIONS: &[(&str, &str, &[&str])] = &[
+    (
+        "hws.service.type.cdn",
+        "hws.resource.type.cdn",
+        &["95Peak", "95peak_1000", "95Peak_1000", "95peak_plus"],
+    ),
+    ("hws.service.type.obs", "hws.resource.type.obs", &["95Peak"]),
+    (
+        "hws.service.type.vpc",
+        "hws.resource.type.bandwidth",
+        &["bandwidth95peak", "95peak_plus"],
+    ),
+    ("hws.service.type.iec", "hws.resource.type.edgebandwidth", &["95Peak"]),
+];
+
+fn queries(q: &QueryCtx) -> Vec<Params> {
+    let mut out = Vec::new();
+    for (service, rtype, usages) in COMBINATIONS {
+        for usage in *usages {
+            out.push(vec![
+                ("bill_cycle", Param::Str(q.cycle.to_string())),
+                ("service_type_code", Param::from(*service)),
+                ("resource_type_code", Param::from(*rtype)),
+                ("usage_type", Param::from(*usage)),
+            ]);
+        }
+    }
+    out
+}
+
+static SUMMARY_COLUMNS: [Column; 9] = [
+    col("service_type_code", Kind::Param),
+    col("resource_type_code", Kind::Param),
+    col("usage_type", Kind::Param),
+    col("resource_id", Kind::Str),
+    col("actual_days", Kind::Dec(20)),
+    col("band_width", MONEY),
+    col("monthly_guaranteed_band_width", MONEY),
+    col("monthly_peak_band_width", MONEY),
+    col("band_width_measure_id", Kind::Int),
+];
+
+pub static SUMMARY: DatasetSpec = DatasetSpec {
+    name: "usage_95_summary",
+    description: "95th-percentile billed bandwidth per resource and usage type",
+    api: Api::UsageSummary,
+    version: 1,
+    columns: &SUMMARY_COLUMNS,
+    money_columns: &[],
+    key_columns: &["service_type_code", "resource_type_code", "usage_type", "resource_id"],
+    member_scoped: false,
+    snapshot: false,
+    queries,
+    fanout: None,
+    transform: None,
+    sidecar: None,
+};
+
+static DETAIL_COLUMNS: [Column; 8] = [
+    col("service_type_code", Kind::Param),
+    col("resource_type_code", Kind::Param),
+    col("usage_type", Kind::Param),
+    col("resource_id", Kind::Param),
+    col("stat_time", Kind::Timestamp),
+    col("usage", MONEY),
+    col("guaranteed_band_width", MONEY),
+    col("measure_id", Kind::Int),
+];
+
+pub static DETAILS: DatasetSpec = DatasetSpec {
+    name: "usage_95_details",
+    description: "5-minute bandwidth points of every 95th-percentile-billed resource",
+    api: Api::UsageDetails,
+    version: 1,
+    columns: &DETAIL_COLUMNS,
+    money_columns: &[],
+    key_columns: &["usage_type", "resource_id", "stat_time"],
+    member_scoped: false,
+    snapshot: false,
+    queries,
+    fanout: Some(FanOut {
+        api: Api::UsageSummary,
+        id_key: "resource_id",
+        param: "resource_id",
+    }),
+    transform: None,
+    sidecar: None,
+};
