@@ -44,14 +44,16 @@ async fn backfill(scale: f64, latency_ms: u64, cycles: (&str, &str)) -> (f64, u6
         domain_id: None,
         security_token: None,
     };
-    let client = BssClient::new(
-        creds,
-        ClientConfig {
-            endpoint: sim.url(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let client = std::sync::Arc::new(
+        BssClient::new(
+            creds,
+            ClientConfig {
+                endpoint: sim.url(),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
     let out = tempfile::tempdir().unwrap();
     let job = Job {
         command: "bench".into(),

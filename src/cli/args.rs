@@ -134,6 +134,9 @@ pub struct SimArgs {
     /// Insert rows at the front of a cycle while it is being paged.
     #[arg(long)]
     pub drift: bool,
+    /// The last N members refuse to share their bills (403 CBC.0151 for method=sub_customer).
+    #[arg(long, default_value_t = 0)]
+    pub denied_members: u32,
     /// Access key to accept (default: HUAWEICLOUD_SDK_AK).
     #[arg(long)]
     pub ak: Option<String>,

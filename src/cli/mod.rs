@@ -331,7 +331,7 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
             (Some(running), creds)
         }
     };
-    let client = BssClient::new(creds, client).map_err(usage)?;
+    let client = std::sync::Arc::new(BssClient::new(creds, client).map_err(usage)?);
     let report_json = pipeline::run(&job, &client).await.map_err(|e| match &e {
         pipeline::RunError::State(crate::state::StateError::Locked(..)) => usage(&e),
         pipeline::RunError::Members(s) if s.is_fatal() => Failure {
@@ -406,6 +406,7 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
     cfg.rate_limit = a.rate_limit;
     cfg.fault_rate = a.fault_rate;
     cfg.drift = a.drift;
+    cfg.denied_members = a.denied_members;
     let addr = SocketAddr::new(a.bind, a.port);
     let running = sim::start(cfg, addr)
         .await

@@ -194,9 +194,7 @@ impl Normalizer {
                 _ => None,
             })
             .collect();
-        let is_label_source = (0..columns.len())
-            .map(|i| label_source.contains(&Some(i)))
-            .collect();
+        let is_label_source = (0..columns.len()).map(|i| label_source.contains(&Some(i))).collect();
         let money = money_columns
             .iter()
             .filter_map(|m| columns.iter().position(|c| c.name == *m))
@@ -257,7 +255,9 @@ impl Normalizer {
             match (&mut self.builders[i], c.kind) {
                 (Builder::Str(b), Kind::Label { table, .. }) => {
                     let code = self.label_source[i].and_then(|src| codes[src].as_deref());
-                    let label = code.and_then(|code| table.iter().find(|(k, _)| *k == code)).map(|(_, v)| *v);
+                    let label = code
+                        .and_then(|code| table.iter().find(|(k, _)| *k == code))
+                        .map(|(_, v)| *v);
                     b.append_option(label);
                 }
                 (Builder::Str(b), Kind::Param) => {

@@ -6,7 +6,7 @@ pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -42,6 +42,7 @@ pub enum Mode {
     Nightly,
 }
 
+#[derive(Clone)]
 pub struct Job {
     pub command: String,
     pub mode: Mode,
@@ -111,9 +112,12 @@ impl Unit {
     }
 }
 
-struct Ctx<'a> {
-    job: &'a Job,
-    client: &'a BssClient,
+/// What every unit task shares.
+struct Ctx {
+    job: Job,
+    client: Arc<BssClient>,
+    units_done: std::sync::atomic::AtomicUsize,
+    rows_done: std::sync::atomic::AtomicU64,
     layout: Layout,
     state: StateStore,
     manifests: Mutex<HashMap<&'static str, Manifest>>,
@@ -153,7 +157,9 @@ pub async fn list_members(client: &BssClient, concurrency: usize) -> Result<Vec<
     }
 }
 
-pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
+/// Runs `job`. Units run as tasks of their own, so parsing and writing use
+/// every core while requests wait on the network.
+pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunError> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let layout = Layout::new(&job.out);
@@ -193,7 +199,11 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
 
     let mut units = Vec::new();
     for spec in &job.datasets {
-        let spec_cycles = if spec.snapshot { vec![snapshot_cycle] } else { cycles.clone() };
+        let spec_cycles = if spec.snapshot {
+            vec![snapshot_cycle]
+        } else {
+            cycles.clone()
+        };
         for cycle in &spec_cycles {
             for account in &accounts {
                 if !spec.member_scoped && *account != AccountRef::Own {
@@ -222,17 +232,17 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
         );
     }
     let run_id = state.run_id();
-    let ctx = Ctx {
-        job,
-        client,
+    let ctx = Arc::new(Ctx {
+        job: job.clone(),
+        client: client.clone(),
+        units_done: std::sync::atomic::AtomicUsize::new(0),
+        rows_done: std::sync::atomic::AtomicU64::new(0),
         layout,
         state,
         manifests: Mutex::new(manifests),
         run_id: run_id.clone(),
-    };
+    });
     let total = units.len();
-    let done_count = std::sync::atomic::AtomicUsize::new(0);
-    let rows_done = std::sync::atomic::AtomicU64::new(0);
     let quota: u32 = {
         let mut apis: Vec<Api> = job.datasets.iter().map(|d| d.api).collect();
         apis.sort();
@@ -247,7 +257,7 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             let now = client.stats.snapshot().requests;
-            let done = done_count.load(std::sync::atomic::Ordering::Relaxed);
+            let done = ctx.units_done.load(std::sync::atomic::Ordering::Relaxed);
             let eta = if done == 0 {
                 "?".to_string()
             } else {
@@ -258,7 +268,7 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
             };
             eprint!(
                 "\r\x1b[2Kunits {done}/{total} · rows {} · {} req/s (quota {quota}/s) · ETA {eta}",
-                rows_done.load(std::sync::atomic::Ordering::Relaxed),
+                ctx.rows_done.load(std::sync::atomic::Ordering::Relaxed),
                 now - last
             );
             last = now;
@@ -266,16 +276,17 @@ pub async fn run(job: &Job, client: &BssClient) -> Result<RunReport, RunError> {
     };
     let work = futures::stream::iter(units)
         .map(|u| {
-            let (ctx, done_count, rows_done) = (&ctx, &done_count, &rows_done);
-            async move {
-                let r = run_unit(ctx, &u).await;
-                rows_done.fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
-                let n = done_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let r = run_unit(&ctx, &u).await;
+                ctx.rows_done.fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
+                let n = ctx.units_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 log_unit(&r, n, total);
                 r
-            }
+            })
         })
         .buffer_unordered(job.unit_concurrency.max(1))
+        .map(|joined| joined.expect("a unit task panicked"))
         .collect::<Vec<UnitReport>>();
     let reports = tokio::select! {
         r = work => r,
@@ -372,7 +383,7 @@ fn job_cycles(job: &Job, manifests: &HashMap<&'static str, Manifest>) -> Vec<Bil
     cycles
 }
 
-async fn run_unit(ctx: &Ctx<'_>, unit: &Unit) -> UnitReport {
+async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
     let start = Instant::now();
     let mut report = UnitReport {
         dataset: unit.spec.name.to_string(),
@@ -462,7 +473,7 @@ const BATCH_ROWS: usize = 8192;
 
 /// The queries of a unit, with fan-out resolved: each fan-out base query is
 /// listed first, and one query per listed id follows.
-async fn unit_queries(ctx: &Ctx<'_>, unit: &Unit) -> Result<Vec<Params>, UnitError> {
+async fn unit_queries(ctx: &Ctx, unit: &Unit) -> Result<Vec<Params>, UnitError> {
     let spec = unit.spec;
     let qctx = QueryCtx {
         cycle: unit.cycle,
@@ -478,17 +489,24 @@ async fn unit_queries(ctx: &Ctx<'_>, unit: &Unit) -> Result<Vec<Params>, UnitErr
     let mut expanded = Vec::new();
     for base in queries {
         let mut ids: Vec<String> = Vec::new();
-        page_through(ctx.client, fan.api, &base, fan.api.max_limit(), ctx.job.page_concurrency, |page| {
-            for rec in &page.records {
-                let row: HashMap<String, serde_json::Value> =
-                    serde_json::from_str(rec.get()).map_err(|e| format!("{}: {e}", fan.api))?;
-                match row.get(fan.id_key) {
-                    Some(serde_json::Value::String(id)) if !id.is_empty() => ids.push(id.clone()),
-                    _ => return Err(format!("{}: a row without {}", fan.api, fan.id_key)),
+        page_through(
+            &ctx.client,
+            fan.api,
+            &base,
+            fan.api.max_limit(),
+            ctx.job.page_concurrency,
+            |page| {
+                for rec in &page.records {
+                    let row: HashMap<String, serde_json::Value> =
+                        serde_json::from_str(rec.get()).map_err(|e| format!("{}: {e}", fan.api))?;
+                    match row.get(fan.id_key) {
+                        Some(serde_json::Value::String(id)) if !id.is_empty() => ids.push(id.clone()),
+                        _ => return Err(format!("{}: a row without {}", fan.api, fan.id_key)),
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .await?;
         for id in ids {
             let mut q = base.clone();
@@ -501,7 +519,7 @@ async fn unit_queries(ctx: &Ctx<'_>, unit: &Unit) -> Result<Vec<Params>, UnitErr
 
 /// Pages every query of a unit into the normaliser and the staging file.
 async fn fetch_into(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     unit: &Unit,
     norm: &mut Normalizer,
     writer: &mut StagedWriter,
@@ -509,9 +527,14 @@ async fn fetch_into(
 ) -> Result<(), UnitError> {
     let spec = unit.spec;
     for params in unit_queries(ctx, unit).await? {
-        norm.set_params(params.iter().map(|(k, v)| (k.to_string(), v.as_query_value())).collect());
+        norm.set_params(
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_query_value()))
+                .collect(),
+        );
         let stats = page_through(
-            ctx.client,
+            &ctx.client,
             spec.api,
             &params,
             spec.page_size(),
@@ -545,7 +568,7 @@ async fn fetch_into(
 
 /// Extracts one unit into a staging file and publishes it (or leaves the
 /// published file untouched when the served content did not change).
-async fn extract(ctx: &Ctx<'_>, unit: &Unit, report: &mut UnitReport) -> Result<(), UnitError> {
+async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), UnitError> {
     let spec = unit.spec;
     let schema = spec.schema();
     let extracted_at = Utc::now();

@@ -25,6 +25,14 @@ pub fn dispatch(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     }
 }
 
+/// Whether the request asks for a member that refused to share its bills.
+pub fn denied(state: &SimState, p: &Params) -> bool {
+    let members = state.ledger.accounts.len() - 1;
+    let denied_from = 1 + members.saturating_sub(state.cfg.denied_members as usize);
+    matches!(p.str("method", 64), Ok(Some(m)) if m == "sub_customer")
+        && matches!(p.str("sub_customer_id", 64), Ok(Some(id)) if state.ledger.account_index(&id).is_some_and(|i| i >= denied_from))
+}
+
 /// `{"total_count":…,"<key>":[…],<extra>}` with exact numbers.
 fn list_body<T: Serialize>(key: &str, total: u64, rows: &[T], extra: &[(&str, String)]) -> String {
     let mut s = format!(

@@ -41,6 +41,9 @@ pub struct SimConfig {
     pub fault_rate: f64,
     /// Insert rows at the front of a cycle the first time it is paged past page one.
     pub drift: bool,
+    /// The last N members are finance-independent and did not allow the master
+    /// to view their bills: `method=sub_customer` for them gets 403 CBC.0151.
+    pub denied_members: u32,
     pub ak: String,
     pub sk: String,
 }
@@ -58,6 +61,7 @@ impl SimConfig {
             rate_limit: None,
             fault_rate: 0.0,
             drift: false,
+            denied_members: 0,
             ak: ak.to_string(),
             sk: sk.to_string(),
         }
@@ -370,7 +374,25 @@ async fn handle(
             }
         }
     };
-    let result = params.and_then(|p| handlers::dispatch(&state, api, &p));
+    let params = match params {
+        Ok(p) => p,
+        Err(params::Invalid(msg)) => {
+            state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "CBC.0100",
+                &format!("Invalid parameter: {msg}"),
+            );
+        }
+    };
+    if handlers::denied(&state, &params) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "CBC.0151",
+            "Access denied. The member has not allowed its consumption information to be viewed.",
+        );
+    }
+    let result = handlers::dispatch(&state, api, &params);
     match result {
         Ok(body) => {
             state.stats.ok.fetch_add(1, Ordering::Relaxed);

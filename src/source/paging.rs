@@ -50,7 +50,9 @@ pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
             api.list_key()
         ));
     }
-    let currency = top.get("currency").and_then(|c| serde_json::from_str::<String>(c.get()).ok());
+    let currency = top
+        .get("currency")
+        .and_then(|c| serde_json::from_str::<String>(c.get()).ok());
     Ok(Page {
         offset,
         total,

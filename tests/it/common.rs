@@ -56,8 +56,8 @@ pub fn client_config(url: &str) -> ClientConfig {
     }
 }
 
-pub fn client(url: &str) -> BssClient {
-    BssClient::new(creds(SK), client_config(url)).unwrap()
+pub fn client(url: &str) -> std::sync::Arc<BssClient> {
+    std::sync::Arc::new(BssClient::new(creds(SK), client_config(url)).unwrap())
 }
 
 pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {

@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod contract;
 mod e2e;
+mod families;
 mod resilience;
 mod simulator;

@@ -19,6 +19,28 @@ Plus: a DAILY res-records/query, a member's res-fee-records with method=sub_cust
 and a customer-scope check (method=oneself rows never belong to a member, sub_customer
 rows only to that member).
 
+Extractor requests (labels "x <dataset> <account>"): every request the Rust extractors
+(src/source/datasets/*.rs + src/pipeline/mod.rs) send, with the same parameter names,
+values and types, paged with the extractors' limit (1000; 100 for account-change-records
+and sub-customers) and run through checks 1-3 and the scope check, plus:
+  request  - the request the SDK put on the wire (query string for GET, JSON body for POST)
+             carries exactly the extractor's parameters (and offset/limit) on every page, the
+             SDK model declares each one with the type the extractor sends (str/int/bool),
+             and POST bodies have the same JSON types (statistic_type an integer, etc.);
+  fanout   - every usage/summary row has the non-empty resource_id the details fan out on.
+Accounts: the caller (method=oneself) and every member from sub-customers that shares its
+bills (method=sub_customer + sub_customer_id) for bill_summary, consumption_records/focus
+(identical requests), resource_bill_details and transaction_records; the simulator is
+started with --denied-members N (default 1), so the LAST N members of sub-customers refuse:
+  denied   - each request of those datasets for a refused member gets HTTP 403 CBC.0151.
+resource_bill_details is queried with statistic_type 3 (the default, query_type BILLCYCLE)
+for every account, and for the caller also with statistic_type 1 (BILLCYCLE) and 2 (DAILY,
+bill_cycle_begin = bill_cycle_end = one local day) for the cycle's first and last day.
+  day      - a DAILY query returns rows, all with bill_date = that day.
+usage_95_summary: every (service, resource type, usage type) of usage_95.rs COMBINATIONS;
+usage_95_details: the first resource of each combination that has one.
+account_changes: BALANCE_TYPE_DEBIT and BALANCE_TYPE_CREDIT over the cycle's first..last day.
+
 Usage (the SDK is not in the repo's toolchain; use a venv):
     python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install huaweicloudsdkbss
     HCBILL_BIN=target/debug/hcbill /tmp/sdkvenv/bin/python tests/sdk/conformance.py
@@ -29,6 +51,8 @@ Environment:
     HCBILL_URL    test an already running simulator at this URL instead of starting one
     HCBILL_AK / HCBILL_SK   credentials (default AK / SK, as passed to the simulator)
     HCBILL_CYCLE  bill cycle to query (default 2026-09, inside the simulated 2026-08..2026-10)
+    HCBILL_DENIED_MEMBERS   members refusing their bills (default 1, passed as
+                  --denied-members; with HCBILL_URL it must match the running simulator)
     HCBILL_VERBOSE=1        print every HTTP call
 
 Output: one line per check, then exactly `N passed, M failed`; exit status 1 if M > 0.
@@ -49,6 +73,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 # requests honours HTTP(S)_PROXY, which would also capture 127.0.0.1; never proxy the simulator.
 for _var in ("NO_PROXY", "no_proxy"):
@@ -58,6 +83,7 @@ try:
     from huaweicloudsdkcore.auth.credentials import GlobalCredentials
     from huaweicloudsdkcore.exceptions import exceptions as sdk_exc
     from huaweicloudsdkcore.http.http_config import HttpConfig
+    from huaweicloudsdkcore.http.http_handler import HttpHandler
     from huaweicloudsdkbss.v2 import BssClient
     from huaweicloudsdkbss.v2 import model as M
 except ImportError as _e:  # pragma: no cover
@@ -83,9 +109,11 @@ WRONG_SK = SK + "-wrong"
 DOMAIN_ID = "0123456789abcdef0123456789abcdef"   # any value; sent as X-Domain-Id
 CYCLE = os.environ.get("HCBILL_CYCLE", "2026-09")
 VERBOSE = os.environ.get("HCBILL_VERBOSE") == "1"
+DENIED_MEMBERS = int(os.environ.get("HCBILL_DENIED_MEMBERS", "1"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIM_ARGS = ["sim", "--port", "0", "--seed", "7", "--scale", "0.05",
-            "--from", "2026-08", "--to", "2026-10", "--ak", AK, "--sk", SK]
+            "--from", "2026-08", "--to", "2026-10", "--denied-members", str(DENIED_MEMBERS),
+            "--ak", AK, "--sk", SK]
 STARTUP_TIMEOUT_S = 60
 MAX_PAGES = 5000              # safety net against a server whose total_count never ends the loop
 MAX_429_RETRIES = 8
@@ -95,6 +123,17 @@ _year, _month = (int(x) for x in CYCLE.split("-"))
 CYCLE_FIRST_DAY = "%s-01" % CYCLE
 CYCLE_LAST_DAY = "%s-%02d" % (CYCLE, calendar.monthrange(_year, _month)[1])
 DAILY_BEGIN, DAILY_END = "%s-01" % CYCLE, "%s-15" % CYCLE
+
+# src/source/datasets/usage_95.rs COMBINATIONS: (service_type_code, resource_type_code, usage types)
+USAGE_95_COMBINATIONS = [
+    ("hws.service.type.cdn", "hws.resource.type.cdn",
+     ["95Peak", "95peak_1000", "95Peak_1000", "95peak_plus"]),
+    ("hws.service.type.obs", "hws.resource.type.obs", ["95Peak"]),
+    ("hws.service.type.vpc", "hws.resource.type.bandwidth", ["bandwidth95peak", "95peak_plus"]),
+    ("hws.service.type.iec", "hws.resource.type.edgebandwidth", ["95Peak"]),
+]
+# statistic_type=2 is fetched one local day per query; these days are checked.
+ST2_DAYS = [CYCLE_FIRST_DAY, CYCLE_LAST_DAY]
 
 # Model keys that may legitimately never appear in a response to the queries made here.
 # Everything else in a model's attribute_map must occur at least once (possibly as null).
@@ -144,7 +183,7 @@ class Report:
             self.passed += 1
         else:
             self.failed += 1
-        print("%s  %-28s %-9s %s" % ("PASS" if ok else "FAIL", op, name, summary), flush=True)
+        print("%s  %-38s %-9s %s" % ("PASS" if ok else "FAIL", op, name, summary), flush=True)
         details = list(details)
         for line in details[:MAX_EXAMPLES]:
             print("        - %s" % line, flush=True)
@@ -243,16 +282,34 @@ def find_binary():
 # SDK access with pacing and 429 handling
 
 
-def make_client(url, ak, sk):
+class WireRecorder:
+    """Request hook: keeps the last request the SDK signed and sent."""
+
+    def __init__(self):
+        self.last = None        # (HTTP method, [(key, value)] of the query string, body text)
+
+    def __call__(self, **kwargs):
+        request = kwargs.get("request")
+        uri = request.uri or request.resource_path or ""
+        query = uri.split("?", 1)[1] if "?" in uri else ""
+        body = request.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        self.last = (request.method, parse_qsl(query, keep_blank_values=True), body)
+
+
+def make_client(url, ak, sk, recorder=None):
     cfg = HttpConfig.get_default_config()
     cfg.ignore_ssl_verification = True   # irrelevant for http://, harmless
     cfg.timeout = (5, 60)
     cfg.retry_times = 0                  # we retry 429 ourselves (the SDK would not retry POST)
-    return (BssClient.new_builder()
-            .with_credentials(GlobalCredentials(ak, sk, DOMAIN_ID))
-            .with_http_config(cfg)
-            .with_endpoint(url)          # no with_region(): it would add the real endpoint
-            .build())
+    builder = (BssClient.new_builder()
+               .with_credentials(GlobalCredentials(ak, sk, DOMAIN_ID))
+               .with_http_config(cfg)
+               .with_endpoint(url))      # no with_region(): it would add the real endpoint
+    if recorder is not None:
+        builder = builder.with_http_handler(HttpHandler().add_request_handler(recorder))
+    return builder.build()
 
 
 class Caller:
@@ -416,7 +473,7 @@ class Op:
     """One BSS list operation as seen through the SDK."""
 
     def __init__(self, label, sdk_method, http, path, rate, limit, response_cls, list_key, make,
-                 invalid=None, scope=None):
+                 invalid=None, scope=None, expected=None, allow_empty=None, required=None):
         self.label = label                  # e.g. "#1 monthly-sum"
         self.sdk_method = sdk_method        # BssClient method name
         self.http, self.path = http, path   # for pacing and messages
@@ -427,6 +484,9 @@ class Op:
         self.make = make                    # make(offset, limit) -> SDK request
         self.invalid = invalid              # (description, request) expected to give 400 CBC.0100
         self.scope = scope                  # None | "oneself" | member id (method=sub_customer)
+        self.expected = expected            # extractor ops: [(name, str|int|bool)] without offset/limit
+        self.allow_empty = allow_empty      # reason why no rows is a legitimate answer, or None
+        self.required = required or {}      # model name -> OPTIONAL_KEYS entries required here
 
     @property
     def list_attr(self):
@@ -537,16 +597,118 @@ def op_account_changes():
 
 
 # --------------------------------------------------------------------------------------------
+# the extractors' requests (src/source/datasets/*.rs, src/pipeline/mod.rs, src/source/paging.rs)
+#
+# `params` are the extractor's parameters in order, typed as the Rust Param (Str -> str,
+# Int -> int, Bool -> bool); paging appends offset and limit (Param::Int). GET operations put
+# them into the SDK request's attributes of the same name, POST res-records/query into its
+# QueryResRecordsDetailReq body; the "request" check compares what went on the wire.
+
+
+def account_params(member):
+    """AccountRef::params(): method=oneself, or method=sub_customer + sub_customer_id."""
+    if member is None:
+        return [("method", "oneself")]
+    return [("method", "sub_customer"), ("sub_customer_id", member)]
+
+
+def x_op(label, api, params, scope=None, allow_empty=None, required=None):
+    """An Op that sends exactly `params` (+ offset, limit) through the SDK."""
+    sdk_method, http, path, rate, limit, request_cls, response_cls, list_key = X_APIS[api]
+
+    def make(offset, limit):
+        fields = dict(params, offset=offset, limit=limit)
+        if http == "POST":
+            return request_cls(body=M.QueryResRecordsDetailReq(**fields))
+        return request_cls(**fields)
+    return Op(label, sdk_method, http, path, rate, limit, response_cls, list_key, make,
+              scope=scope, expected=list(params), allow_empty=allow_empty, required=required)
+
+
+# Api -> (SDK method, HTTP, path, quota/s, Api::max_limit(), SDK request, SDK response, list key)
+X_APIS = {
+    "MonthlySum": ("show_customer_monthly_sum", "GET", PATH_SUM, 10, 1000,
+                   M.ShowCustomerMonthlySumRequest, M.ShowCustomerMonthlySumResponse, "bill_sums"),
+    "ResRecords": ("list_customerself_resource_record_details", "POST", PATH_RES_QUERY, 30, 1000,
+                   M.ListCustomerselfResourceRecordDetailsRequest,
+                   M.ListCustomerselfResourceRecordDetailsResponse, "monthly_records"),
+    "ResFeeRecords": ("list_customerself_resource_records", "GET", PATH_RES_FEE, 30, 1000,
+                      M.ListCustomerselfResourceRecordsRequest,
+                      M.ListCustomerselfResourceRecordsResponse, "fee_records"),
+    "UsageSummary": ("list_resource_usage_summary", "GET", PATH_USAGE_SUM, 10, 1000,
+                     M.ListResourceUsageSummaryRequest, M.ListResourceUsageSummaryResponse,
+                     "summary_usage_info_list"),
+    "UsageDetails": ("list_resource_usage", "GET", PATH_USAGE_DET, 10, 1000,
+                     M.ListResourceUsageRequest, M.ListResourceUsageResponse, "usage_info_list"),
+    "FeeRecords": ("list_customer_bills_fee_records", "GET", PATH_FEE, 10, 1000,
+                   M.ListCustomerBillsFeeRecordsRequest, M.ListCustomerBillsFeeRecordsResponse,
+                   "records"),
+    "AccountChanges": ("list_customer_account_change_records", "GET", PATH_ACCOUNT, 10, 100,
+                       M.ListCustomerAccountChangeRecordsRequest,
+                       M.ListCustomerAccountChangeRecordsResponse, "records"),
+    "SubCustomers": ("list_enterprise_sub_customers", "GET", PATH_SUBS, 10, 100,
+                     M.ListEnterpriseSubCustomersRequest, M.ListEnterpriseSubCustomersResponse,
+                     "sub_customer_infos"),
+}
+
+
+def res_records_params(statistic_type, day=None):
+    """resource_bill_details queries(): BILLCYCLE unless statistic_type 2 (DAILY, one day)."""
+    params = [("cycle", CYCLE), ("statistic_type", statistic_type),
+              ("query_type", "DAILY" if statistic_type == 2 else "BILLCYCLE"),
+              ("include_zero_record", True)]
+    if statistic_type == 2:
+        params += [("bill_cycle_begin", day), ("bill_cycle_end", day)]
+    return params
+
+
+def x_member_ops(account, member):
+    """The member-scoped datasets' requests for the caller (member None) or one member."""
+    acc = account_params(member)
+    scope = member or "oneself"
+    return [
+        x_op("x bill_summary %s" % account, "MonthlySum", [("bill_cycle", CYCLE)] + acc, scope),
+        x_op("x consumption+focus %s" % account, "ResFeeRecords",
+             [("cycle", CYCLE), ("statistic_type", 3), ("include_zero_record", True)] + acc, scope),
+        x_op("x resource_bill_details %s" % account, "ResRecords", res_records_params(3) + acc, scope),
+        x_op("x transaction_records %s" % account, "FeeRecords",
+             [("bill_cycle", CYCLE), ("include_zero_record", True)] + acc, scope),
+    ]
+
+
+def usage_params(service, rtype, usage):
+    return [("bill_cycle", CYCLE), ("service_type_code", service), ("resource_type_code", rtype),
+            ("usage_type", usage)]
+
+
+def usage_label(kind, service, usage):
+    return "x usage_95_%s %s/%s" % (kind, service.rsplit(".", 1)[-1], usage)
+
+
+def query_value(v):
+    """Param::as_query_value(): booleans lower-case, integers in decimal."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def sdk_type_of(v):
+    return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "str"
+
+
+# --------------------------------------------------------------------------------------------
 # the checks
 
 
 class Conformance:
     def __init__(self, url, report):
         self.report = report
-        self.client = make_client(url, AK, SK)
+        self.recorder = WireRecorder()
+        self.client = make_client(url, AK, SK, self.recorder)
         self.bad_client = make_client(url, AK, WRONG_SK)
         self.caller = Caller()
         self.member_ids = None          # from #7, None if #7 failed
+        self.members = None             # the same ids in the order #7 lists them
         self.results = {}               # label -> list of raw rows (None if the call failed)
 
     # --- checks 1, 2 and 3 ------------------------------------------------------------------
@@ -559,12 +721,23 @@ class Conformance:
         schema = SchemaChecker()
         raw_rows = []
         offset = 0
+        wire = []           # extractor ops: differences between the sent and the expected request
+        requests = 0
         while True:
+            self.recorder.last = None
             try:
-                resp = self.caller.call(self.client, op, op.make(offset, op.limit))
+                resp, exc = self.caller.call(self.client, op, op.make(offset, op.limit)), None
             except Exception as e:   # SDK errors, but also e.g. an undecodable body
+                resp, exc = None, e
+            if op.expected is not None:
+                requests += 1
+                wire.extend(self.wire_problems(op, offset))
+            if exc is not None:
+                e = exc
                 if not pages:
                     rep.check(False, op.label, "call", "%s %s failed: %s" % (op.http, op.path, describe_exc(e)))
+                    if op.expected is not None:
+                        self.check_request(op, wire, requests)
                     for name in ("paging", "distinct", "schema", "coverage"):
                         rep.check(False, op.label, name, "not run: the call failed")
                     self.results[op.label] = None
@@ -598,6 +771,8 @@ class Conformance:
                 page_errors.append("stopped after %d pages" % MAX_PAGES)
                 break
 
+        if op.expected is not None:
+            self.check_request(op, wire, requests)
         self.check_paging(op, pages, page_errors)
         self.check_distinct(op, raw_rows)
         self.check_schema(op, schema, raw_rows)
@@ -646,14 +821,71 @@ class Conformance:
         checked = []
         for name, count in sorted(schema.instances.items()):
             keys = set(key_types(getattr(M, name)))
-            optional = OPTIONAL_KEYS.get(name, {})
+            optional = {k: why for k, why in OPTIONAL_KEYS.get(name, {}).items()
+                        if k not in op.required.get(name, ())}
             absent = sorted(keys - schema.seen.get(name, set()) - set(optional))
             checked.append("%s(%d)" % (name, count))
             missing += ["%s.%s never present" % (name, k) for k in absent]
-        if not rows:
+        note = ""
+        if not rows and op.allow_empty:
+            note = " (no %s rows: %s)" % (op.row_cls.__name__, op.allow_empty)
+        elif not rows:
             missing.insert(0, "no %s rows returned: key coverage cannot be checked" % op.row_cls.__name__)
         rep.check(not missing, op.label, "coverage",
-                  "every model key present at least once in %s" % ", ".join(checked), missing)
+                  "every model key present at least once in %s%s" % (", ".join(checked), note), missing)
+
+    # --- the extractors' requests -----------------------------------------------------------
+
+    def wire_problems(self, op, offset):
+        """What the SDK sent for one page vs. the extractor's parameters + offset/limit."""
+        want = op.expected + [("offset", offset), ("limit", op.limit)]
+        at = "offset=%d: " % offset
+        if self.recorder.last is None:
+            return [at + "the SDK sent no request"]
+        method, query, body = self.recorder.last
+        problems = [] if method == op.http else [at + "HTTP %s, the extractor sends %s" % (method, op.http)]
+        if op.http == "GET":
+            got = sorted(query)
+            exp = sorted((k, query_value(v)) for k, v in want)
+            problems += [at + "query lacks %s=%s" % kv for kv in exp if got.count(kv) < exp.count(kv)]
+            problems += [at + "query has extra %s=%s" % kv for kv in got if exp.count(kv) < got.count(kv)]
+            return sorted(set(problems), key=problems.index)
+        if query:
+            problems.append(at + "POST with a query string: %s" % query)
+        try:
+            doc = json.loads(body or "null")
+        except ValueError as e:
+            return problems + [at + "body is not JSON (%s): %s" % (e, shorten(body, 80))]
+        if not isinstance(doc, dict):
+            return problems + [at + "body is %s, not an object" % json_type(doc)]
+        exp = dict(want)
+        for k in exp:
+            if k not in doc:
+                problems.append(at + "body lacks %s" % k)
+            elif (json_type(doc[k]), doc[k]) != (json_type(exp[k]), exp[k]):
+                problems.append(at + "body %s = %s (%s), the extractor sends %s (%s)"
+                                % (k, json.dumps(doc[k]), json_type(doc[k]), json.dumps(exp[k]),
+                                   json_type(exp[k])))
+        problems += [at + "body has extra %s = %s" % (k, json.dumps(doc[k])) for k in doc if k not in exp]
+        return problems
+
+    def check_request(self, op, wire, requests):
+        """Reports "request": SDK model types of the extractor's parameters + the wire check."""
+        sample = op.make(0, op.limit)
+        model = sample.body if op.http == "POST" else sample
+        types = {model.attribute_map[a]: t for a, t in model.openapi_types.items()}
+        problems = []
+        for k, v in op.expected + [("offset", 0), ("limit", op.limit)]:
+            if k not in types:
+                problems.append("%s has no parameter %s" % (type(model).__name__, k))
+            elif types[k] != sdk_type_of(v):
+                problems.append("%s.%s is %s in the SDK, the extractor sends %s"
+                                % (type(model).__name__, k, types[k], sdk_type_of(v)))
+        problems += wire
+        shown = ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in op.expected)
+        self.report.check(not problems, op.label, "request",
+                          "%d page request(s) sent exactly {%s} + offset, limit=%d"
+                          % (requests, shorten(shown, 150), op.limit), problems)
 
     # --- checks 4 and 5 ---------------------------------------------------------------------
 
@@ -716,6 +948,7 @@ class Conformance:
         members = self.run_listing(ops[0])
         if members is not None:
             self.member_ids = {m.get("id") for m in members if isinstance(m, dict)}
+            self.members = [m.get("id") for m in members if isinstance(m, dict)]
             rep.check(bool(self.member_ids), ops[0].label, "members",
                       "%d member account(s) listed" % len(self.member_ids))
 
@@ -744,6 +977,7 @@ class Conformance:
             self.check_scope(op, self.run_listing(op))
 
         self.run_member()
+        self.run_extractors()
 
         # Negative checks last, alternating bad and good requests so that an AK lock-out after
         # consecutive signature failures (5 in a row on the real API) can never trigger.
@@ -764,7 +998,7 @@ class Conformance:
             rep.check(False, label, "call", "not run: no member ids from #7")
             return
         chosen = None
-        for member in sorted(str(m) for m in self.member_ids if m)[:5]:
+        for member in sorted(str(m) for m in self.split_members()[0] if m)[:5]:
             probe = op_res_fee_records(member)
             try:
                 resp = self.caller.call(self.client, probe, probe.make(0, 1))
@@ -780,6 +1014,93 @@ class Conformance:
         rep.info("member res-fee-records for sub_customer_id %s" % chosen)
         op = op_res_fee_records(chosen)
         self.check_scope(op, self.run_listing(op))
+
+
+    def split_members(self):
+        """(members sharing their bills, the last DENIED_MEMBERS members, which refuse)."""
+        members = list(self.members or [])
+        cut = max(0, len(members) - DENIED_MEMBERS)
+        return members[:cut], members[cut:]
+
+    def run_extractors(self):
+        rep = self.report
+        self.run_listing(x_op("x sub_customers", "SubCustomers", []))
+
+        allowed, denied = self.split_members()
+        names = {m: "m%d" % i for i, m in enumerate(self.members or [], 1)}
+        for m in self.members or []:
+            rep.info("%s = sub_customer_id %s%s" % (names[m], m, " (refuses its bills)" if m in denied else ""))
+        rep.check(self.members is not None and bool(allowed) and len(denied) == DENIED_MEMBERS,
+                  "x members", "split",
+                  "%s member(s): %d share their bills, the last %d refuse (--denied-members %d)"
+                  % ("no" if self.members is None else len(self.members), len(allowed), len(denied),
+                     DENIED_MEMBERS))
+
+        # member-scoped datasets: the caller, then every member that shares its bills
+        for account, member in [("self", None)] + [(names[m], m) for m in allowed]:
+            for op in x_member_ops(account, member):
+                self.check_scope(op, self.run_listing(op))
+
+        # resource_bill_details with a non-default statistic_type (the caller only)
+        op = x_op("x resource_bill_details st1 self", "ResRecords",
+                  res_records_params(1) + account_params(None), "oneself")
+        self.check_scope(op, self.run_listing(op))
+        for day in ST2_DAYS:
+            op = x_op("x resource_bill_details st2 %s" % day, "ResRecords",
+                      res_records_params(2, day) + account_params(None), "oneself",
+                      required={"MonthlyBillRes": {"bill_date"}})
+            rows = self.run_listing(op)
+            self.check_scope(op, rows)
+            if rows is not None:
+                dates = sorted({str(r.get("bill_date")) for r in rows if isinstance(r, dict)})
+                rep.check(rows and dates == [day], op.label, "day",
+                          "DAILY %s..%s: %d row(s), bill_date %s" % (day, day, len(rows), dates))
+
+        # usage_95_summary for every combination; usage_95_details for its first resource
+        for service, rtype, usages in USAGE_95_COMBINATIONS:
+            for usage in usages:
+                params = usage_params(service, rtype, usage)
+                op = x_op(usage_label("summary", service, usage), "UsageSummary", params,
+                          allow_empty="no resource billed with this usage type in %s" % CYCLE)
+                rows = self.run_listing(op)
+                if rows is None:
+                    continue
+                ids = [r.get("resource_id") if isinstance(r, dict) else None for r in rows]
+                bad = ["row #%d: resource_id %r" % (i, rid) for i, rid in enumerate(ids)
+                       if not isinstance(rid, str) or not rid]
+                rep.check(not bad, op.label, "fanout",
+                          "%d row(s), each with the resource_id usage_95_details fans out on"
+                          % len(rows), bad)
+                first = next((rid for rid in ids if isinstance(rid, str) and rid), None)
+                if first:
+                    rep.info("usage_95_details %s/%s: resource_id %s (1 of %d)"
+                             % (service.rsplit(".", 1)[-1], usage, first, len(ids)))
+                    self.run_listing(x_op(usage_label("details", service, usage), "UsageDetails",
+                                          params + [("resource_id", first)]))
+
+        for balance_type in ("BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"):
+            op = x_op("x account_changes %s" % balance_type.rsplit("_", 1)[-1], "AccountChanges",
+                      [("balance_type", balance_type), ("trade_time_begin", CYCLE_FIRST_DAY),
+                       ("trade_time_end", CYCLE_LAST_DAY)])
+            self.run_listing(op)
+
+        for member in denied:
+            self.run_denied(names[member], member)
+
+    def run_denied(self, account, member):
+        """A member refusing its bills: each member-scoped request gets 403 CBC.0151."""
+        for op in x_member_ops(account, member):
+            self.recorder.last = None
+            try:
+                resp = self.caller.call(self.client, op, op.make(0, op.limit))
+                ok, summary = False, "HTTP %s, %s rows (want 403 CBC.0151)" % (
+                    resp.status_code, len(getattr(resp, op.list_attr) or []))
+            except Exception as e:   # SDK errors, but also e.g. an undecodable body
+                ok = (isinstance(e, sdk_exc.ClientRequestException) and e.status_code == 403
+                      and e.error_code == "CBC.0151")
+                summary = "%s (want 403 CBC.0151)" % describe_exc(e)
+            self.report.check(ok, op.label, "denied", summary)
+            self.check_request(op, self.wire_problems(op, 0), 1)
 
 
 class Aborted(BaseException):   # not an Exception: must not be caught as a failed call

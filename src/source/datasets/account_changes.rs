@@ -13,7 +13,13 @@ static COLUMNS: [Column; 17] = [
     col("balance_type", Kind::Param),
     col("account_change_id", Kind::Str),
     col("trade_detail_type", Kind::Str),
-    col("trade_detail_type_name", Kind::Label { of: "trade_detail_type", table: TRADE_TYPES }),
+    col(
+        "trade_detail_type_name",
+        Kind::Label {
+            of: "trade_detail_type",
+            table: TRADE_TYPES,
+        },
+    ),
     col("trade_time", Kind::Timestamp),
     col("trade_id", Kind::Str),
     col("change_amount", MONEY),
@@ -21,7 +27,13 @@ static COLUMNS: [Column; 17] = [
     col("revenue_expense_type", Kind::Str),
     col("bill_cycle", Kind::Str),
     col("payment_channel_id", Kind::Str),
-    col("payment_channel_name", Kind::Label { of: "payment_channel_id", table: PAYMENT_CHANNELS }),
+    col(
+        "payment_channel_name",
+        Kind::Label {
+            of: "payment_channel_id",
+            table: PAYMENT_CHANNELS,
+        },
+    ),
     col("payment_channel_no", Kind::Str),
     col("consume_time", Kind::Timestamp),
     col("account_name", Kind::Str),

@@ -39,7 +39,13 @@ pub const BILL_TYPES: &[(&str, &str)] = &[
 pub const SUMMARY_BILL_TYPES: &[(&str, &str)] = &[("1", "consumption"), ("2", "refund"), ("3", "adjustment")];
 
 /// §10.3 period_type.
-pub const PERIOD_TYPES: &[(&str, &str)] = &[("19", "year"), ("20", "month"), ("24", "day"), ("25", "hour"), ("5", "one-time")];
+pub const PERIOD_TYPES: &[(&str, &str)] = &[
+    ("19", "year"),
+    ("20", "month"),
+    ("24", "day"),
+    ("25", "hour"),
+    ("5", "one-time"),
+];
 
 /// §10.5 trade_type of income/expense records.
 pub const TRADE_TYPES: &[(&str, &str)] = &[

@@ -103,7 +103,11 @@ const SERVICE_CATEGORIES: &[(&str, &str, &str)] = &[
     ("hws.service.type.dws", "Databases", "Data Warehouses"),
     ("hws.service.type.dli", "Analytics", "Data Processing"),
     ("hws.service.type.css", "Analytics", "Search"),
-    ("hws.service.type.modelarts", "AI and Machine Learning", "Machine Learning"),
+    (
+        "hws.service.type.modelarts",
+        "AI and Machine Learning",
+        "Machine Learning",
+    ),
     ("hws.service.type.kms", "Security", "Secret Management"),
     ("hws.service.type.waf", "Security", "Threat Detection and Response"),
     ("hws.service.type.ces", "Management and Governance", "Observability"),
@@ -120,7 +124,10 @@ struct Row<'a>(HashMap<&'a str, &'a RawValue>);
 
 impl<'a> Row<'a> {
     fn str(&self, k: &str) -> Option<String> {
-        self.0.get(k).and_then(|r| model::value::string(r).ok().flatten()).filter(|s| !s.is_empty())
+        self.0
+            .get(k)
+            .and_then(|r| model::value::string(r).ok().flatten())
+            .filter(|s| !s.is_empty())
     }
 
     fn int(&self, k: &str) -> Option<i64> {
@@ -212,7 +219,9 @@ fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Box<RawValue>, St
     // Charge period: the CDR window for on-demand records, else the bill day
     // (UTC+8) — clamped into the billing period, as FOCUS requires.
     let (period_start, period_end) = (ctx.cycle.start_utc(), ctx.cycle.end_utc());
-    let bill_date = r.str("bill_date").and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+    let bill_date = r
+        .str("bill_date")
+        .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
     let day_start = bill_date.map(local_midnight_utc);
     let start = r.time("effective_time").or(day_start).unwrap_or(period_start);
     let end = r
@@ -259,7 +268,10 @@ fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Box<RawValue>, St
     put("AvailabilityZone", Value::Null);
     put("BilledCost", dec(Some(amount)));
     put("BillingAccountId", opt(payer));
-    put("BillingAccountName", if own { opt(r.str("account_name")) } else { Value::Null });
+    put(
+        "BillingAccountName",
+        if own { opt(r.str("account_name")) } else { Value::Null },
+    );
     put("BillingAccountType", Value::from("Huawei Cloud Account"));
     put("BillingCurrency", Value::from(ctx.currency.unwrap_or("CNY")));
     put("BillingPeriodEnd", utc(period_end));
@@ -274,35 +286,90 @@ fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Box<RawValue>, St
     put("ChargePeriodEnd", utc(end));
     put("ChargePeriodStart", utc(start));
     put("ConsumedQuantity", dec(consumed));
-    put("ConsumedUnit", if consumed.is_some() { opt(usage_unit) } else { Value::Null });
+    put(
+        "ConsumedUnit",
+        if consumed.is_some() {
+            opt(usage_unit)
+        } else {
+            Value::Null
+        },
+    );
     put("ContractedCost", dec(Some(official - discount)));
     // No amortisation in this source: the cost is effective when billed.
     put("EffectiveCost", dec(Some(amount)));
     put("InvoiceId", Value::Null);
     put("InvoiceIssuerName", Value::from(PROVIDER));
     put("ListCost", dec(Some(official)));
-    put("ListUnitPrice", if tax { Value::Null } else { dec(r.dec("unit_price")?) });
+    put(
+        "ListUnitPrice",
+        if tax { Value::Null } else { dec(r.dec("unit_price")?) },
+    );
     put("PricingCategory", pricing_category.map_or(Value::Null, Value::from));
     put("PricingQuantity", dec(pricing_qty));
-    put("PricingUnit", if pricing_qty.is_some() { opt(pricing_unit) } else { Value::Null });
+    put(
+        "PricingUnit",
+        if pricing_qty.is_some() {
+            opt(pricing_unit)
+        } else {
+            Value::Null
+        },
+    );
     put("ProviderName", Value::from(PROVIDER));
     put("PublisherName", Value::from(PROVIDER));
     let region = r.str("region");
-    put("RegionName", if region.is_some() { opt(r.str("region_name")) } else { Value::Null });
+    put(
+        "RegionName",
+        if region.is_some() {
+            opt(r.str("region_name"))
+        } else {
+            Value::Null
+        },
+    );
     put("RegionId", opt(region));
     let resource = r.str("resource_id");
     let has_resource = resource.is_some();
     put("ResourceId", opt(resource));
-    put("ResourceName", if has_resource { opt(r.str("resource_name")) } else { Value::Null });
-    put("ResourceType", if has_resource { opt(r.str("resource_type_name")) } else { Value::Null });
+    put(
+        "ResourceName",
+        if has_resource {
+            opt(r.str("resource_name"))
+        } else {
+            Value::Null
+        },
+    );
+    put(
+        "ResourceType",
+        if has_resource {
+            opt(r.str("resource_type_name"))
+        } else {
+            Value::Null
+        },
+    );
     put("ServiceCategory", Value::from(scat));
-    put("ServiceName", opt(r.str("cloud_service_type_name").or(Some(service.clone()))));
+    put(
+        "ServiceName",
+        opt(r.str("cloud_service_type_name").or(Some(service.clone()))),
+    );
     put("ServiceSubcategory", Value::from(ssub));
     put("SkuId", if tax { Value::Null } else { opt(r.str("sku_code")) });
     put("SkuMeter", if tax { Value::Null } else { opt(r.str("usage_type")) });
     let sub = customer.clone();
-    put("SubAccountName", if sub.is_some() { opt(r.str("account_name")) } else { Value::Null });
-    put("SubAccountType", if sub.is_some() { Value::from("Huawei Cloud Account") } else { Value::Null });
+    put(
+        "SubAccountName",
+        if sub.is_some() {
+            opt(r.str("account_name"))
+        } else {
+            Value::Null
+        },
+    );
+    put(
+        "SubAccountType",
+        if sub.is_some() {
+            Value::from("Huawei Cloud Account")
+        } else {
+            Value::Null
+        },
+    );
     put("SubAccountId", opt(sub));
     put("Tags", opt(tags_json(r.str("resource_tag").as_deref())));
     put("ServiceProviderName", Value::from(PROVIDER));
@@ -376,7 +443,10 @@ fn metadata(spec: &DatasetSpec) -> (&'static str, String) {
             "ColumnDefinition": columns,
         },
     });
-    ("_focus_metadata.json", serde_json::to_string_pretty(&doc).expect("metadata serialises") + "\n")
+    (
+        "_focus_metadata.json",
+        serde_json::to_string_pretty(&doc).expect("metadata serialises") + "\n",
+    )
 }
 
 pub static SPEC: DatasetSpec = DatasetSpec {
@@ -412,7 +482,10 @@ mod tests {
         assert_eq!(charge_category(Some(2), Some(1)), ("Purchase", "Recurring"));
         assert_eq!(charge_category(Some(4), Some(1)).0, "Credit");
         assert_eq!(charge_category(Some(15), None).0, "Tax");
-        assert_eq!(tags_json(Some("env=prod; owner=数据;flag")).unwrap(), r#"{"env":"prod","flag":true,"owner":"数据"}"#);
+        assert_eq!(
+            tags_json(Some("env=prod; owner=数据;flag")).unwrap(),
+            r#"{"env":"prod","flag":true,"owner":"数据"}"#
+        );
         assert_eq!(tags_json(Some("  ")), None);
     }
 

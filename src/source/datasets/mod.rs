@@ -47,6 +47,9 @@ pub struct TransformCtx<'a> {
 /// Rewrites one API row into the dataset's own row (JSON, exact tokens kept).
 pub type Transform = fn(&RawValue, &TransformCtx<'_>) -> Result<Box<RawValue>, String>;
 
+/// A file written beside a dataset's partitions: (name, content).
+pub type Sidecar = fn(&DatasetSpec) -> (&'static str, String);
+
 /// Static description of a dataset.
 pub struct DatasetSpec {
     pub name: &'static str,
@@ -71,7 +74,7 @@ pub struct DatasetSpec {
     pub fanout: Option<FanOut>,
     pub transform: Option<Transform>,
     /// A file written beside the dataset's partitions (name, content).
-    pub sidecar: Option<fn(&DatasetSpec) -> (&'static str, String)>,
+    pub sidecar: Option<Sidecar>,
 }
 
 impl DatasetSpec {

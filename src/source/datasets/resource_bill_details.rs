@@ -14,7 +14,10 @@ const EXTEND_PARAMS: Shape = Shape::Struct(&[
     ("self_resource_id", Shape::Str),
     (
         "relation_infos",
-        Shape::List(&Shape::Struct(&[("relative_resource_id", Shape::Str), ("relative_type", Shape::Str)])),
+        Shape::List(&Shape::Struct(&[
+            ("relative_resource_id", Shape::Str),
+            ("relative_type", Shape::Str),
+        ])),
     ),
 ]);
 
@@ -44,11 +47,29 @@ static COLUMNS: [Column; 59] = [
     col("pre_order_id", Kind::Str),
     col("be_id", Kind::Str),
     col("bill_type", Kind::Int),
-    col("bill_type_name", Kind::Label { of: "bill_type", table: BILL_TYPES }),
+    col(
+        "bill_type_name",
+        Kind::Label {
+            of: "bill_type",
+            table: BILL_TYPES,
+        },
+    ),
     col("charge_mode", Kind::Int),
-    col("charge_mode_name", Kind::Label { of: "charge_mode", table: CHARGE_MODES }),
+    col(
+        "charge_mode_name",
+        Kind::Label {
+            of: "charge_mode",
+            table: CHARGE_MODES,
+        },
+    ),
     col("period_type", Kind::Int),
-    col("period_type_name", Kind::Label { of: "period_type", table: PERIOD_TYPES }),
+    col(
+        "period_type_name",
+        Kind::Label {
+            of: "period_type",
+            table: PERIOD_TYPES,
+        },
+    ),
     col("effective_time", Kind::Timestamp),
     col("expire_time", Kind::Timestamp),
     col("consume_time", Kind::Timestamp),
@@ -110,7 +131,13 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     api: Api::ResRecords,
     version: 1,
     columns: &COLUMNS,
-    money_columns: &["consume_amount", "official_amount", "discount_amount", "cash_amount", "coupon_amount"],
+    money_columns: &[
+        "consume_amount",
+        "official_amount",
+        "discount_amount",
+        "cash_amount",
+        "coupon_amount",
+    ],
     key_columns: &["id", "customer_id", "trade_id", "res_instance_id", "bill_date"],
     member_scoped: true,
     snapshot: false,

@@ -12,7 +12,13 @@ static COLUMNS: [Column; 7] = [
     col("name", Kind::Str),
     col("display_name", Kind::Str),
     col("status", Kind::Int),
-    col("status_name", Kind::Label { of: "status", table: MEMBER_STATUSES }),
+    col(
+        "status_name",
+        Kind::Label {
+            of: "status",
+            table: MEMBER_STATUSES,
+        },
+    ),
     col("org_id", Kind::Str),
     col("org_name", Kind::Str),
 ];

@@ -23,13 +23,37 @@ static COLUMNS: [Column; 35] = [
     col("consume_time", Kind::Timestamp),
     col("trade_time", Kind::Timestamp),
     col("charging_mode", Kind::Int),
-    col("charging_mode_name", Kind::Label { of: "charging_mode", table: CHARGE_MODES }),
+    col(
+        "charging_mode_name",
+        Kind::Label {
+            of: "charging_mode",
+            table: CHARGE_MODES,
+        },
+    ),
     col("provider_type", Kind::Int),
-    col("provider_type_name", Kind::Label { of: "provider_type", table: PROVIDER_TYPES }),
+    col(
+        "provider_type_name",
+        Kind::Label {
+            of: "provider_type",
+            table: PROVIDER_TYPES,
+        },
+    ),
     col("bill_type", Kind::Int),
-    col("bill_type_name", Kind::Label { of: "bill_type", table: BILL_TYPES }),
+    col(
+        "bill_type_name",
+        Kind::Label {
+            of: "bill_type",
+            table: BILL_TYPES,
+        },
+    ),
     col("status", Kind::Int),
-    col("status_name", Kind::Label { of: "status", table: FEE_STATUSES }),
+    col(
+        "status_name",
+        Kind::Label {
+            of: "status",
+            table: FEE_STATUSES,
+        },
+    ),
     col("official_amount", MONEY),
     col("official_discount_amount", MONEY),
     col("erase_amount", MONEY),
@@ -50,7 +74,13 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     api: Api::FeeRecords,
     version: 1,
     columns: &COLUMNS,
-    money_columns: &["consume_amount", "official_amount", "cash_amount", "credit_amount", "coupon_amount"],
+    money_columns: &[
+        "consume_amount",
+        "official_amount",
+        "cash_amount",
+        "credit_amount",
+        "coupon_amount",
+    ],
     key_columns: &["trade_id", "id", "customer_id"],
     member_scoped: true,
     snapshot: false,
