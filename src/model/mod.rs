@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod nested;
+mod slots;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -183,6 +184,8 @@ pub struct Normalizer {
     /// Parameters of the query being paged, for `Kind::Param` columns.
     params: Vec<(String, String)>,
     pub unknown_keys: BTreeSet<String>,
+    /// Column index by JSON key.
+    index: slots::KeyIndex,
 }
 
 impl Normalizer {
@@ -214,6 +217,7 @@ impl Normalizer {
             digest,
             params: Vec::new(),
             unknown_keys: BTreeSet::new(),
+            index: slots::key_index(columns),
         }
     }
 
@@ -233,20 +237,26 @@ impl Normalizer {
     /// Appends one API row.
     pub fn push(&mut self, record: &RawValue) -> Result<(), ModelError> {
         let row = self.rows;
-        let map: HashMap<String, &RawValue> =
-            serde_json::from_str(record.get()).map_err(|e| ModelError::NotAnObject {
-                row,
-                reason: e.to_string(),
-            })?;
-        for k in map.keys() {
-            if !self.columns.iter().any(|c| c.json == k) && !self.unknown_keys.contains(k) {
-                self.unknown_keys.insert(k.clone());
-            }
-        }
+        let mut slots: Vec<Option<&RawValue>> = vec![None; self.columns.len()];
+        let not_an_object = |e: serde_json::Error| ModelError::NotAnObject {
+            row,
+            reason: e.to_string(),
+        };
+        let mut de = serde_json::Deserializer::from_str(record.get());
+        serde::de::DeserializeSeed::deserialize(
+            slots::RecordSlots {
+                index: &self.index,
+                slots: &mut slots,
+                unknown: &mut self.unknown_keys,
+            },
+            &mut de,
+        )
+        .map_err(not_an_object)?;
+        de.end().map_err(not_an_object)?;
         // Textual codes of the columns a label decodes.
         let mut codes: Vec<Option<String>> = vec![None; self.columns.len()];
         for (i, c) in self.columns.iter().enumerate() {
-            let raw = map.get(c.json).copied();
+            let raw = slots[i];
             let field_err = |e: value::ValueError| ModelError::Field {
                 row,
                 column: c.name,

@@ -554,7 +554,16 @@ pub fn cents(d: Decimal) -> Decimal {
 
 /// Formats an instant as the APIs do: `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[cfg(test)]

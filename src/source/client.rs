@@ -298,8 +298,18 @@ impl BssClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = match response.text().await {
-            Ok(b) => b,
+        // Strict UTF-8 (the API's charset): invalid bytes are an unparseable answer.
+        let body = match response.bytes().await {
+            Ok(b) => match String::from_utf8(b.to_vec()) {
+                Ok(s) => s,
+                Err(_) => {
+                    self.stats.bad_bodies.fetch_add(1, Ordering::Relaxed);
+                    return Attempt::Retry {
+                        why: "the answer is not UTF-8".into(),
+                        after: None,
+                    };
+                }
+            },
             Err(e) => {
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
                 return Attempt::Retry {

@@ -114,8 +114,9 @@ const SERVICE_CATEGORIES: &[(&str, &str, &str)] = &[
     ("hws.service.type.lts", "Management and Governance", "Observability"),
 ];
 
-/// PricingUnit / ConsumedUnit of a Huawei measure id (unknown ids keep their number).
-const MEASURES: &[(i64, &str)] = &[(4, "Hours"), (10, "GB"), (11, "MB"), (17, "GB-Hours"), (33, "Mbps")];
+/// PricingUnit / ConsumedUnit of the Huawei measure ids the fact sheet documents
+/// (§10.7); others keep their number until mapped through /v2/bases/measurements.
+const MEASURES: &[(i64, &str)] = &[(10, "GB"), (11, "MB")];
 
 /// Units of `period_num` by period_type (§10.3).
 const PERIODS: &[(i64, &str)] = &[(19, "Years"), (20, "Months"), (24, "Days"), (25, "Hours"), (5, "Units")];
@@ -496,7 +497,7 @@ mod tests {
                "cloud_service_type":"hws.service.type.ec2","cloud_service_type_name":"ECS","region":"cn-north-4",
                "region_name":"Beijing4","resource_id":"r1","resource_name":"vm","resource_type_name":"ECS",
                "effective_time":"2026-02-28T17:00:00Z","expire_time":"2026-02-28T18:00:00Z",
-               "usage":1.5,"usage_measure_id":4,"unit_price":0.1,"official_amount":12345678901234.12345678,
+               "usage":1.5,"usage_measure_id":10,"unit_price":0.1,"official_amount":12345678901234.12345678,
                "discount_amount":0.00000001,"amount":12345678901234.12345677,"resource_tag":"k=v"}"#
                 .into(),
         )
@@ -515,7 +516,7 @@ mod tests {
         assert_eq!(row["ListCost"], "12345678901234.12345678");
         assert_eq!(row["ChargeCategory"], "Usage");
         assert_eq!(row["ServiceCategory"], "Compute");
-        assert_eq!(row["PricingUnit"], "Hours");
+        assert_eq!(row["PricingUnit"], "GB");
         assert_eq!(row["ConsumedQuantity"], "1.5");
         assert_eq!(row["Tags"], r#"{"k":"v"}"#);
         assert_eq!(row["BillingAccountId"], "c1");
