@@ -7,6 +7,8 @@
 pub mod contract;
 pub mod nested;
 mod slots;
+
+pub use slots::Key;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -34,14 +34,14 @@ pub fn key_index(columns: &'static [Column]) -> KeyIndex {
     columns.iter().enumerate().map(|(i, c)| (c.json, i)).collect()
 }
 
-/// A key, borrowed unless it had escapes.
-enum Key<'a> {
+/// A JSON object key, borrowed unless it had escapes.
+pub enum Key<'a> {
     Borrowed(&'a str),
     Owned(String),
 }
 
 impl Key<'_> {
-    fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         match self {
             Key::Borrowed(s) => s,
             Key::Owned(s) => s,

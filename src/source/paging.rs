@@ -6,8 +6,6 @@
 //! changes or a page comes back short, the data moved under us: the unit is
 //! restarted rather than published with gaps or duplicates.
 
-use std::collections::HashMap;
-
 use futures::{StreamExt, TryStreamExt};
 use serde_json::value::RawValue;
 
@@ -25,40 +23,71 @@ pub struct Page {
     pub records: Vec<Box<RawValue>>,
 }
 
-/// Parses a list response: `total_count` plus the API's list key.
+/// Parses a list response: `total_count` plus the API's list key, in one pass.
 pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
-    let top: HashMap<&str, &RawValue> = serde_json::from_str(body).map_err(|e| {
+    let seed = PageSeed {
+        list_key: api.list_key(),
+    };
+    let mut de = serde_json::Deserializer::from_str(body);
+    let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|p| de.end().map(|_| p));
+    let (total, records, has_list, currency) = parsed.map_err(|e| {
         let start: String = body.chars().take(60).collect();
         format!("{e} (body starts {start:?})")
     })?;
-    let total = match top.get("total_count") {
-        Some(raw) => raw
-            .get()
-            .parse::<u64>()
-            .map_err(|_| format!("total_count is not a count: {}", raw.get()))?,
-        None => return Err("no total_count in the answer".into()),
-    };
-    let records: Vec<Box<RawValue>> = match top.get(api.list_key()) {
-        Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| format!("{}: {e}", api.list_key()))?,
-        None => Vec::new(),
-    };
-    let expected = expected_rows(total, offset, u64::MAX);
-    if records.is_empty() && expected > 0 && !top.contains_key(api.list_key()) {
+    let total = total.ok_or("no total_count in the answer")?;
+    if records.is_empty() && expected_rows(total, offset, u64::MAX) > 0 && !has_list {
         return Err(format!(
             "total_count is {total} but the answer has no {}",
             api.list_key()
         ));
     }
-    let currency = top
-        .get("currency")
-        .and_then(|c| serde_json::from_str::<String>(c.get()).ok());
     Ok(Page {
         offset,
         total,
         currency,
         records,
     })
+}
+
+/// (total_count, rows, whether the list key was present, currency).
+type PageParts = (Option<u64>, Vec<Box<RawValue>>, bool, Option<String>);
+
+struct PageSeed {
+    list_key: &'static str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageSeed {
+    type Value = PageParts;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<PageParts, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageSeed {
+    type Value = PageParts;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object with total_count")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageParts, A::Error> {
+        let (mut total, mut records, mut has_list, mut currency) = (None, Vec::new(), false, None);
+        while let Some(key) = map.next_key::<crate::model::Key<'de>>()? {
+            match key.as_str() {
+                "total_count" => total = Some(map.next_value::<u64>()?),
+                "currency" => currency = map.next_value::<Option<String>>()?,
+                k if k == self.list_key => {
+                    has_list = true;
+                    records = map.next_value::<Option<Vec<Box<RawValue>>>>()?.unwrap_or_default();
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((total, records, has_list, currency))
+    }
 }
 
 fn expected_rows(total: u64, offset: u64, limit: u64) -> u64 {
