@@ -51,8 +51,8 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     version: 1,
     columns: &COLUMNS,
     money_columns: &[
-        "official_amount",
         "consume_amount",
+        "official_amount",
         "cash_amount",
         "credit_amount",
         "coupon_amount",

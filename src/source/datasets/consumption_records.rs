@@ -99,9 +99,9 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     version: 1,
     columns: &COLUMNS,
     money_columns: &[
+        "amount",
         "official_amount",
         "discount_amount",
-        "amount",
         "cash_amount",
         "coupon_amount",
     ],
