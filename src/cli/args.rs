@@ -89,7 +89,8 @@ pub struct RunArgs {
     /// Re-extract final partitions too (a changed one is recorded as a restatement).
     #[arg(long)]
     pub force: bool,
-    /// Hours after 10:00 UTC+8 on the 3rd before a cycle counts as final (monthly settlement: 24).
+    /// Hours after 10:00 UTC+8 on the 3rd before a cycle counts as final (default 24: monthly-settlement
+    /// customers' bills close on the 4th; 0 for the others).
     #[arg(long)]
     pub grace_hours: Option<i64>,
     /// statistic_type of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default 3).

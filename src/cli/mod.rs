@@ -232,7 +232,9 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
         // Validate the endpoint now, before anything is written.
         BssClient::new(creds.clone(), client.clone()).map_err(usage)?;
     }
-    let grace_hours = a.grace_hours.or(file.grace_hours).unwrap_or(0);
+    // Monthly-settlement customers' bills close on the 4th, a day after the others':
+    // wait for them unless told otherwise.
+    let grace_hours = a.grace_hours.or(file.grace_hours).unwrap_or(24);
     if grace_hours < 0 {
         return Err(usage("--grace-hours must not be negative"));
     }

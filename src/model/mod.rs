@@ -225,6 +225,10 @@ impl Normalizer {
 
     /// Sets the parameters of the query whose rows follow.
     pub fn set_params(&mut self, params: Vec<(String, String)>) {
+        // Rows of a fan-out query do not name what was asked: the digest must.
+        for (k, v) in &params {
+            self.digest.update(format!("{k}={v}\n").as_bytes());
+        }
         self.params = params;
     }
 

@@ -75,7 +75,7 @@ pub enum RunError {
     Members(SourceError),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AccountRef {
     Own,
     Member(String),
@@ -174,7 +174,6 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             Manifest::load(&layout.manifest_path(spec.name), spec.name, spec.version)?,
         );
     }
-    let cycles = job_cycles(job, &manifests);
     for spec in &job.datasets {
         if let Some(sidecar) = spec.sidecar {
             let (name, text) = sidecar(spec);
@@ -195,16 +194,20 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             v
         }
     };
-    accounts.dedup();
+    let mut seen = std::collections::HashSet::new();
+    accounts.retain(|a| seen.insert(a.clone()));
+    if matches!(job.accounts, Accounts::Members(_)) {
+        for spec in job.datasets.iter().filter(|d| !d.member_scoped) {
+            tracing::warn!(
+                dataset = spec.name,
+                "not extracted: it has no member view, and --accounts lists members only"
+            );
+        }
+    }
 
     let mut units = Vec::new();
     for spec in &job.datasets {
-        let spec_cycles = if spec.snapshot {
-            vec![snapshot_cycle]
-        } else {
-            cycles.clone()
-        };
-        for cycle in &spec_cycles {
+        for cycle in &dataset_cycles(job, spec, &manifests[spec.name], snapshot_cycle) {
             for account in &accounts {
                 if !spec.member_scoped && *account != AccountRef::Own {
                     continue;
@@ -218,7 +221,15 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
         }
     }
 
-    let mut fp_parts = vec![job.command.clone(), job.endpoint.clone(), format!("{:?}", job.accounts)];
+    let mut fp_parts = vec![
+        job.command.clone(),
+        job.endpoint.clone(),
+        format!("{:?}", job.accounts),
+        format!(
+            "statistic_type={} force={} grace={}",
+            job.statistic_type, job.force, job.grace
+        ),
+    ];
     fp_parts.extend(units.iter().map(Unit::key));
     let new_run_id = uuid::Uuid::now_v7().to_string();
     let state = StateStore::begin(&layout.meta_dir(), &fingerprint(&fp_parts), &new_run_id)?;
@@ -286,10 +297,9 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             })
         })
         .buffer_unordered(job.unit_concurrency.max(1))
-        .map(|joined| joined.expect("a unit task panicked"))
-        .collect::<Vec<UnitReport>>();
+        .collect::<Vec<_>>();
     let reports = tokio::select! {
-        r = work => r,
+        r = work => r.into_iter().map(|joined| joined.unwrap_or_else(panicked)).collect::<Vec<_>>(),
         _ = ticker => unreachable!("the ticker never ends"),
     };
     if job.progress {
@@ -342,6 +352,24 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
     })
 }
 
+/// A unit whose task panicked is a failed unit, not a dead run.
+fn panicked(e: tokio::task::JoinError) -> UnitReport {
+    UnitReport {
+        dataset: String::new(),
+        bill_cycle: String::new(),
+        account: String::new(),
+        status: UnitStatus::Failed,
+        finality: None,
+        rows: 0,
+        pages: 0,
+        restarts: 0,
+        money_totals: BTreeMap::new(),
+        headline: None,
+        seconds: 0.0,
+        error: Some(format!("internal error: a unit task failed ({e})")),
+    }
+}
+
 fn log_unit(r: &UnitReport, n: usize, total: usize) {
     match r.status {
         UnitStatus::Failed => tracing::error!(
@@ -363,24 +391,29 @@ fn log_unit(r: &UnitReport, n: usize, total: usize) {
     }
 }
 
-/// The cycles a job covers: those asked for, plus (nightly) every partition
-/// still provisional in a manifest.
-fn job_cycles(job: &Job, manifests: &HashMap<&'static str, Manifest>) -> Vec<BillCycle> {
+/// The cycles of one dataset: those asked for, plus (nightly) every partition
+/// of that dataset still provisional; a snapshot dataset has only the current one.
+fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: BillCycle) -> Vec<BillCycle> {
+    if spec.snapshot {
+        return vec![now];
+    }
     let mut cycles: Vec<BillCycle> = job.cycles.clone();
     if job.mode == Mode::Nightly {
-        for m in manifests.values() {
-            for (c, p) in &m.partitions {
-                if p.finality == Finality::Provisional
-                    && let Ok(c) = c.parse()
-                {
-                    cycles.push(c);
-                }
-            }
-        }
+        cycles.extend(
+            manifest
+                .provisional_cycles()
+                .filter_map(|c| c.parse::<BillCycle>().ok()),
+        );
     }
     cycles.sort();
     cycles.dedup();
     cycles
+}
+
+/// Identifies what was asked of the API for a unit (statistic_type, windows…).
+fn query_digest(spec: &DatasetSpec, qctx: &QueryCtx) -> String {
+    let text = format!("{:?}", (spec.queries)(qctx));
+    crate::source::signer::sha256_hex(text.as_bytes())[..16].to_string()
 }
 
 async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
@@ -405,19 +438,25 @@ async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
         .lock()
         .expect("manifest lock")
         .get(unit.spec.name)
-        .and_then(|m| Some((m.finality(&cycle_key)?, m.file(&cycle_key, unit.account.key())?.clone())));
+        .and_then(|m| m.file(&cycle_key, unit.account.key()).cloned());
     if ctx.state.is_done(&unit.key()) {
         report.status = UnitStatus::AlreadyDone;
-        if let Some((fin, entry)) = existing {
-            report.finality = Some(fin);
+        if let Some(entry) = existing {
+            report.finality = Some(entry.finality);
             report.rows = entry.rows;
             report.money_totals = entry.money_totals;
         }
         return report;
     }
-    if let Some((Finality::Final, entry)) = &existing
+    let qctx = QueryCtx {
+        cycle: unit.cycle,
+        statistic_type: ctx.job.statistic_type,
+    };
+    if let Some(entry) = &existing
+        && entry.finality == Finality::Final
         && !ctx.job.force
         && entry.schema_version == unit.spec.version
+        && entry.query_digest == query_digest(unit.spec, &qctx)
         && ctx.layout.dataset_dir(unit.spec.name).join(&entry.path).exists()
     {
         report.status = UnitStatus::SkippedFinal;
@@ -606,6 +645,10 @@ async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), 
         );
     }
 
+    let qctx = QueryCtx {
+        cycle: unit.cycle,
+        statistic_type: ctx.job.statistic_type,
+    };
     let final_at = unit.cycle.final_at(ctx.job.grace);
     let finality = if extracted_at >= final_at {
         Finality::Final
@@ -628,10 +671,11 @@ async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), 
         .file(&cycle_key, unit.account.key())
         .is_some_and(|e| e.content_digest == digest && e.schema_version == spec.version && dest.exists());
     let entry = if unchanged {
+        // The file stays as it was, lineage included; only its finality may advance.
         let _ = std::fs::remove_file(&staged.path);
         let mut e = manifest.file(&cycle_key, unit.account.key()).expect("checked").clone();
-        e.extracted_at = extracted_at;
-        e.run_id = ctx.run_id.clone();
+        e.finality = finality;
+        e.query_digest = query_digest(spec, &qctx);
         e
     } else {
         publish(&staged.path, &dest)?;
@@ -643,12 +687,14 @@ async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), 
             content_digest: digest,
             money_totals: money_totals.clone(),
             schema_version: spec.version,
+            query_digest: query_digest(spec, &qctx),
+            finality,
             extracted_at,
             run_id: ctx.run_id.clone(),
         }
     };
     let rows = entry.rows;
-    if let Some(r) = manifest.record(&cycle_key, unit.account.key(), finality, final_at, entry) {
+    if let Some(r) = manifest.record(&cycle_key, unit.account.key(), final_at, entry) {
         tracing::warn!(
             dataset = spec.name,
             cycle = cycle_key,

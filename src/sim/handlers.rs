@@ -492,7 +492,11 @@ fn fee_records(state: &SimState, p: &Params) -> Checked<String> {
     p.int("bill_type")?;
     p.bool("include_zero_record")?;
     p.one_of_int("status", &[1, 2, 3])?;
-    let range = p.date_range("bill_date_begin", "bill_date_end", cycle)?;
+    // Fee records ignore a half-given window and use the whole cycle (fact sheet §6).
+    let range = match (p.date("bill_date_begin")?, p.date("bill_date_end")?) {
+        (Some(_), Some(_)) => p.date_range("bill_date_begin", "bill_date_end", cycle)?,
+        _ => None,
+    };
     let accts = accounts(state, p)?;
     let (offset, limit) = p.page(1000)?;
     let l = &state.ledger;

@@ -534,10 +534,12 @@ impl Ledger {
     /// One 5-minute bandwidth sample (Mbit/s, 4 decimals).
     pub fn usage_point(&self, resource_id: &str, cycle: BillCycle, k: u64) -> Decimal {
         let mut r = Rng::new(&[self.seed, fnv(resource_id), cycle_num(cycle), k]);
-        // A daily wave plus noise: 288 points a day.
-        let phase = (k % 288) as f64 / 288.0 * std::f64::consts::TAU;
-        let base = 200.0 + 150.0 * phase.sin() + 60.0 * r.unit();
-        Decimal::new((base * 10_000.0).round() as i64, 4)
+        // A daily triangle wave plus noise, 288 points a day, in integer
+        // arithmetic so every platform draws the same samples.
+        let phase = (k % 288) as i64;
+        let wave = 144 - (phase - 144).abs(); // 0..=144
+        let mbps_e4 = 500_000 + wave * 20_000 + r.below(600_000) as i64;
+        Decimal::new(mbps_e4, 4)
     }
 }
 

@@ -170,6 +170,8 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 pub(crate) fn error_response(status: StatusCode, code: &str, msg: &str) -> Response {
+    // error_msg is at most 1024 characters (fact sheet §1.7).
+    let msg: String = msg.chars().take(1024).collect();
     let body = serde_json::json!({"error_code": code, "error_msg": msg, "request_id": request_id()});
     json_response(status, body.to_string())
 }

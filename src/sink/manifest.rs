@@ -30,6 +30,11 @@ pub struct FileEntry {
     /// Exact sums as decimal strings.
     pub money_totals: BTreeMap<String, String>,
     pub schema_version: u32,
+    /// Digest of the queries that produced the file (e.g. its statistic_type):
+    /// a final file asked for differently is extracted again.
+    pub query_digest: String,
+    /// Final when extracted after the cycle closed.
+    pub finality: Finality,
     pub extracted_at: DateTime<Utc>,
     pub run_id: String,
 }
@@ -48,6 +53,7 @@ pub struct Restatement {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
     pub bill_cycle: String,
+    /// Final only when every file of the partition is.
     pub finality: Finality,
     /// When the cycle becomes final (including the configured grace).
     pub final_at: DateTime<Utc>,
@@ -104,8 +110,12 @@ impl Manifest {
         self.partitions.get(cycle)?.files.get(account)
     }
 
-    pub fn finality(&self, cycle: &str) -> Option<Finality> {
-        self.partitions.get(cycle).map(|p| p.finality)
+    /// Cycles with a file that is still provisional.
+    pub fn provisional_cycles(&self) -> impl Iterator<Item = &str> {
+        self.partitions
+            .iter()
+            .filter(|(_, p)| p.finality == Finality::Provisional)
+            .map(|(c, _)| c.as_str())
     }
 
     /// Records a published (or confirmed unchanged) file. A final partition
@@ -114,13 +124,12 @@ impl Manifest {
         &mut self,
         cycle: &str,
         account: &str,
-        finality: Finality,
         final_at: DateTime<Utc>,
         entry: FileEntry,
     ) -> Option<Restatement> {
         let part = self.partitions.entry(cycle.to_string()).or_insert_with(|| Partition {
             bill_cycle: cycle.to_string(),
-            finality,
+            finality: entry.finality,
             final_at,
             rows: 0,
             files: BTreeMap::new(),
@@ -128,7 +137,7 @@ impl Manifest {
         });
         let mut restated = None;
         if let Some(prev) = part.files.get(account)
-            && part.finality == Finality::Final
+            && prev.finality == Finality::Final
             && prev.content_digest != entry.content_digest
         {
             let r = Restatement {
@@ -143,9 +152,13 @@ impl Manifest {
             part.restatements.push(r.clone());
             restated = Some(r);
         }
-        part.finality = finality;
         part.final_at = final_at;
         part.files.insert(account.to_string(), entry);
+        part.finality = if part.files.values().all(|f| f.finality == Finality::Final) {
+            Finality::Final
+        } else {
+            Finality::Provisional
+        };
         part.rows = part.files.values().map(|f| f.rows).sum();
         restated
     }
@@ -155,7 +168,7 @@ impl Manifest {
 mod tests {
     use super::*;
 
-    fn entry(digest: &str, rows: u64) -> FileEntry {
+    fn entry(digest: &str, rows: u64, finality: Finality) -> FileEntry {
         FileEntry {
             path: "bill_cycle=2026-01/part-self.parquet".into(),
             rows,
@@ -164,6 +177,8 @@ mod tests {
             content_digest: digest.into(),
             money_totals: BTreeMap::new(),
             schema_version: 1,
+            query_digest: "q".into(),
+            finality,
             extracted_at: Utc::now(),
             run_id: "r".into(),
         }
@@ -174,23 +189,29 @@ mod tests {
         let mut m = Manifest::new("d", 1);
         let at = Utc::now();
         assert!(
-            m.record("2026-01", "self", Finality::Provisional, at, entry("a", 1))
+            m.record("2026-01", "self", at, entry("a", 1, Finality::Provisional))
                 .is_none()
         );
         assert!(
-            m.record("2026-01", "self", Finality::Final, at, entry("b", 2))
+            m.record("2026-01", "self", at, entry("b", 2, Finality::Final))
                 .is_none(),
             "was provisional"
         );
         assert!(
-            m.record("2026-01", "self", Finality::Final, at, entry("b", 2))
+            m.record("2026-01", "self", at, entry("b", 2, Finality::Final))
                 .is_none(),
             "unchanged"
         );
-        let r = m.record("2026-01", "self", Finality::Final, at, entry("c", 3)).unwrap();
+        let r = m.record("2026-01", "self", at, entry("c", 3, Finality::Final)).unwrap();
         assert_eq!((r.previous_rows, r.new_rows), (2, 3));
         assert_eq!(m.partitions["2026-01"].restatements.len(), 1);
         assert_eq!(m.partitions["2026-01"].rows, 3);
+        // A member's provisional file keeps the partition provisional.
+        m.record("2026-01", "m1", at, entry("d", 1, Finality::Provisional));
+        assert_eq!(m.partitions["2026-01"].finality, Finality::Provisional);
+        assert_eq!(m.provisional_cycles().collect::<Vec<_>>(), ["2026-01"]);
+        m.record("2026-01", "m1", at, entry("d", 1, Finality::Final));
+        assert_eq!(m.partitions["2026-01"].finality, Finality::Final);
     }
 
     #[test]
@@ -198,7 +219,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d/_manifest.json");
         let mut m = Manifest::load(&p, "d", 1).unwrap();
-        m.record("2026-01", "self", Finality::Final, Utc::now(), entry("a", 5));
+        m.record("2026-01", "self", Utc::now(), entry("a", 5, Finality::Final));
         m.save(&p, Utc::now()).unwrap();
         assert_eq!(Manifest::load(&p, "d", 1).unwrap(), m);
         std::fs::write(&p, "{").unwrap();

@@ -94,10 +94,11 @@ impl Layout {
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err(dir))?;
+    // Unique per write: concurrent writers never share a temp file.
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
+        uuid::Uuid::new_v4().simple()
     ));
     {
         let mut f = File::create(&tmp).map_err(io_err(&tmp))?;

@@ -330,8 +330,8 @@ impl BssClient {
                 }
             };
         }
-        let (code, message) = ErrorBody::parse(status, &body);
-        let message = scrub(&message, &secrets);
+        // Scrub before anything is cut short, so no fragment of a secret survives.
+        let (code, message) = ErrorBody::parse(status, &scrub(&body, &secrets));
         let throttled = status == 429 || code.ends_with(".0308") || code == "CBC.0250";
         if throttled {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);

@@ -150,11 +150,22 @@ impl Credentials {
     }
 }
 
-/// Replaces every occurrence of a secret in `text`.
+/// Replaces every occurrence of a secret in `text`, and any value of a
+/// signed `x-security-token` header the server echoes back (even cut short).
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s, "<redacted>");
+    }
+    const HEADER: &str = "x-security-token:";
+    let mut from = 0;
+    while let Some(pos) = out[from..].to_ascii_lowercase().find(HEADER) {
+        let start = from + pos + HEADER.len();
+        let end = out[start..]
+            .find(['|', '\n', '"', ','])
+            .map_or(out.len(), |e| start + e);
+        out.replace_range(start..end, "<redacted>");
+        from = start + "<redacted>".len();
     }
     out
 }
@@ -218,6 +229,12 @@ mod tests {
         assert_eq!(
             scrub("x-security-token:TOK123|host", &["TOK123"]),
             "x-security-token:<redacted>|host"
+        );
+        assert_eq!(scrub("sk is SECRET1 here", &["SECRET1"]), "sk is <redacted> here");
+        // An echo cut short leaves a fragment no full-secret match would catch.
+        assert_eq!(
+            scrub("a|X-Security-Token:TOKEN-PREF", &["TOKEN-PREFIX-AND-MORE"]),
+            "a|X-Security-Token:<redacted>"
         );
     }
 }

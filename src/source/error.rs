@@ -56,15 +56,14 @@ impl ErrorBody {
     /// the start of the text when the body is not the documented JSON.
     pub fn parse(status: u16, body: &str) -> (String, String) {
         let parsed: Option<ErrorBody> = serde_json::from_str(body).ok();
+        // One line, bounded: messages end up in logs, reports and stderr.
+        let line = |s: &str| s.chars().filter(|c| !c.is_control()).take(300).collect::<String>();
         match parsed {
             Some(ErrorBody {
                 error_code: Some(c),
                 error_msg,
-            }) => (c, error_msg.unwrap_or_default()),
-            _ => {
-                let text: String = body.chars().filter(|c| !c.is_control()).take(200).collect();
-                (status.to_string(), text)
-            }
+            }) => (line(&c), line(&error_msg.unwrap_or_default())),
+            _ => (status.to_string(), line(body)),
         }
     }
 }
@@ -84,6 +83,8 @@ mod tests {
         assert_eq!((c.as_str(), m.as_str()), ("APIGW.0308", "throttled"));
         let (c, m) = ErrorBody::parse(403, r#"{"code":"X.1","message":"nope"}"#);
         assert_eq!((c.as_str(), m.as_str()), ("X.1", "nope"));
+        let (_, m) = ErrorBody::parse(400, r#"{"error_code":"CBC.0100","error_msg":"two\nlines"}"#);
+        assert_eq!(m, "twolines");
         let (c, m) = ErrorBody::parse(503, "<html>\n<body>Service Unavailable</body></html>");
         assert_eq!(c, "503");
         assert!(m.starts_with("<html><body>Service"), "{m}");

@@ -15,6 +15,7 @@ use super::api::Api;
 struct Slot {
     rate: u32,
     limiter: Arc<DefaultDirectRateLimiter>,
+    lowered_at: Option<std::time::Instant>,
 }
 
 /// A fifth of a second's worth of burst: a permit missed while a task was
@@ -70,6 +71,7 @@ impl Limits {
         let slot = slots.entry((api, account.to_string())).or_insert_with(|| Slot {
             rate,
             limiter: limiter(rate),
+            lowered_at: None,
         });
         Some(slot.limiter.clone())
     }
@@ -82,16 +84,25 @@ impl Limits {
     }
 
     /// The server throttled us although we kept to the quota (another client
-    /// shares it, or the quota is lower than documented): lower it by a quarter.
+    /// shares it, or the quota is lower than documented): halve it.
     pub fn throttled(&self, api: Api, account: &str) -> u32 {
         let mut slots = self.slots.lock().expect("limits lock");
         let Some(slot) = slots.get_mut(&(api, account.to_string())) else {
             return 0;
         };
-        let lowered = (slot.rate * 3 / 4).max(1);
+        // The 429s of requests already in flight answer the same excess: lower
+        // at most once a second.
+        if slot
+            .lowered_at
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+        {
+            return slot.rate;
+        }
+        let lowered = (slot.rate / 2).max(1);
         if lowered < slot.rate {
             slot.rate = lowered;
             slot.limiter = limiter(lowered);
+            slot.lowered_at = Some(std::time::Instant::now());
         }
         slot.rate
     }
@@ -112,14 +123,18 @@ mod tests {
         }
         // After the burst, 10 more permits at 20/s: at least 10 intervals of 50 ms.
         assert!(t.elapsed().as_millis() >= 480, "{:?}", t.elapsed());
-        assert!(t.elapsed().as_millis() < 700, "{:?}", t.elapsed());
-        assert_eq!(limits.throttled(Api::MonthlySum, "a"), 15);
-        assert_eq!(limits.current(Api::MonthlySum, "a"), 15);
+        assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
+        assert_eq!(limits.throttled(Api::MonthlySum, "a"), 10);
+        assert_eq!(limits.current(Api::MonthlySum, "a"), 10);
         assert_eq!(limits.current(Api::MonthlySum, "b"), 20, "accounts are independent");
         for _ in 0..20 {
             limits.throttled(Api::MonthlySum, "a");
         }
-        assert_eq!(limits.current(Api::MonthlySum, "a"), 1);
+        assert_eq!(
+            limits.current(Api::MonthlySum, "a"),
+            10,
+            "a burst of 429s lowers the rate once"
+        );
     }
 
     #[tokio::test]

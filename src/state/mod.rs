@@ -137,8 +137,11 @@ impl StateStore {
         Ok(store)
     }
 
+    /// Writes the state while holding its lock, so concurrent units cannot
+    /// interleave their writes or publish an older state over a newer one.
     fn save(&self) -> Result<(), StateError> {
-        let text = serde_json::to_vec_pretty(&*self.state.lock().expect("state lock")).expect("state serialises");
+        let state = self.state.lock().expect("state lock");
+        let text = serde_json::to_vec_pretty(&*state).expect("state serialises");
         atomic_write(&self.path, &text)?;
         Ok(())
     }
@@ -187,6 +190,28 @@ mod tests {
         assert_eq!(s.run_id(), "run-c");
         let s = StateStore::begin(dir.path(), "fp2", "run-d").unwrap();
         assert!(!s.resumed && s.done_count() == 0);
+    }
+
+    #[test]
+    fn concurrent_checkpoints_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(StateStore::begin(dir.path(), "fp", "run").unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        s.mark_done(&format!("u{t}-{i}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let again = StateStore::begin(dir.path(), "fp", "other").unwrap();
+        assert!(again.resumed);
+        assert_eq!(again.done_count(), 100);
     }
 
     #[test]

@@ -131,7 +131,7 @@ async fn every_dataset_matches_what_was_served() {
                 .downcast_ref::<arrow_array::Decimal128Array>()
                 .unwrap();
             assert_eq!(
-                Decimal::from_i128_with_scale(usage.value(j), 10).normalize(),
+                Decimal::from_i128_with_scale(usage.value(j), usage.scale() as u32).normalize(),
                 want.normalize(),
                 "string bandwidth → exact decimal"
             );

@@ -104,7 +104,11 @@ async fn a_lower_server_quota_is_absorbed_by_backoff_and_a_lower_rate() {
     })
     .await;
     let out = tempfile::tempdir().unwrap();
-    let c = client(&sim.url());
+    // Backoff of the order Huawei advises (seconds), scaled down for the test.
+    let mut cfg = client_config(&sim.url());
+    cfg.retry.base = Duration::from_millis(100);
+    cfg.retry.cap = Duration::from_secs(2);
+    let c = std::sync::Arc::new(BssClient::new(creds(SK), cfg).unwrap());
     let r = pipeline::run(&job(out.path(), "consumption_records", "2026-08", "2026-10"), &c)
         .await
         .unwrap();

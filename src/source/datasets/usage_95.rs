@@ -6,7 +6,7 @@
 //! bandwidths as strings: they become exact decimals.
 
 use super::{DatasetSpec, FanOut, QueryCtx};
-use crate::model::{Column, Kind, MONEY, col};
+use crate::model::{Column, Kind, col};
 use crate::source::api::{Api, Param, Params};
 
 /// (service_type_code, resource_type_code, usage types) of the 95-billing services.
@@ -24,6 +24,9 @@ pub const COMBINATIONS: &[(&str, &str, &[&str])] = &[
     ),
     ("hws.service.type.iec", "hws.resource.type.edgebandwidth", &["95Peak"]),
 ];
+
+/// Bandwidths come as strings of unstated precision: room for 20 decimals.
+const BANDWIDTH: Kind = Kind::Dec(20);
 
 fn queries(q: &QueryCtx) -> Vec<Params> {
     let mut out = Vec::new();
@@ -46,9 +49,9 @@ static SUMMARY_COLUMNS: [Column; 9] = [
     col("usage_type", Kind::Param),
     col("resource_id", Kind::Str),
     col("actual_days", Kind::Dec(20)),
-    col("band_width", MONEY),
-    col("monthly_guaranteed_band_width", MONEY),
-    col("monthly_peak_band_width", MONEY),
+    col("band_width", BANDWIDTH),
+    col("monthly_guaranteed_band_width", BANDWIDTH),
+    col("monthly_peak_band_width", BANDWIDTH),
     col("band_width_measure_id", Kind::Int),
 ];
 
@@ -74,8 +77,8 @@ static DETAIL_COLUMNS: [Column; 8] = [
     col("usage_type", Kind::Param),
     col("resource_id", Kind::Param),
     col("stat_time", Kind::Timestamp),
-    col("usage", MONEY),
-    col("guaranteed_band_width", MONEY),
+    col("usage", BANDWIDTH),
+    col("guaranteed_band_width", BANDWIDTH),
     col("measure_id", Kind::Int),
 ];
 
