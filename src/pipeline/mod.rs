@@ -354,20 +354,9 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
 
 /// A unit whose task panicked is a failed unit, not a dead run.
 fn panicked(e: tokio::task::JoinError) -> UnitReport {
-    UnitReport {
-        dataset: String::new(),
-        bill_cycle: String::new(),
-        account: String::new(),
-        status: UnitStatus::Failed,
-        finality: None,
-        rows: 0,
-        pages: 0,
-        restarts: 0,
-        money_totals: BTreeMap::new(),
-        headline: None,
-        seconds: 0.0,
-        error: Some(format!("internal error: a unit task failed ({e})")),
-    }
+    let mut r = UnitReport::failed(String::new(), String::new(), String::new(), None);
+    r.error = Some(format!("internal error: a unit task failed ({e})"));
+    r
 }
 
 fn log_unit(r: &UnitReport, n: usize, total: usize) {
@@ -418,20 +407,12 @@ fn query_digest(spec: &DatasetSpec, qctx: &QueryCtx) -> String {
 
 async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
     let start = Instant::now();
-    let mut report = UnitReport {
-        dataset: unit.spec.name.to_string(),
-        bill_cycle: unit.cycle.to_string(),
-        account: unit.account.key().to_string(),
-        status: UnitStatus::Failed,
-        finality: None,
-        rows: 0,
-        pages: 0,
-        restarts: 0,
-        money_totals: BTreeMap::new(),
-        headline: unit.spec.money_columns.first().copied(),
-        seconds: 0.0,
-        error: None,
-    };
+    let mut report = UnitReport::failed(
+        unit.spec.name.to_string(),
+        unit.cycle.to_string(),
+        unit.account.key().to_string(),
+        unit.spec.money_columns.first().copied(),
+    );
     let cycle_key = unit.cycle.to_string();
     let existing = ctx
         .manifests

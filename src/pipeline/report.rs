@@ -42,6 +42,26 @@ pub struct UnitReport {
     pub error: Option<String>,
 }
 
+impl UnitReport {
+    /// A report that says "failed" until the unit proves otherwise.
+    pub fn failed(dataset: String, bill_cycle: String, account: String, headline: Option<&'static str>) -> Self {
+        Self {
+            dataset,
+            bill_cycle,
+            account,
+            status: UnitStatus::Failed,
+            finality: None,
+            rows: 0,
+            pages: 0,
+            restarts: 0,
+            money_totals: BTreeMap::new(),
+            headline,
+            seconds: 0.0,
+            error: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub run_id: String,

@@ -247,7 +247,7 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
         spec_size: (!on_demand).then(|| Num(Decimal::new(100, 0))),
         spec_size_measure_id: (!on_demand).then_some(17),
         trade_id: line.trade_id.clone(),
-        id: line.id.clone(),
+        id: Some(line.id.clone()),
         trade_time: utc(line.trade_time),
         enterprise_project_id: line.project.0.into(),
         enterprise_project_name: line.project.1.into(),
@@ -325,7 +325,7 @@ fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
         .map(|(a, t)| {
             let mut r = res_fee_record(l, &trade_line(l, a, cycle, t), false);
             if stat == 1 {
-                r.id = String::new();
+                r.id = None;
             }
             r
         })

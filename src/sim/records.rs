@@ -69,7 +69,8 @@ pub struct ResFeeRecordV2 {
     pub spec_size: Option<Num>,
     pub spec_size_measure_id: Option<i64>,
     pub trade_id: String,
-    pub id: String,
+    /// Not returned for statistic_type=1.
+    pub id: Option<String>,
     pub trade_time: String,
     pub enterprise_project_id: String,
     pub enterprise_project_name: String,
