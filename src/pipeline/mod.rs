@@ -110,6 +110,14 @@ impl Unit {
     fn key(&self) -> String {
         format!("{}/{}/{}", self.spec.name, self.cycle, self.account.key())
     }
+
+    /// What the dataset's queries depend on for this unit.
+    fn query_ctx(&self, job: &Job) -> QueryCtx {
+        QueryCtx {
+            cycle: self.cycle,
+            statistic_type: job.statistic_type,
+        }
+    }
 }
 
 /// What every unit task shares.
@@ -429,10 +437,7 @@ async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
         }
         return report;
     }
-    let qctx = QueryCtx {
-        cycle: unit.cycle,
-        statistic_type: ctx.job.statistic_type,
-    };
+    let qctx = unit.query_ctx(&ctx.job);
     if let Some(entry) = &existing
         && entry.finality == Finality::Final
         && !ctx.job.force
@@ -495,10 +500,7 @@ const BATCH_ROWS: usize = 8192;
 /// listed first, and one query per listed id follows.
 async fn unit_queries(ctx: &Ctx, unit: &Unit) -> Result<Vec<Params>, UnitError> {
     let spec = unit.spec;
-    let qctx = QueryCtx {
-        cycle: unit.cycle,
-        statistic_type: ctx.job.statistic_type,
-    };
+    let qctx = unit.query_ctx(&ctx.job);
     let mut queries = (spec.queries)(&qctx);
     if spec.member_scoped {
         for q in &mut queries {
@@ -626,10 +628,7 @@ async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), 
         );
     }
 
-    let qctx = QueryCtx {
-        cycle: unit.cycle,
-        statistic_type: ctx.job.statistic_type,
-    };
+    let qctx = unit.query_ctx(&ctx.job);
     let final_at = unit.cycle.final_at(ctx.job.grace);
     let finality = if extracted_at >= final_at {
         Finality::Final
