@@ -69,6 +69,9 @@ async fn backfill(scale: f64, latency_ms: u64, cycles: (&str, &str)) -> (f64, u6
         page_concurrency: 8,
         max_restarts: 5,
         progress: false,
+        deadline: hcbill::pipeline::DEFAULT_DEADLINE,
+        unit_deadline: hcbill::pipeline::DEFAULT_UNIT_DEADLINE,
+        max_pages: hcbill::pipeline::DEFAULT_MAX_PAGES,
         statistic_type: 3,
     };
     let t = Instant::now();

@@ -83,7 +83,8 @@ pub struct RunArgs {
     /// Use the embedded simulator instead of an endpoint.
     #[arg(long, conflicts_with = "endpoint")]
     pub simulator: bool,
-    /// "self", "all" (the enterprise's members too), or member ids separated by commas.
+    /// "auto" (default: the caller, plus every enterprise member if it has any), "self", "all", or member ids
+    /// separated by commas.
     #[arg(long)]
     pub accounts: Option<String>,
     /// Re-extract final partitions too (a changed one is recorded as a restatement).
@@ -96,6 +97,9 @@ pub struct RunArgs {
     /// statistic_type of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default 3).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=3))]
     pub statistic_type: Option<i64>,
+    /// Stop cleanly after this long (e.g. 6h, 90m; default 6h): exit 1, and the next run resumes.
+    #[arg(long)]
+    pub deadline: Option<String>,
     /// Also write the JSON run report here (it is always saved under <out>/.hcbill/reports/).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -141,7 +145,11 @@ pub struct SimArgs {
     /// Access key to accept (default: HUAWEICLOUD_SDK_AK).
     #[arg(long)]
     pub ak: Option<String>,
-    /// Secret key to verify signatures with (default: HUAWEICLOUD_SDK_SK).
-    #[arg(long)]
+    /// Secret key to verify signatures with (default: HUAWEICLOUD_SDK_SK). Visible to every user in `ps`:
+    /// prefer the environment or --sk-file.
+    #[arg(long, conflicts_with = "sk_file")]
     pub sk: Option<String>,
+    /// Read the secret key from this file (its first line).
+    #[arg(long)]
+    pub sk_file: Option<PathBuf>,
 }

@@ -178,18 +178,28 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
             BillCycle::range(from, to).collect()
         }
     };
+    let limits = &file.limits;
     let accounts = match a
         .accounts
         .as_deref()
         .map(parse_accounts)
         .or(file.accounts.clone().map(Ok))
     {
-        None => Accounts::Own,
+        None => Accounts::Auto,
         Some(r) => match r.map_err(usage)? {
             AccountsSetting::Keyword(k) if k == "all" => Accounts::All,
-            AccountsSetting::Keyword(_) => Accounts::Own,
+            AccountsSetting::Keyword(k) if k == "self" => Accounts::Own,
+            AccountsSetting::Keyword(_) => Accounts::Auto,
             AccountsSetting::Members(ids) => Accounts::Members(ids),
         },
+    };
+    let deadline = match a.deadline.as_deref().or(file.deadline.as_deref()) {
+        Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("--deadline: {e}")))?,
+        None => pipeline::DEFAULT_DEADLINE,
+    };
+    let unit_deadline = match limits.unit_deadline.as_deref() {
+        Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("limits.unit_deadline: {e}")))?,
+        None => pipeline::DEFAULT_UNIT_DEADLINE,
     };
     let out = a
         .out
@@ -199,7 +209,6 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
     if out.exists() && !out.is_dir() {
         return Err(usage(format!("--out {} exists and is not a directory", out.display())));
     }
-    let limits = &file.limits;
     let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
     let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
     let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some()) {
@@ -225,8 +234,11 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
             max_attempts: limits.max_attempts.unwrap_or(8).max(1),
             base: Duration::from_millis(limits.backoff_base_ms.unwrap_or(500)),
             cap: Duration::from_millis(limits.backoff_cap_ms.unwrap_or(30_000)),
+            retry_after_cap: Duration::from_secs(60),
+            unit_wait: Duration::from_secs(limits.retry_wait_secs.unwrap_or(300).clamp(1, 3600)),
         },
         quotas,
+        ..ClientConfig::default()
     };
     if let Source::Endpoint(creds) = &source {
         // Validate the endpoint now, before anything is written.
@@ -235,9 +247,7 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
     // Monthly-settlement customers' bills close on the 4th, a day after the others':
     // wait for them unless told otherwise.
     let grace_hours = a.grace_hours.or(file.grace_hours).unwrap_or(24);
-    if grace_hours < 0 {
-        return Err(usage("--grace-hours must not be negative"));
-    }
+    pipeline::check_grace_hours(grace_hours).map_err(|e| usage(format!("--grace-hours: {e}")))?;
     Ok(Plan {
         job: Job {
             command: command.to_string(),
@@ -253,6 +263,9 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
             page_concurrency: limits.pages.unwrap_or(8).max(1),
             max_restarts: 5,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            deadline,
+            unit_deadline,
+            max_pages: limits.max_pages.unwrap_or(pipeline::DEFAULT_MAX_PAGES).max(1),
             statistic_type: a.statistic_type.or(file.statistic_type).unwrap_or(3),
         },
         source,
@@ -263,7 +276,7 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
 
 fn parse_accounts(s: &str) -> Result<AccountsSetting, String> {
     match s {
-        "self" | "all" => Ok(AccountsSetting::Keyword(s.to_string())),
+        "auto" | "self" | "all" => Ok(AccountsSetting::Keyword(s.to_string())),
         list => {
             let ids: Vec<String> = list
                 .split(',')
@@ -271,10 +284,10 @@ fn parse_accounts(s: &str) -> Result<AccountsSetting, String> {
                 .filter(|x| !x.is_empty())
                 .collect();
             if ids.is_empty() {
-                Err("--accounts must be self, all, or a comma-separated list of member ids".into())
-            } else {
-                Ok(AccountsSetting::Members(ids))
+                return Err("--accounts must be auto, self, all, or a comma-separated list of member ids".into());
             }
+            pipeline::check_members(&ids, "--accounts").map_err(|e| e.to_string())?;
+            Ok(AccountsSetting::Members(ids))
         }
     }
 }
@@ -379,7 +392,25 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
     if !(0.0..1.0).contains(&a.fault_rate) {
         return Err(usage("--fault-rate must be in [0, 1)"));
     }
-    let creds = match (a.ak.clone(), a.sk.clone()) {
+    let sk = match (&a.sk, &a.sk_file) {
+        (Some(sk), _) => {
+            tracing::warn!(
+                "--sk shows the secret key to every user of this machine (ps); prefer HUAWEICLOUD_SDK_SK or --sk-file"
+            );
+            Some(sk.clone())
+        }
+        (None, Some(path)) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| usage(format!("--sk-file {}: {e}", path.display())))?;
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if line.is_empty() {
+                return Err(usage(format!("--sk-file {} is empty", path.display())));
+            }
+            Some(line)
+        }
+        (None, None) => None,
+    };
+    let creds = match (a.ak.clone(), sk) {
         (Some(ak), Some(sk)) => (ak, sk),
         (None, None) => {
             let c = Credentials::from_env().map_err(|e| {
@@ -389,7 +420,7 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
             })?;
             (c.ak, c.sk.expose().to_string())
         }
-        _ => return Err(usage("--ak and --sk go together")),
+        _ => return Err(usage("--ak and --sk (or --sk-file) go together")),
     };
     let mut cfg = SimConfig::new(&creds.0, &creds.1);
     cfg.seed = a.seed;

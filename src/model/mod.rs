@@ -112,6 +112,12 @@ pub enum ModelError {
         column: &'static str,
         reason: String,
     },
+    #[error("row {row}: column {column}: the running total no longer fits an exact decimal")]
+    SumOverflow { row: u64, column: &'static str },
+    /// The same natural key twice in one unit: pages overlapped (the data
+    /// moved) or the server repeats itself; never published as two rows.
+    #[error("row {row} repeats the key ({key}) of an earlier row")]
+    Duplicate { row: u64, key: String },
     #[error("row {row} is not a JSON object: {reason}")]
     NotAnObject { row: u64, reason: String },
     #[error("building the record batch: {0}")]
@@ -188,6 +194,14 @@ pub struct Normalizer {
     pub unknown_keys: BTreeSet<String>,
     /// Column index by JSON key.
     index: slots::KeyIndex,
+    keys: Option<KeySet>,
+}
+
+/// The natural keys a unit has written, as 64-bit hashes: ids, not rows, so
+/// a 3-million-row month costs tens of MB, not the month.
+struct KeySet {
+    columns: Vec<usize>,
+    seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<slots::Identity>>,
 }
 
 impl Normalizer {
@@ -220,7 +234,61 @@ impl Normalizer {
             params: Vec::new(),
             unknown_keys: BTreeSet::new(),
             index: slots::key_index(columns),
+            keys: None,
         }
+    }
+
+    /// Refuses a row whose `key_columns` repeat an earlier row's. Rows whose
+    /// first key column is empty are not checked (aggregated views without an id).
+    pub fn with_unique_key(mut self, key_columns: &[&str]) -> Self {
+        let columns: Vec<usize> = key_columns
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| c.name == *k))
+            .collect();
+        if !columns.is_empty() {
+            self.keys = Some(KeySet {
+                columns,
+                seen: Default::default(),
+            });
+        }
+        self
+    }
+
+    /// Records the row's key; an error if an earlier row had it.
+    fn check_key(&mut self, row: u64, slots: &[Option<&RawValue>]) -> Result<(), ModelError> {
+        use std::hash::{Hash, Hasher};
+        let Some(keys) = &mut self.keys else { return Ok(()) };
+        let part = |i: usize| -> Option<&str> {
+            match self.columns[i].kind {
+                Kind::Param => self
+                    .params
+                    .iter()
+                    .find(|(k, _)| k == self.columns[i].name)
+                    .map(|(_, v)| v.as_str()),
+                _ => slots[i].map(RawValue::get).filter(|t| *t != "null"),
+            }
+        };
+        if part(keys.columns[0]).is_none() {
+            return Ok(());
+        }
+        // SipHash with fixed keys: deterministic, and well spread for a set.
+        let mut h = std::hash::DefaultHasher::new();
+        for &i in &keys.columns {
+            part(i).hash(&mut h);
+        }
+        if keys.seen.insert(h.finish()) {
+            return Ok(());
+        }
+        let key = keys
+            .columns
+            .iter()
+            .map(|&i| format!("{}={}", self.columns[i].name, part(i).unwrap_or("null")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(ModelError::Duplicate {
+            row,
+            key: key.chars().take(200).collect(),
+        })
     }
 
     /// Sets the parameters of the query whose rows follow.
@@ -230,10 +298,6 @@ impl Normalizer {
             self.digest.update(format!("{k}={v}\n").as_bytes());
         }
         self.params = params;
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     pub fn pending(&self) -> usize {
@@ -259,6 +323,7 @@ impl Normalizer {
         )
         .map_err(not_an_object)?;
         de.end().map_err(not_an_object)?;
+        self.check_key(row, &slots)?;
         // Textual codes of the columns a label decodes.
         let mut codes: Vec<Option<String>> = vec![None; self.columns.len()];
         for (i, c) in self.columns.iter().enumerate() {
@@ -297,9 +362,14 @@ impl Normalizer {
                     let v = raw.map(value::decimal).transpose().map_err(field_err)?.flatten();
                     match v {
                         Some(d) => {
-                            b.append_value(value::decimal_mantissa(d, *scale).map_err(field_err)?);
+                            let token = || raw.map_or("", |r| r.get());
+                            let m = value::decimal_mantissa(d, DECIMAL_PRECISION, *scale)
+                                .map_err(|e| field_err(value::ValueError(format!("{e} (token {})", token()))))?;
+                            b.append_value(m);
                             if let Some((_, sum)) = self.money.iter_mut().find(|(j, _)| *j == i) {
-                                *sum += d;
+                                *sum = sum
+                                    .checked_add(d)
+                                    .ok_or_else(|| ModelError::SumOverflow { row, column: c.name })?;
                             }
                         }
                         None => b.append_null(),

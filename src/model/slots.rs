@@ -28,6 +28,26 @@ impl Hasher for Fnv {
     }
 }
 
+/// For sets of values that are hashes already.
+#[derive(Default)]
+pub struct Identity(u64);
+
+impl Hasher for Identity {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 pub type KeyIndex = HashMap<&'static str, usize, BuildHasherDefault<Fnv>>;
 
 pub fn key_index(columns: &'static [Column]) -> KeyIndex {

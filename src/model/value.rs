@@ -1,8 +1,10 @@
 //! Exact conversions from raw JSON tokens to typed values.
 //!
 //! Every value is read from the token text (`&RawValue`), never through `f64`:
-//! money keeps every digit, and a value with more fractional digits than its
-//! column's scale is an error rather than a silent rounding.
+//! money keeps every digit. A value that cannot be held exactly (more than 28
+//! significant digits, more fractional digits than its column's scale, more
+//! integer digits than its column's precision) is an error naming the token,
+//! never a rounding or a wrap.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -12,9 +14,19 @@ use serde_json::value::RawValue;
 #[error("{0}")]
 pub struct ValueError(pub String);
 
+/// At most this much of an offending token is quoted in an error.
+const SHOWN: usize = 80;
+
+fn shown(raw: &str) -> String {
+    let mut s: String = raw.chars().take(SHOWN).filter(|c| !c.is_control()).collect();
+    if raw.chars().count() > SHOWN {
+        s.push('…');
+    }
+    s
+}
+
 fn err(what: &str, raw: &str) -> ValueError {
-    let shown: String = raw.chars().take(80).collect();
-    ValueError(format!("expected {what}, got {shown}"))
+    ValueError(format!("expected {what}, got {}", shown(raw)))
 }
 
 /// The token's text with JSON string quoting removed; `None` for null or "".
@@ -60,25 +72,94 @@ pub fn decimal(raw: &RawValue) -> Result<Option<Decimal>, ValueError> {
     }
 }
 
+/// Decimal digits rust_decimal holds exactly (a 96-bit mantissa).
+const MAX_DIGITS: usize = 28;
+
+/// Parses a JSON number or numeric string exactly: `-12.5`, `1.5e-7`, `+3`.
+/// Refuses anything it would have to round, and anything that is not a number
+/// (`1_000`, `0x10`, `NaN`, `Infinity`).
 pub fn parse_decimal(s: &str) -> Result<Decimal, ValueError> {
-    let r = if s.contains(['e', 'E']) {
-        Decimal::from_scientific(s)
-    } else {
-        Decimal::from_str_exact(s)
+    let bad = |why: &str| ValueError(format!("{why}: {}", shown(s)));
+    let t = s.trim();
+    if t.len() > 400 {
+        return Err(bad("a number token longer than 400 characters"));
+    }
+    let (negative, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
     };
-    r.map_err(|e| ValueError(format!("expected an exact decimal, got {s:?}: {e}")))
+    let (number, exp) = match rest.find(['e', 'E']) {
+        Some(i) => {
+            let e = &rest[i + 1..];
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("expected an exact decimal"));
+            }
+            // Exponents beyond ±1000 can only overflow or round: refuse them unparsed.
+            let e: i64 = e.parse().map_err(|_| bad("exponent out of range"))?;
+            if e.abs() > 1000 {
+                return Err(bad("exponent out of range"));
+            }
+            (&rest[..i], e)
+        }
+        None => (rest, 0),
+    };
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad("expected an exact decimal"));
+    }
+    // All digits, without leading zeros or trailing fractional zeros (they
+    // carry no value); the value is digits × 10^-(scale).
+    let frac = frac.trim_end_matches('0');
+    let mut digits = format!("{int}{frac}");
+    let mut scale = frac.len() as i64 - exp;
+    let significant = digits.trim_start_matches('0');
+    if significant.is_empty() {
+        return Ok(Decimal::ZERO);
+    }
+    digits = significant.to_string();
+    if digits.len() > MAX_DIGITS {
+        return Err(bad(&format!("more than {MAX_DIGITS} significant digits")));
+    }
+    if scale < 0 {
+        if digits.len() as i64 - scale > MAX_DIGITS as i64 + 1 {
+            return Err(bad("too large for an exact decimal"));
+        }
+        digits.extend(std::iter::repeat_n('0', (-scale) as usize));
+        scale = 0;
+    }
+    if scale > MAX_DIGITS as i64 {
+        return Err(bad(&format!("more than {MAX_DIGITS} fractional digits")));
+    }
+    let mantissa: i128 = digits.parse().map_err(|_| bad("too large for an exact decimal"))?;
+    let mantissa = if negative { -mantissa } else { mantissa };
+    Decimal::try_from_i128_with_scale(mantissa, scale as u32).map_err(|_| bad("too large for an exact decimal"))
 }
 
-/// The i128 mantissa of `d` at `scale`, refusing to round.
-pub fn decimal_mantissa(d: Decimal, scale: u32) -> Result<i128, ValueError> {
+/// The i128 mantissa of `d` in a `Decimal128(precision, scale)` column,
+/// refusing to round and refusing values with more integer digits than fit.
+pub fn decimal_mantissa(d: Decimal, precision: u8, scale: u32) -> Result<i128, ValueError> {
     if d.scale() > scale {
         return Err(ValueError(format!(
             "{d} has {} fractional digits, more than the column's {scale}",
             d.scale()
         )));
     }
-    let m = d.mantissa() * 10i128.pow(scale - d.scale());
-    Ok(m)
+    let limit = 10i128.checked_pow(u32::from(precision)).unwrap_or(i128::MAX);
+    let m = 10i128
+        .checked_pow(scale - d.scale())
+        .and_then(|f| d.mantissa().checked_mul(f))
+        .filter(|m| m.unsigned_abs() < limit.unsigned_abs());
+    m.ok_or_else(|| {
+        ValueError(format!(
+            "{d} does not fit decimal({precision},{scale}): at most {} integer digits",
+            u32::from(precision).saturating_sub(scale)
+        ))
+    })
 }
 
 /// UTC timestamp in microseconds. Accepts RFC 3339 (`…Z` or an offset),
@@ -137,8 +218,8 @@ mod tests {
         assert_eq!(decimal(&raw("\"\"")).unwrap(), None);
         assert!(decimal(&raw("\"abc\"")).is_err());
         assert!(decimal(&raw("0.12345678901234567890123456789")).is_err());
-        assert_eq!(decimal_mantissa(d, 10).unwrap(), 123456789012341234567800);
-        assert!(decimal_mantissa(parse_decimal("0.00000000001").unwrap(), 10).is_err());
+        assert_eq!(decimal_mantissa(d, 38, 10).unwrap(), 123456789012341234567800);
+        assert!(decimal_mantissa(parse_decimal("0.00000000001").unwrap(), 38, 10).is_err());
     }
 
     #[test]

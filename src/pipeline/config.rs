@@ -28,10 +28,12 @@ pub struct PipelineFile {
     pub out: Option<String>,
     pub from: Option<BillCycle>,
     pub to: Option<BillCycle>,
-    /// `"self"`, `"all"`, or a list of member ids.
+    /// `"auto"` (default), `"self"`, `"all"`, or a list of member ids.
     pub accounts: Option<AccountsSetting>,
     /// Hours added to Huawei's finality time (monthly-settlement customers: 24).
     pub grace_hours: Option<i64>,
+    /// The run stops cleanly after this long (`6h`, `90m`); the next run resumes.
+    pub deadline: Option<String>,
     /// `statistic_type` of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default).
     pub statistic_type: Option<i64>,
     #[serde(default)]
@@ -78,6 +80,12 @@ pub struct LimitsSection {
     pub max_attempts: Option<u32>,
     pub backoff_base_ms: Option<u64>,
     pub backoff_cap_ms: Option<u64>,
+    /// Retry waiting one unit may spend in all before it gives up (seconds).
+    pub retry_wait_secs: Option<u64>,
+    /// A unit running longer than this fails (`2h`); the next run resumes it.
+    pub unit_deadline: Option<String>,
+    /// Pages one unit may fetch (a `total_count` needing more fails the unit).
+    pub max_pages: Option<u64>,
     /// Requests per second by API name (e.g. `"res-fee-records" = 30`); 0 = unlimited.
     #[serde(default)]
     pub quota: HashMap<String, u32>,
@@ -109,13 +117,20 @@ impl PipelineFile {
         {
             return Err(format!("mode must be \"backfill\" or \"nightly\", not {m:?}"));
         }
-        if let Some(AccountsSetting::Keyword(k)) = &f.accounts
-            && k != "self"
-            && k != "all"
-        {
-            return Err(format!(
-                "accounts must be \"self\", \"all\" or a list of member ids, not {k:?}"
-            ));
+        match &f.accounts {
+            Some(AccountsSetting::Keyword(k)) if !["auto", "self", "all"].contains(&k.as_str()) => {
+                return Err(format!(
+                    "accounts must be \"auto\", \"self\", \"all\" or a list of member ids, not {k:?}"
+                ));
+            }
+            Some(AccountsSetting::Members(ids)) => super::check_members(ids, "accounts").map_err(|e| e.to_string())?,
+            _ => {}
+        }
+        for d in [&f.deadline, &f.limits.unit_deadline].into_iter().flatten() {
+            super::parse_duration(d)?;
+        }
+        if let Some(g) = f.grace_hours {
+            super::check_grace_hours(g)?;
         }
         f.limits.quotas()?;
         if let Some(t) = f.statistic_type
@@ -169,6 +184,10 @@ quota = { "res-fee-records" = 15 }
             ("from = \"2026-13\"", "2026-13"),
             ("mode = \"weekly\"", "weekly"),
             ("accounts = \"some\"", "some"),
+            ("accounts = [\"../../x\"]", "not an account id"),
+            ("accounts = [\"self\"]", "own account"),
+            ("deadline = \"soon\"", "soon"),
+            ("grace_hours = 9223372036854775807", "grace"),
             ("[limits]\nquota = { \"nope\" = 1 }", "nope"),
             (
                 "[source]\nendpoint = \"https://x\"\n[source.simulator]\nseed = 1",

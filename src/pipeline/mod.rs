@@ -18,16 +18,19 @@ use crate::sink::manifest::{FileEntry, Finality, Manifest};
 use crate::sink::parquet::StagedWriter;
 use crate::sink::{Layout, SinkError, publish};
 use crate::source::api::{Api, Param, Params};
-use crate::source::client::BssClient;
+use crate::source::client::{BssClient, WaitBudget};
 use crate::source::datasets::{DatasetSpec, QueryCtx, TransformCtx};
 use crate::source::error::SourceError;
-use crate::source::paging::{PagingError, page_through};
+use crate::source::paging::{Pager, PagingError};
 use crate::state::{OutputLock, StateError, StateStore, fingerprint};
 use report::{RunReport, UnitReport, UnitStatus};
 
 /// Which accounts' bills to extract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Accounts {
+    /// The default: the caller, and every enterprise member when the listing
+    /// shows any, so a master's export is never silently missing its members.
+    Auto,
     /// The caller's own account (`method=oneself`).
     Own,
     /// The caller and every enterprise member (`method=sub_customer` each).
@@ -41,6 +44,13 @@ pub enum Mode {
     Backfill,
     Nightly,
 }
+
+/// The run stops cleanly after this by default: a nightly cron run always ends.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+/// A unit running longer than this fails; the next run resumes it.
+pub const DEFAULT_UNIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+/// Pages per unit: 100 million rows, thirty times the largest month seen.
+pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 
 #[derive(Clone)]
 pub struct Job {
@@ -61,6 +71,12 @@ pub struct Job {
     pub max_restarts: u32,
     /// Redraw a one-line progress display on stderr (set when it is a terminal).
     pub progress: bool,
+    /// The run stops cleanly (exit 1, resumable) when this much time has passed.
+    pub deadline: std::time::Duration,
+    /// A unit still running after this fails; the next run resumes it.
+    pub unit_deadline: std::time::Duration,
+    /// Pages one unit may fetch: a `total_count` needing more fails the unit.
+    pub max_pages: u64,
     /// `statistic_type` for resource bill details (1 by cycle, 2 by day, 3 by detail).
     pub statistic_type: i64,
 }
@@ -73,6 +89,58 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error("listing enterprise members: {0}")]
     Members(SourceError),
+    #[error("{0}")]
+    Account(#[from] AccountIdError),
+}
+
+/// An account id that is not a Huawei account id.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {reason}")]
+pub struct AccountIdError {
+    pub source_name: String,
+    pub reason: String,
+}
+
+/// Checks that `id` is a Huawei account id (`[A-Za-z0-9_-]{1,64}`): ids reach
+/// file names, so anything else (`..`, `/`, spaces) is refused where it enters.
+/// `self` names the caller's own file and cannot name a member.
+pub fn check_account_id(id: &str) -> Result<(), String> {
+    let shown: String = id.chars().take(70).filter(|c| !c.is_control()).collect();
+    if id.is_empty() || id.len() > 64 {
+        return Err(format!("{shown:?} is not an account id (1 to 64 characters)"));
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(format!(
+            "{shown:?} is not an account id (only letters, digits, - and _)"
+        ));
+    }
+    if id.eq_ignore_ascii_case("self") {
+        return Err(format!(
+            "{shown:?} cannot name a member: \"self\" is the caller's own account"
+        ));
+    }
+    Ok(())
+}
+
+/// Validates member ids and refuses two that would share a file (ids that
+/// differ only in case collide on case-insensitive file systems).
+pub fn check_members(ids: &[String], source_name: &str) -> Result<(), AccountIdError> {
+    let mut seen = std::collections::HashMap::new();
+    for id in ids {
+        check_account_id(id).map_err(|reason| AccountIdError {
+            source_name: source_name.to_string(),
+            reason,
+        })?;
+        if let Some(other) = seen.insert(id.to_ascii_lowercase(), id)
+            && other != id
+        {
+            return Err(AccountIdError {
+                source_name: source_name.to_string(),
+                reason: format!("{other:?} and {id:?} differ only in case and would share one file"),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -111,6 +179,16 @@ impl Unit {
         format!("{}/{}/{}", self.spec.name, self.cycle, self.account.key())
     }
 
+    /// The report of this unit before it ran: "failed" until it proves otherwise.
+    fn blank_report(&self) -> UnitReport {
+        UnitReport::failed(
+            self.spec.name.to_string(),
+            self.cycle.to_string(),
+            self.account.key().to_string(),
+            self.spec.money_columns.first().copied(),
+        )
+    }
+
     /// What the dataset's queries depend on for this unit.
     fn query_ctx(&self, job: &Job) -> QueryCtx {
         QueryCtx {
@@ -132,16 +210,13 @@ struct Ctx {
     run_id: String,
 }
 
-/// Lists the enterprise's member ids (fact sheet #7).
-pub async fn list_members(client: &BssClient, concurrency: usize) -> Result<Vec<String>, SourceError> {
+/// Lists the enterprise's member ids (fact sheet #7), each checked.
+pub async fn list_members(client: &BssClient, job: &Job) -> Result<Vec<String>, RunError> {
+    let budget = client.unit_budget();
+    let pager = Pager::new(client, &budget, job.page_concurrency, job.max_pages);
     let mut ids = Vec::new();
-    let r = page_through(
-        client,
-        Api::SubCustomers,
-        &Vec::new(),
-        Api::SubCustomers.max_limit(),
-        concurrency,
-        |page| {
+    let r = pager
+        .page_through(Api::SubCustomers, &Vec::new(), Api::SubCustomers.max_limit(), |page| {
             for rec in page.records {
                 #[derive(serde::Deserialize)]
                 struct Member {
@@ -150,19 +225,51 @@ pub async fn list_members(client: &BssClient, concurrency: usize) -> Result<Vec<
                 let m: Member = serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
                 ids.push(m.id);
             }
-            Ok(())
-        },
-    )
-    .await;
+            Ok::<(), String>(())
+        })
+        .await;
     match r {
-        Ok(_) => Ok(ids),
-        Err(PagingError::Source(e)) => Err(e),
-        Err(e) => Err(SourceError::Exhausted {
+        Ok(_) => {
+            check_members(&ids, "the enterprise member listing")?;
+            Ok(ids)
+        }
+        Err(PagingError::Source(e)) => Err(RunError::Members(e)),
+        Err(e) => Err(RunError::Members(SourceError::Exhausted {
             api: Api::SubCustomers.name(),
             attempts: 1,
             last: e.to_string(),
-        }),
+        })),
     }
+}
+
+/// The accounts a run covers, with members listed once.
+async fn resolve_accounts(job: &Job, client: &BssClient) -> Result<Vec<AccountRef>, RunError> {
+    let mut accounts = match &job.accounts {
+        Accounts::Own => vec![AccountRef::Own],
+        Accounts::Members(ids) => {
+            check_members(ids, "--accounts")?;
+            ids.iter().cloned().map(AccountRef::Member).collect()
+        }
+        Accounts::All => {
+            let mut v = vec![AccountRef::Own];
+            v.extend(list_members(client, job).await?.into_iter().map(AccountRef::Member));
+            v
+        }
+        Accounts::Auto => {
+            let mut v = vec![AccountRef::Own];
+            match list_members(client, job).await {
+                Ok(ids) => v.extend(ids.into_iter().map(AccountRef::Member)),
+                Err(RunError::Members(e)) if !e.is_fatal() => {
+                    tracing::info!("no enterprise members listed ({e}); extracting the caller's own account only")
+                }
+                Err(e) => return Err(e),
+            }
+            v
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    accounts.retain(|a| seen.insert(a.clone()));
+    Ok(accounts)
 }
 
 /// Runs `job`. Units run as tasks of their own, so parsing and writing use
@@ -182,28 +289,24 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             Manifest::load(&layout.manifest_path(spec.name), spec.name, spec.version)?,
         );
     }
+    let snapshot_cycle = BillCycle::containing(Utc::now());
+
+    let accounts = resolve_accounts(job, client).await?;
     for spec in &job.datasets {
         if let Some(sidecar) = spec.sidecar {
             let (name, text) = sidecar(spec);
             crate::sink::atomic_write(&layout.dataset_dir(spec.name).join(name), text.as_bytes())?;
         }
     }
-    let snapshot_cycle = BillCycle::containing(Utc::now());
-
-    let mut accounts = match &job.accounts {
-        Accounts::Own => vec![AccountRef::Own],
-        Accounts::Members(ids) => ids.iter().cloned().map(AccountRef::Member).collect(),
-        Accounts::All => {
-            let mut v = vec![AccountRef::Own];
-            let ids = list_members(client, job.page_concurrency)
-                .await
-                .map_err(RunError::Members)?;
-            v.extend(ids.into_iter().map(AccountRef::Member));
-            v
+    let members = accounts.iter().filter(|a| **a != AccountRef::Own).count();
+    tracing::info!(
+        "accounts covered: {}",
+        if members == 0 {
+            "the caller's own".to_string()
+        } else {
+            format!("the caller's own and {members} enterprise members")
         }
-    };
-    let mut seen = std::collections::HashSet::new();
-    accounts.retain(|a| seen.insert(a.clone()));
+    );
     if matches!(job.accounts, Accounts::Members(_)) {
         for spec in job.datasets.iter().filter(|d| !d.member_scoped) {
             tracing::warn!(
@@ -293,23 +396,51 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             last = now;
         }
     };
-    let work = futures::stream::iter(units)
-        .map(|u| {
+    let run_deadline = tokio::time::Instant::now() + job.deadline;
+    let mut reports: Vec<UnitReport> = Vec::with_capacity(units.len());
+    let blanks: Vec<UnitReport> = units.iter().map(Unit::blank_report).collect();
+    let mut finished = vec![false; blanks.len()];
+    let work = futures::stream::iter(units.into_iter().enumerate())
+        .map(|(i, u)| {
             let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let r = run_unit(&ctx, &u).await;
+            let task = tokio::spawn(async move {
+                let unit_deadline = run_deadline.min(tokio::time::Instant::now() + ctx.job.unit_deadline);
+                let r = run_unit(&ctx, &u, unit_deadline).await;
                 ctx.rows_done.fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
                 let n = ctx.units_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 log_unit(&r, n, total);
                 r
-            })
+            });
+            async move { (i, task.await) }
         })
-        .buffer_unordered(job.unit_concurrency.max(1))
-        .collect::<Vec<_>>();
-    let reports = tokio::select! {
-        r = work => r.into_iter().map(|joined| joined.unwrap_or_else(panicked)).collect::<Vec<_>>(),
-        _ = ticker => unreachable!("the ticker never ends"),
+        .buffer_unordered(job.unit_concurrency.max(1));
+    let collect = async {
+        let mut work = std::pin::pin!(work);
+        while let Some((i, joined)) = work.next().await {
+            reports.push(joined.unwrap_or_else(|e| panicked(&blanks[i], e)));
+            finished[i] = true;
+        }
     };
+    let stopped = tokio::select! {
+        () = collect => false,
+        () = tokio::time::sleep_until(run_deadline) => true,
+        () = ticker => unreachable!("the ticker never ends"),
+    };
+    if stopped {
+        // Units still running are dropped (their staging files with them); those
+        // not started never send a request. The next run resumes them all.
+        tracing::error!(
+            "the run deadline of {} passed; stopping (the next run resumes)",
+            humantime(job.deadline)
+        );
+        for (mut r, _) in blanks.into_iter().zip(finished).filter(|(_, done)| !done) {
+            r.error = Some(format!(
+                "not finished: the run deadline of {} passed",
+                humantime(job.deadline)
+            ));
+            reports.push(r);
+        }
+    }
     if job.progress {
         eprint!("\r\x1b[2K");
     }
@@ -361,10 +492,50 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
 }
 
 /// A unit whose task panicked is a failed unit, not a dead run.
-fn panicked(e: tokio::task::JoinError) -> UnitReport {
-    let mut r = UnitReport::failed(String::new(), String::new(), String::new(), None);
-    r.error = Some(format!("internal error: a unit task failed ({e})"));
+fn panicked(blank: &UnitReport, e: tokio::task::JoinError) -> UnitReport {
+    let mut r = blank.clone();
+    r.status = UnitStatus::Failed;
+    r.error = Some(format!("internal error: the unit's task failed ({e})"));
     r
+}
+
+/// Grace hours past Huawei's finality time: a month at most.
+pub fn check_grace_hours(h: i64) -> Result<(), String> {
+    if (0..=31 * 24).contains(&h) {
+        Ok(())
+    } else {
+        Err(format!("grace hours must be between 0 and 744 (31 days), not {h}"))
+    }
+}
+
+/// `6h`, `90m`, `45s`: durations as people write them in cron files.
+pub fn humantime(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+/// Parses `6h`, `90m`, `45s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'h')) => (&t[..i], 3600),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 's')) => (&t[..i], 1),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 6h, 90m, 45s)"))?;
+    let secs = n
+        .checked_mul(mult)
+        .filter(|v| (1..=30 * 24 * 3600).contains(v))
+        .ok_or_else(|| format!("{s:?} must be between 1s and 30 days"))?;
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn log_unit(r: &UnitReport, n: usize, total: usize) {
@@ -413,14 +584,9 @@ fn query_digest(spec: &DatasetSpec, qctx: &QueryCtx) -> String {
     crate::source::signer::sha256_hex(text.as_bytes())[..16].to_string()
 }
 
-async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
+async fn run_unit(ctx: &Ctx, unit: &Unit, deadline: tokio::time::Instant) -> UnitReport {
     let start = Instant::now();
-    let mut report = UnitReport::failed(
-        unit.spec.name.to_string(),
-        unit.cycle.to_string(),
-        unit.account.key().to_string(),
-        unit.spec.money_columns.first().copied(),
-    );
+    let mut report = unit.blank_report();
     let cycle_key = unit.cycle.to_string();
     let existing = ctx
         .manifests
@@ -451,8 +617,15 @@ async fn run_unit(ctx: &Ctx, unit: &Unit) -> UnitReport {
         report.money_totals = entry.money_totals.clone();
         return report;
     }
+    let budget = ctx.client.unit_budget();
     loop {
-        match extract(ctx, unit, &mut report).await {
+        let attempt = tokio::time::timeout_at(deadline, extract(ctx, unit, &budget, &mut report));
+        let outcome = attempt.await.unwrap_or_else(|_| {
+            Err(UnitError::Deadline(humantime(
+                deadline.duration_since(tokio::time::Instant::from_std(start)),
+            )))
+        });
+        match outcome {
             Ok(()) => break,
             Err(UnitError::Drift(why)) if report.restarts < ctx.job.max_restarts => {
                 report.restarts += 1;
@@ -476,19 +649,45 @@ enum UnitError {
     #[error("data kept changing while paging: {0}")]
     Drift(String),
     #[error("{0}")]
-    Data(String),
+    TooManyPages(String),
+    /// A row the model refuses (a value that does not fit its column…).
+    #[error("offset {offset}: {source}")]
+    Data {
+        offset: u64,
+        source: crate::model::ModelError,
+    },
+    /// A row a derived dataset cannot build.
+    #[error("offset {offset}: {reason}")]
+    Transform { offset: u64, reason: String },
+    #[error("{0}")]
+    FanOut(String),
+    #[error("building the last record batch: {0}")]
+    Batch(crate::model::ModelError),
+    #[error("not finished within its deadline of {0}; the next run resumes it")]
+    Deadline(String),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
     State(#[from] StateError),
 }
 
-impl From<PagingError> for UnitError {
-    fn from(e: PagingError) -> Self {
+impl From<PagingError<UnitError>> for UnitError {
+    fn from(e: PagingError<UnitError>) -> Self {
         match e {
             PagingError::Source(s) => UnitError::Source(s),
             PagingError::Drift(d) => UnitError::Drift(d),
-            PagingError::Consumer(c) => UnitError::Data(c),
+            e @ PagingError::TooManyPages { .. } => UnitError::TooManyPages(e.to_string()),
+            PagingError::Consumer(c) => c,
+        }
+    }
+}
+
+impl UnitError {
+    /// A repeated key means overlapping pages: the data moved, so page again.
+    fn data(offset: u64, source: crate::model::ModelError) -> Self {
+        match source {
+            crate::model::ModelError::Duplicate { .. } => UnitError::Drift(format!("offset {offset}: {source}")),
+            source => UnitError::Data { offset, source },
         }
     }
 }
@@ -498,7 +697,7 @@ const BATCH_ROWS: usize = 8192;
 
 /// The queries of a unit, with fan-out resolved: each fan-out base query is
 /// listed first, and one query per listed id follows.
-async fn unit_queries(ctx: &Ctx, unit: &Unit) -> Result<Vec<Params>, UnitError> {
+async fn unit_queries(ctx: &Ctx, unit: &Unit, pager: &Pager<'_>) -> Result<Vec<Params>, UnitError> {
     let spec = unit.spec;
     let qctx = unit.query_ctx(&ctx.job);
     let mut queries = (spec.queries)(&qctx);
@@ -511,25 +710,21 @@ async fn unit_queries(ctx: &Ctx, unit: &Unit) -> Result<Vec<Params>, UnitError> 
     let mut expanded = Vec::new();
     for base in queries {
         let mut ids: Vec<String> = Vec::new();
-        page_through(
-            &ctx.client,
-            fan.api,
-            &base,
-            fan.api.max_limit(),
-            ctx.job.page_concurrency,
-            |page| {
+        pager
+            .page_through(fan.api, &base, fan.api.max_limit(), |page| {
                 for rec in &page.records {
                     let row: HashMap<String, serde_json::Value> =
-                        serde_json::from_str(rec.get()).map_err(|e| format!("{}: {e}", fan.api))?;
+                        serde_json::from_str(rec.get()).map_err(|e| UnitError::FanOut(format!("{}: {e}", fan.api)))?;
                     match row.get(fan.id_key) {
                         Some(serde_json::Value::String(id)) if !id.is_empty() => ids.push(id.clone()),
-                        _ => return Err(format!("{}: a row without {}", fan.api, fan.id_key)),
+                        _ => {
+                            return Err(UnitError::FanOut(format!("{}: a row without {}", fan.api, fan.id_key)));
+                        }
                     }
                 }
                 Ok(())
-            },
-        )
-        .await?;
+            })
+            .await?;
         for id in ids {
             let mut q = base.clone();
             q.push((fan.param, Param::Str(id)));
@@ -543,46 +738,44 @@ async fn unit_queries(ctx: &Ctx, unit: &Unit) -> Result<Vec<Params>, UnitError> 
 async fn fetch_into(
     ctx: &Ctx,
     unit: &Unit,
+    pager: &Pager<'_>,
     norm: &mut Normalizer,
     writer: &mut StagedWriter,
     pages: &mut u64,
 ) -> Result<(), UnitError> {
     let spec = unit.spec;
-    for params in unit_queries(ctx, unit).await? {
+    for params in unit_queries(ctx, unit, pager).await? {
         norm.set_params(
             params
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.as_query_value()))
                 .collect(),
         );
-        let stats = page_through(
-            &ctx.client,
-            spec.api,
-            &params,
-            spec.page_size(),
-            ctx.job.page_concurrency,
-            |page| {
+        let stats = pager
+            .page_through(spec.api, &params, spec.page_size(), |page| {
                 let tctx = TransformCtx {
                     cycle: unit.cycle,
                     currency: page.currency.as_deref(),
                     payer: ctx.client.domain_id(),
                 };
+                let offset = page.offset;
                 for rec in &page.records {
-                    let at = |e: String| format!("offset {}: {e}", page.offset);
                     match spec.transform {
-                        Some(t) => norm.push(&t(rec, &tctx).map_err(at)?),
+                        Some(t) => {
+                            let row = t(rec, &tctx).map_err(|reason| UnitError::Transform { offset, reason })?;
+                            norm.push(&row)
+                        }
                         None => norm.push(rec),
                     }
-                    .map_err(|e| at(e.to_string()))?;
+                    .map_err(|e| UnitError::data(offset, e))?;
                 }
                 if norm.pending() >= BATCH_ROWS {
-                    let batch = norm.take_batch().map_err(|e| e.to_string())?;
-                    writer.write(&batch).map_err(|e| e.to_string())?;
+                    let batch = norm.take_batch().map_err(|e| UnitError::data(offset, e))?;
+                    writer.write(&batch)?;
                 }
                 Ok(())
-            },
-        )
-        .await?;
+            })
+            .await?;
         *pages += stats.pages;
     }
     Ok(())
@@ -590,7 +783,7 @@ async fn fetch_into(
 
 /// Extracts one unit into a staging file and publishes it (or leaves the
 /// published file untouched when the served content did not change).
-async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), UnitError> {
+async fn extract(ctx: &Ctx, unit: &Unit, budget: &WaitBudget, report: &mut UnitReport) -> Result<(), UnitError> {
     let spec = unit.spec;
     let schema = spec.schema();
     let extracted_at = Utc::now();
@@ -602,22 +795,20 @@ async fn extract(ctx: &Ctx, unit: &Unit, report: &mut UnitReport) -> Result<(), 
         run_id: ctx.run_id.clone(),
         extracted_at_micros: extracted_at.timestamp_micros(),
     };
-    let mut norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage);
-    let staging = ctx.layout.staging_dir().join(format!(
-        "{}-{}-{}-{}.parquet",
-        spec.name,
-        unit.cycle,
-        unit.account.key(),
-        uuid::Uuid::new_v4()
-    ));
+    let mut norm =
+        Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage).with_unique_key(spec.key_columns);
+    // Staging names carry no text from the API or the command line.
+    let staging =
+        ctx.layout
+            .staging_dir()
+            .join(format!("{}-{}-{}.parquet", spec.name, unit.cycle, uuid::Uuid::new_v4()));
     let mut writer = StagedWriter::create(staging, schema)?;
     let mut pages = 0;
-    let result = fetch_into(ctx, unit, &mut norm, &mut writer, &mut pages).await;
-    if let Err(e) = result {
-        writer.abandon();
-        return Err(e);
-    }
-    let batch = norm.take_batch().map_err(|e| UnitError::Data(e.to_string()))?;
+    let pager = Pager::new(&ctx.client, budget, ctx.job.page_concurrency, ctx.job.max_pages);
+    // On any error (or a deadline dropping this future) the writer's drop
+    // removes the staging file: nothing of the unit is published.
+    fetch_into(ctx, unit, &pager, &mut norm, &mut writer, &mut pages).await?;
+    let batch = norm.take_batch().map_err(UnitError::Batch)?;
     writer.write(&batch)?;
     let staged = writer.finish()?;
     if !norm.unknown_keys.is_empty() {

@@ -26,7 +26,7 @@ use crate::source::signer;
 use ledger::{Ledger, Rng};
 use params::Params;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SimConfig {
     pub seed: u64,
     pub scale: f64,
@@ -46,6 +46,26 @@ pub struct SimConfig {
     pub denied_members: u32,
     pub ak: String,
     pub sk: String,
+}
+
+/// Everything but the SK, which never prints.
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("seed", &self.seed)
+            .field("scale", &self.scale)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("members", &self.members)
+            .field("latency", &self.latency)
+            .field("rate_limit", &self.rate_limit)
+            .field("fault_rate", &self.fault_rate)
+            .field("drift", &self.drift)
+            .field("denied_members", &self.denied_members)
+            .field("ak", &self.ak)
+            .field("sk", &"<redacted>")
+            .finish()
+    }
 }
 
 impl SimConfig {

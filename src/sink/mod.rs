@@ -58,19 +58,22 @@ impl Layout {
         format!("bill_cycle={cycle}")
     }
 
-    /// Path of an account's file, relative to the dataset directory.
+    /// Path of an account's file, relative to the dataset directory. Account
+    /// ids are checked where they enter (`[A-Za-z0-9_-]{1,64}`) and used as
+    /// they are; anything else is hex-encoded behind `hex=` (a character no id
+    /// has), so two accounts never share a file and no name leaves the directory.
     pub fn file_rel(cycle: BillCycle, account: &str) -> String {
-        let safe: String = account
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{}/part-{safe}.parquet", Self::partition_dir_name(cycle))
+        let plain = !account.is_empty()
+            && account.len() <= 64
+            && account
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let name = if plain {
+            account.to_string()
+        } else {
+            format!("hex={}", hex::encode(account.as_bytes()))
+        };
+        format!("{}/part-{name}.parquet", Self::partition_dir_name(cycle))
     }
 
     pub fn manifest_path(&self, dataset: &str) -> PathBuf {
@@ -90,7 +93,42 @@ impl Layout {
     }
 }
 
+/// Creates `dir` (parents as usual) readable by its owner only: hcbill's own
+/// bookkeeping (`.hcbill/`) names accounts and runs.
+pub fn create_private_dir(dir: &Path) -> Result<(), SinkError> {
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    match b.create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            // Made by an older version or by hand: tighten it.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Opens a new file for writing, refusing one that exists: a symlink planted
+/// at a temp name is never followed.
+pub fn create_new(path: &Path) -> Result<File, SinkError> {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o644);
+    o.open(path).map_err(io_err(path))
+}
+
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
+/// On any error the temp file is removed and the old file stays as it was.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -100,23 +138,24 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         uuid::Uuid::new_v4().simple()
     ));
-    {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let written = create_new(&tmp).and_then(|mut f| {
         f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))
+    });
+    let result = written.and_then(|()| publish(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    publish(&tmp, path)
+    result
 }
 
-/// Moves a finished file into place with one rename, then makes it durable.
+/// Moves a finished file into place with one rename, then makes the rename
+/// durable (an fsync of the directory; its failure is an error, not a shrug).
 pub fn publish(staged: &Path, dest: &Path) -> Result<(), SinkError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     fs::rename(staged, dest).map_err(io_err(dest))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
 #[cfg(test)]
@@ -128,7 +167,11 @@ mod tests {
         let l = Layout::new("/o");
         let c: BillCycle = "2026-03".parse().unwrap();
         assert_eq!(Layout::file_rel(c, "self"), "bill_cycle=2026-03/part-self.parquet");
-        assert_eq!(Layout::file_rel(c, "a/b c"), "bill_cycle=2026-03/part-a_b_c.parquet");
+        assert_eq!(
+            Layout::file_rel(c, "../../x"),
+            "bill_cycle=2026-03/part-hex=2e2e2f2e2e2f78.parquet"
+        );
+        assert_ne!(Layout::file_rel(c, "a.b"), Layout::file_rel(c, "a_b"));
         assert_eq!(l.manifest_path("x"), Path::new("/o/x/_manifest.json"));
     }
 
@@ -141,5 +184,38 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temp_file_and_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        atomic_write(&p, b"old").unwrap();
+        // The destination is a non-empty directory: the rename fails.
+        let blocked = dir.path().join("d");
+        fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(atomic_write(&blocked, b"new").is_err());
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dirs_and_no_symlink_following() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("out/.hcbill");
+        create_private_dir(&meta).unwrap();
+        assert_eq!(fs::metadata(&meta).unwrap().permissions().mode() & 0o777, 0o700);
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let link = meta.join("planted");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(create_new(&link).is_err(), "a planted symlink is not followed");
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
     }
 }

@@ -25,9 +25,11 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Writes one staging file. Dropped before `finish` (an error, a deadline),
+/// it removes its file: an unfinished unit leaves nothing behind.
 pub struct StagedWriter {
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: Option<ArrowWriter<File>>,
 }
 
 /// A finished staging file, ready to be published.
@@ -42,35 +44,41 @@ pub struct StagedFile {
 impl StagedWriter {
     pub fn create(path: PathBuf, schema: SchemaRef) -> Result<Self, SinkError> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            super::create_private_dir(dir)?;
         }
-        let file = File::create(&path).map_err(io_err(&path))?;
+        let file = super::create_new(&path)?;
+        let mut staged = Self { path, writer: None };
         let writer =
             ArrowWriter::try_new(file, schema, Some(writer_properties())).map_err(|source| SinkError::Parquet {
-                path: path.display().to_string(),
+                path: staged.path.display().to_string(),
                 source,
             })?;
-        Ok(Self { path, writer })
+        staged.writer = Some(writer);
+        Ok(staged)
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.writer.write(batch).map_err(|source| SinkError::Parquet {
+        let writer = self.writer.as_mut().expect("written before finish");
+        writer.write(batch).map_err(|source| SinkError::Parquet {
             path: self.path.display().to_string(),
             source,
         })
     }
 
     /// Closes the file, syncs it and checksums it.
-    pub fn finish(self) -> Result<StagedFile, SinkError> {
-        let path = self.path;
+    pub fn finish(mut self) -> Result<StagedFile, SinkError> {
+        let path = self.path.clone();
         let perr = |source| SinkError::Parquet {
             path: path.display().to_string(),
             source,
         };
-        let meta = self.writer.close().map_err(perr)?;
+        let writer = self.writer.take().expect("finished once");
+        let meta = writer.close().map_err(perr)?;
         let rows = meta.file_metadata().num_rows() as u64;
         File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
         let (bytes, sha256) = file_sha256(&path)?;
+        // Finished: from here the file belongs to the caller.
+        self.path = PathBuf::new();
         Ok(StagedFile {
             path,
             rows,
@@ -78,9 +86,14 @@ impl StagedWriter {
             sha256,
         })
     }
+}
 
-    pub fn abandon(self) {
-        let _ = fs::remove_file(&self.path);
+impl Drop for StagedWriter {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            self.writer.take();
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

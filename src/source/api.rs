@@ -101,6 +101,18 @@ impl Api {
         }
     }
 
+    /// The IAM action a user needs for the API (fact sheet §2–§8), named when
+    /// the server answers 403.
+    pub fn iam_action(self) -> &'static str {
+        match self {
+            Api::MonthlySum => "billing:bill:view",
+            Api::ResRecords | Api::ResFeeRecords | Api::UsageDetails | Api::FeeRecords => "billing:billDetail:view",
+            Api::UsageSummary => "billing:resourcePackages:view",
+            Api::AccountChanges => "billing:balance:view",
+            Api::SubCustomers => "businessUnitCenter:businessUnit:view",
+        }
+    }
+
     /// The official SDK's operation name.
     pub fn sdk_operation(self) -> &'static str {
         match self {

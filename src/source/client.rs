@@ -2,8 +2,8 @@
 //! one request. Paging lives in `paging`; datasets never see HTTP.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -17,12 +17,19 @@ use super::signer;
 
 pub const DEFAULT_ENDPOINT: &str = "https://bss.myhuaweicloud.com";
 
+/// The largest answer read: a month's page is ~1–2 MB; anything near this is hostile.
+pub const MAX_BODY: usize = 64 << 20;
+
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     /// Attempts per request, the first included.
     pub max_attempts: u32,
     pub base: Duration,
     pub cap: Duration,
+    /// A server's `Retry-After` is honoured up to this, never beyond.
+    pub retry_after_cap: Duration,
+    /// Waiting between retries a unit may spend in all, over all its requests.
+    pub unit_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -31,16 +38,55 @@ impl Default for RetryPolicy {
             max_attempts: 8,
             base: Duration::from_millis(500),
             cap: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(60),
+            unit_wait: Duration::from_secs(300),
         }
     }
 }
 
 impl RetryPolicy {
-    /// Exponential backoff with full jitter; a server's Retry-After is a floor.
+    /// Exponential backoff with full jitter; a server's Retry-After is a floor,
+    /// capped so one answer cannot park a run for hours.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exp = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.cap);
         let jittered = exp.mul_f64(fastrand::f64());
-        retry_after.map_or(jittered, |ra| ra.max(jittered))
+        retry_after.map_or(jittered, |ra| ra.min(self.retry_after_cap).max(jittered))
+    }
+}
+
+/// The retry waiting one unit may still spend, shared by all its requests:
+/// a server that keeps refusing makes the unit give up, and the run end.
+#[derive(Debug)]
+pub struct WaitBudget {
+    limit: Duration,
+    spent_ms: AtomicU64,
+}
+
+impl WaitBudget {
+    pub fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            spent_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Books `d` of waiting; false (and nothing booked) when it would exceed the budget.
+    pub fn take(&self, d: Duration) -> bool {
+        let limit = self.limit.as_millis() as u64;
+        let d = d.as_millis() as u64;
+        self.spent_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                s.checked_add(d).filter(|t| *t <= limit)
+            })
+            .is_ok()
+    }
+
+    pub fn spent(&self) -> Duration {
+        Duration::from_millis(self.spent_ms.load(Ordering::Acquire))
+    }
+
+    pub fn limit(&self) -> Duration {
+        self.limit
     }
 }
 
@@ -52,6 +98,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Per-API quota overrides (requests/s); 0 disables client-side limiting.
     pub quotas: HashMap<Api, u32>,
+    /// Answers larger than this are refused.
+    pub max_body: usize,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +110,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             quotas: HashMap::new(),
+            max_body: MAX_BODY,
         }
     }
 }
@@ -139,6 +188,8 @@ pub struct BssClient {
     /// credentials then cost exactly one request, not one per concurrent task.
     verified: std::sync::atomic::AtomicBool,
     first: tokio::sync::Mutex<()>,
+    /// APIs answered 403 (a missing IAM permission): later calls fail at once.
+    denied: Mutex<HashMap<Api, SourceError>>,
 }
 
 enum Attempt<T> {
@@ -176,12 +227,20 @@ impl BssClient {
             Some(p) => format!("{host_only}:{p}"),
             None => host_only,
         };
-        let http = reqwest::Client::builder()
+        let loopback = is_loopback(base.host_str().unwrap_or_default());
+        // Never follow a redirect: signed headers (security token, domain id)
+        // would go to whatever host the answer names.
+        let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| SourceError::Endpoint(e.to_string()))?;
+            .redirect(reqwest::redirect::Policy::none());
+        if loopback {
+            // A proxy from the environment must not see the simulator's traffic;
+            // HTTPS_PROXY / NO_PROXY still apply to real endpoints.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| SourceError::Endpoint(e.to_string()))?;
         let limits = Limits::new(&cfg.quotas);
         Ok(Self {
             http,
@@ -194,6 +253,7 @@ impl BssClient {
             halt: Halt::default(),
             verified: std::sync::atomic::AtomicBool::new(false),
             first: tokio::sync::Mutex::new(()),
+            denied: Mutex::new(HashMap::new()),
         })
     }
 
@@ -201,8 +261,9 @@ impl BssClient {
         &self.limits
     }
 
-    pub fn account_key(&self) -> &str {
-        &self.creds.ak
+    /// A fresh retry wait budget for one unit.
+    pub fn unit_budget(&self) -> WaitBudget {
+        WaitBudget::new(self.cfg.retry.unit_wait)
     }
 
     pub fn domain_id(&self) -> Option<&str> {
@@ -212,10 +273,14 @@ impl BssClient {
     /// Calls `api` with `params` and hands the 200 body to `parse`. A body that
     /// does not parse is retried like a transient fault: a truncated answer is
     /// never taken for an empty page.
+    ///
+    /// Waits between retries are booked against `budget` (the unit's): once it
+    /// is spent, the call gives up instead of waiting on.
     pub async fn call<T>(
         &self,
         api: Api,
         params: &[(&'static str, Param)],
+        budget: &WaitBudget,
         parse: impl Fn(String) -> Result<T, String>,
     ) -> Result<T, SourceError> {
         let account = self.creds.ak.clone();
@@ -223,6 +288,9 @@ impl BssClient {
         for attempt in 0..self.cfg.retry.max_attempts {
             if let Some(why) = self.halt.reason() {
                 return Err(SourceError::Halted(why));
+            }
+            if let Some(e) = self.denied.lock().expect("denied lock").get(&api) {
+                return Err(e.clone());
             }
             self.limits.acquire(api, &account).await;
             if let Some(why) = self.halt.reason() {
@@ -249,14 +317,26 @@ impl BssClient {
                     if e.is_fatal() {
                         self.halt.trip(&e.to_string());
                     }
+                    if matches!(e, SourceError::Denied { .. }) {
+                        self.denied.lock().expect("denied lock").entry(api).or_insert(e.clone());
+                    }
                     return Err(e);
                 }
                 Attempt::Retry { why, after } => {
                     tracing::debug!(api = api.name(), attempt, "retrying: {why}");
                     last = why;
                     if attempt + 1 < self.cfg.retry.max_attempts {
+                        let delay = self.cfg.retry.delay(attempt, after);
+                        if !budget.take(delay) {
+                            return Err(SourceError::OutOfTime {
+                                api: api.name(),
+                                waited_s: budget.spent().as_secs(),
+                                budget_s: budget.limit().as_secs(),
+                                last,
+                            });
+                        }
                         self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(self.cfg.retry.delay(attempt, after)).await;
+                        tokio::time::sleep(delay).await;
                     }
                 }
             }
@@ -292,28 +372,47 @@ impl BssClient {
             }
         };
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| "no location".to_string(), location_host);
+            return Attempt::Fail(SourceError::Redirected {
+                api: api.name(),
+                status,
+                location,
+            });
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // Strict UTF-8 (the API's charset): invalid bytes are an unparseable answer.
-        let body = match response.bytes().await {
-            Ok(b) => match String::from_utf8(b.to_vec()) {
-                Ok(s) => s,
-                Err(_) => {
-                    self.stats.bad_bodies.fetch_add(1, Ordering::Relaxed);
-                    return Attempt::Retry {
-                        why: "the answer is not UTF-8".into(),
-                        after: None,
-                    };
-                }
-            },
-            Err(e) => {
+            .map(|s| Duration::from_secs(s.min(86_400)));
+        let body = match read_capped(response, self.cfg.max_body).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return Attempt::Fail(SourceError::TooLarge {
+                    api: api.name(),
+                    limit: self.cfg.max_body,
+                });
+            }
+            Err(BodyError::Transport(e)) => {
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
                 return Attempt::Retry {
                     why: scrub(&format!("reading the body: {}", transport_error(&e)), &secrets),
+                    after: None,
+                };
+            }
+        };
+        // Strict UTF-8 (the API's charset): invalid bytes are an unparseable answer.
+        let body = match String::from_utf8(body) {
+            Ok(s) => s,
+            Err(_) => {
+                self.stats.bad_bodies.fetch_add(1, Ordering::Relaxed);
+                return Attempt::Retry {
+                    why: "the answer is not UTF-8".into(),
                     after: None,
                 };
             }
@@ -330,8 +429,9 @@ impl BssClient {
                 }
             };
         }
-        // Scrub before anything is cut short, so no fragment of a secret survives.
-        let (code, message) = ErrorBody::parse(status, &scrub(&body, &secrets));
+        // Only the start of an error answer is kept; scrub it before anything
+        // is cut short, so no fragment of a secret survives.
+        let (code, message) = ErrorBody::parse(status, &scrub(error_window(&body, &secrets), &secrets));
         let throttled = status == 429 || code.ends_with(".0308") || code == "CBC.0250";
         if throttled {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -353,22 +453,32 @@ impl BssClient {
                 after: retry_after,
             };
         }
-        let api = api.name();
         // A member's bills refused (e.g. a finance-independent member that did not
         // allow viewing) fails that member's unit, not the whole run.
         let member_scoped = params
             .iter()
             .any(|(k, v)| *k == "method" && *v == Param::from("sub_customer"));
-        if status == 401 || (status == 403 && !member_scoped) {
+        // Credentials refused (401, or an expired token) stop the run; a 403 is a
+        // missing permission for this API only.
+        if status == 401 || (status == 403 && code == "CBC.0154") {
             return Attempt::Fail(SourceError::Auth {
-                api,
+                api: api.name(),
                 status,
                 code,
                 message,
             });
         }
+        if status == 403 && !member_scoped {
+            return Attempt::Fail(SourceError::Denied {
+                api: api.name(),
+                status,
+                code,
+                message,
+                action: api.iam_action(),
+            });
+        }
         Attempt::Fail(SourceError::Rejected {
-            api,
+            api: api.name(),
             status,
             code,
             message,
@@ -442,12 +552,53 @@ fn transport_error(e: &reqwest::Error) -> String {
     msg
 }
 
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk, refusing it once it passes `cap`: a hostile
+/// answer cannot make the client hold more than that.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The part of an error answer worth keeping: 64 KiB, plus room for a secret
+/// that starts inside it, so scrubbing stays linear in what is kept.
+fn error_window<'a>(body: &'a str, secrets: &[&str]) -> &'a str {
+    let longest = secrets.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut end = (64 << 10) + longest;
+    if end >= body.len() {
+        return body;
+    }
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    &body[..end]
+}
+
+/// The host a redirect points to (never the whole URL: it may carry a token).
+fn location_host(location: &str) -> String {
+    match Url::parse(location) {
+        Ok(u) => u.host_str().unwrap_or("an unnamed host").to_string(),
+        Err(_) => "a relative location on the same host".to_string(),
+    }
+}
+
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
-
-pub type SharedClient = Arc<BssClient>;
 
 #[cfg(test)]
 mod tests {
@@ -497,10 +648,33 @@ mod tests {
             max_attempts: 5,
             base: Duration::from_millis(100),
             cap: Duration::from_secs(1),
+            retry_after_cap: Duration::from_secs(60),
+            unit_wait: Duration::from_secs(300),
         };
         for attempt in 0..30 {
             assert!(p.delay(attempt, None) <= Duration::from_secs(1));
         }
         assert!(p.delay(0, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
+        assert_eq!(p.delay(0, Some(Duration::from_secs(100_000))), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_wait_budget_is_shared_and_never_overdrawn() {
+        let b = WaitBudget::new(Duration::from_secs(10));
+        assert!(b.take(Duration::from_secs(6)));
+        assert!(!b.take(Duration::from_secs(5)), "6 + 5 > 10");
+        assert!(b.take(Duration::from_secs(4)));
+        assert_eq!(b.spent(), Duration::from_secs(10));
+        assert!(!b.take(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn error_windows_and_redirect_hosts() {
+        let big = "é".repeat(100_000);
+        let w = error_window(&big, &["SECRET"]);
+        assert!(w.len() <= (64 << 10) + 6 && w.len() > 60_000);
+        assert_eq!(error_window("short", &["SECRET"]), "short");
+        assert_eq!(location_host("http://evil.example:8080/x?token=1"), "evil.example");
+        assert_eq!(location_host("/elsewhere"), "a relative location on the same host");
     }
 }

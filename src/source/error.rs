@@ -13,6 +13,26 @@ pub enum SourceError {
         code: String,
         message: String,
     },
+    /// 403 for an API the caller may not use: fails the datasets of that API,
+    /// not the run (a user may lack one permission and hold the others).
+    #[error("{api}: permission refused (HTTP {status} {code}): {message}; the IAM user needs {action}")]
+    Denied {
+        api: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+        action: &'static str,
+    },
+    /// A 3xx: never followed, so signed headers cannot reach another host.
+    #[error("{api}: the server redirected (HTTP {status}) to {location}; redirects are not followed")]
+    Redirected {
+        api: &'static str,
+        status: u16,
+        location: String,
+    },
+    /// An answer larger than the client accepts.
+    #[error("{api}: the answer is larger than {limit} bytes; refused")]
+    TooLarge { api: &'static str, limit: usize },
     /// A request the API rejected (400 and other non-retryable answers): fails the unit.
     #[error("{api}: request rejected (HTTP {status} {code}): {message}")]
     Rejected {
@@ -26,6 +46,14 @@ pub enum SourceError {
     Exhausted {
         api: &'static str,
         attempts: u32,
+        last: String,
+    },
+    /// Retries would wait longer than the unit's budget allows.
+    #[error("{api}: gave up after waiting {waited_s} s between retries (the unit's budget is {budget_s} s): {last}")]
+    OutOfTime {
+        api: &'static str,
+        waited_s: u64,
+        budget_s: u64,
         last: String,
     },
     /// Another task hit a fatal error; this one stopped without a request.

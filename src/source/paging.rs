@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::value::RawValue;
 
 use super::api::{Api, Param, Params};
-use super::client::BssClient;
+use super::client::{BssClient, WaitBudget};
 use super::error::SourceError;
 
 /// One parsed page: the rows stay raw JSON until the normaliser reads them.
@@ -95,13 +95,22 @@ fn expected_rows(total: u64, offset: u64, limit: u64) -> u64 {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PagingError {
+pub enum PagingError<E> {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("data changed while paging ({0}); the unit must be restarted")]
     Drift(String),
-    #[error("{0}")]
-    Consumer(String),
+    /// A `total_count` that would take more pages than a unit may fetch: a
+    /// lying or broken server must not keep a run paging for ever.
+    #[error("{api}: total_count {total} needs {pages} pages, more than the {max} a unit may fetch (limits.max_pages)")]
+    TooManyPages {
+        api: &'static str,
+        total: u64,
+        pages: u64,
+        max: u64,
+    },
+    #[error(transparent)]
+    Consumer(E),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -110,53 +119,94 @@ pub struct PagingStats {
     pub rows: u64,
 }
 
-/// Fetches every page of one query and feeds them, in offset order, to `sink`.
-pub async fn page_through(
-    client: &BssClient,
-    api: Api,
-    base: &Params,
-    limit: u32,
-    concurrency: usize,
-    mut sink: impl FnMut(Page) -> Result<(), String>,
-) -> Result<PagingStats, PagingError> {
-    let fetch = |offset: u64| {
-        let mut params = base.clone();
-        params.push(("offset", Param::Int(offset as i64)));
-        params.push(("limit", Param::Int(i64::from(limit))));
-        async move { client.call(api, &params, |body| parse_page(&body, api, offset)).await }
-    };
-    let first = fetch(0).await?;
-    let total = first.total;
-    let mut stats = PagingStats::default();
-    let mut accept = |page: Page, stats: &mut PagingStats| -> Result<(), PagingError> {
-        if page.total != total {
-            return Err(PagingError::Drift(format!(
-                "total_count went from {total} to {} at offset {}",
-                page.total, page.offset
-            )));
+/// What every query of one unit shares: the client, the unit's retry wait
+/// budget, and its page allowance.
+pub struct Pager<'a> {
+    pub client: &'a BssClient,
+    pub budget: &'a WaitBudget,
+    pub concurrency: usize,
+    /// Pages the unit may still fetch, over all its queries.
+    pub max_pages: u64,
+    pub pages_used: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(client: &'a BssClient, budget: &'a WaitBudget, concurrency: usize, max_pages: u64) -> Self {
+        Self {
+            client,
+            budget,
+            concurrency,
+            max_pages,
+            pages_used: std::sync::atomic::AtomicU64::new(0),
         }
-        let want = expected_rows(total, page.offset, u64::from(limit));
-        if page.records.len() as u64 != want {
-            return Err(PagingError::Drift(format!(
-                "page at offset {} has {} rows, expected {want} of {total}",
-                page.offset,
-                page.records.len()
-            )));
-        }
-        stats.pages += 1;
-        stats.rows += want;
-        sink(page).map_err(PagingError::Consumer)
-    };
-    accept(first, &mut stats)?;
-    let offsets = (u64::from(limit)..total).step_by(limit as usize);
-    let mut pages = futures::stream::iter(offsets)
-        .map(fetch)
-        .buffered(concurrency.max(1))
-        .map_err(PagingError::from);
-    while let Some(page) = pages.try_next().await? {
-        accept(page, &mut stats)?;
     }
-    Ok(stats)
+
+    /// Fetches every page of one query and feeds them, in offset order, to `sink`.
+    pub async fn page_through<E>(
+        &self,
+        api: Api,
+        base: &Params,
+        limit: u32,
+        mut sink: impl FnMut(Page) -> Result<(), E>,
+    ) -> Result<PagingStats, PagingError<E>> {
+        let client = self.client;
+        let budget = self.budget;
+        let fetch = |offset: u64| {
+            let mut params = base.clone();
+            params.push(("offset", Param::Int(offset as i64)));
+            params.push(("limit", Param::Int(i64::from(limit))));
+            async move {
+                client
+                    .call(api, &params, budget, |body| parse_page(&body, api, offset))
+                    .await
+            }
+        };
+        let first = fetch(0).await?;
+        let total = first.total;
+        let pages = total.div_ceil(u64::from(limit.max(1))).max(1);
+        let used = self
+            .pages_used
+            .fetch_add(pages, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(pages);
+        if used > self.max_pages {
+            return Err(PagingError::TooManyPages {
+                api: api.name(),
+                total,
+                pages,
+                max: self.max_pages,
+            });
+        }
+        let mut stats = PagingStats::default();
+        let mut accept = |page: Page, stats: &mut PagingStats| -> Result<(), PagingError<E>> {
+            if page.total != total {
+                return Err(PagingError::Drift(format!(
+                    "total_count went from {total} to {} at offset {}",
+                    page.total, page.offset
+                )));
+            }
+            let want = expected_rows(total, page.offset, u64::from(limit));
+            if page.records.len() as u64 != want {
+                return Err(PagingError::Drift(format!(
+                    "page at offset {} has {} rows, expected {want} of {total}",
+                    page.offset,
+                    page.records.len()
+                )));
+            }
+            stats.pages += 1;
+            stats.rows += want;
+            sink(page).map_err(PagingError::Consumer)
+        };
+        accept(first, &mut stats)?;
+        let offsets = (u64::from(limit)..total).step_by(limit as usize);
+        let mut pages = futures::stream::iter(offsets)
+            .map(fetch)
+            .buffered(self.concurrency.max(1))
+            .map_err(PagingError::from);
+        while let Some(page) = pages.try_next().await? {
+            accept(page, &mut stats)?;
+        }
+        Ok(stats)
+    }
 }
 
 #[cfg(test)]

@@ -38,20 +38,17 @@ pub struct OutputLock {
 
 impl OutputLock {
     pub fn acquire(meta_dir: &Path) -> Result<Self, StateError> {
-        std::fs::create_dir_all(meta_dir).map_err(|source| StateError::Io {
-            path: meta_dir.display().to_string(),
+        crate::sink::create_private_dir(meta_dir)?;
+        let path = meta_dir.join("lock");
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        // A symlink planted at the lock's name is refused, not followed.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        let file = options.open(&path).map_err(|source| StateError::Io {
+            path: path.display().to_string(),
             source,
         })?;
-        let path = meta_dir.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| StateError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(TryLockError::WouldBlock) => Err(StateError::Locked(

@@ -51,6 +51,7 @@ pub fn client_config(url: &str) -> ClientConfig {
             max_attempts: 10,
             base: Duration::from_millis(5),
             cap: Duration::from_millis(100),
+            ..RetryPolicy::default()
         },
         ..Default::default()
     }
@@ -75,6 +76,9 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
         page_concurrency: 4,
         max_restarts: 5,
         progress: false,
+        deadline: hcbill::pipeline::DEFAULT_DEADLINE,
+        unit_deadline: hcbill::pipeline::DEFAULT_UNIT_DEADLINE,
+        max_pages: hcbill::pipeline::DEFAULT_MAX_PAGES,
         statistic_type: 3,
     }
 }

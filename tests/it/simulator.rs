@@ -14,7 +14,7 @@ async fn get_page(
     api: Api,
     params: Params,
 ) -> Result<(u64, usize), SourceError> {
-    c.call(api, &params, |b| parse_page(&b, api, 0))
+    c.call(api, &params, &c.unit_budget(), |b| parse_page(&b, api, 0))
         .await
         .map(|p| (p.total, p.records.len()))
 }

@@ -295,7 +295,10 @@ fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Box<RawValue>, St
             Value::Null
         },
     );
-    put("ContractedCost", dec(Some(official - discount)));
+    let contracted = official
+        .checked_sub(discount)
+        .ok_or_else(|| format!("official_amount {official} minus discount_amount {discount} overflows"))?;
+    put("ContractedCost", dec(Some(contracted)));
     // No amortisation in this source: the cost is effective when billed.
     put("EffectiveCost", dec(Some(amount)));
     put("InvoiceId", Value::Null);
