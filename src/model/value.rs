@@ -122,7 +122,8 @@ pub fn parse_decimal(s: &str) -> Result<Decimal, ValueError> {
         return Ok(Decimal::ZERO);
     }
     digits = significant.to_string();
-    if digits.len() > MAX_DIGITS {
+    // 28 digits always fit; 29 only below 2^96, which the conversion checks.
+    if digits.len() > MAX_DIGITS + 1 {
         return Err(bad(&format!("more than {MAX_DIGITS} significant digits")));
     }
     if scale < 0 {
@@ -137,7 +138,8 @@ pub fn parse_decimal(s: &str) -> Result<Decimal, ValueError> {
     }
     let mantissa: i128 = digits.parse().map_err(|_| bad("too large for an exact decimal"))?;
     let mantissa = if negative { -mantissa } else { mantissa };
-    Decimal::try_from_i128_with_scale(mantissa, scale as u32).map_err(|_| bad("too large for an exact decimal"))
+    Decimal::try_from_i128_with_scale(mantissa, scale as u32)
+        .map_err(|_| bad(&format!("more than {MAX_DIGITS} significant digits")))
 }
 
 /// The i128 mantissa of `d` in a `Decimal128(precision, scale)` column,
@@ -220,6 +222,78 @@ mod tests {
         assert!(decimal(&raw("0.12345678901234567890123456789")).is_err());
         assert_eq!(decimal_mantissa(d, 38, 10).unwrap(), 123456789012341234567800);
         assert!(decimal_mantissa(parse_decimal("0.00000000001").unwrap(), 38, 10).is_err());
+    }
+
+    #[test]
+    fn decimals_are_exact_or_refused_never_rounded() {
+        for (token, exact) in [
+            ("79228162514264337593543950335", "79228162514264337593543950335"),
+            ("-0.0000000000000000000000000001", "-0.0000000000000000000000000001"),
+            ("1.50", "1.50"),
+            ("1.5000000000000000000000000000000000", "1.5"),
+            ("12E+3", "12000"),
+            ("+7", "7"),
+            ("-0", "0"),
+            ("000.000", "0"),
+        ] {
+            assert_eq!(
+                parse_decimal(token).unwrap().normalize(),
+                exact.parse::<Decimal>().unwrap(),
+                "{token}"
+            );
+        }
+        for (token, why) in [
+            ("79228162514264337593543950336", "significant digits"),
+            ("123456789012345678901234567890", "significant digits"),
+            ("1234567890.12345678901234567891", "significant digits"),
+            ("0.00000000000000000000000000001", "fractional digits"),
+            ("1e-29", "fractional digits"),
+            ("1e30", "too large"),
+            ("1e99999999999999999999", "exponent"),
+            ("1_000", "exact decimal"),
+            ("0x10", "exact decimal"),
+            ("NaN", "exact decimal"),
+            ("1.2.3", "exact decimal"),
+            ("", "exact decimal"),
+            ("-", "exact decimal"),
+            ("1e", "exact decimal"),
+        ] {
+            let e = parse_decimal(token).unwrap_err().0;
+            assert!(e.contains(why) && e.contains(token), "{token}: {e}");
+        }
+    }
+
+    #[test]
+    fn mantissas_respect_precision_and_scale_at_every_bound() {
+        // Every (precision, scale) the schemas use, and the edges around them.
+        for (precision, scale) in [(38u8, 10u32), (38, 20), (38, 0), (20, 8), (38, 28)] {
+            let int_digits = (precision as u32 - scale) as usize;
+            if int_digits == 0 || int_digits > 28 {
+                continue;
+            }
+            let largest = "9".repeat(int_digits);
+            let m = decimal_mantissa(parse_decimal(&largest).unwrap(), precision, scale).unwrap();
+            assert_eq!(m.to_string(), format!("{largest}{}", "0".repeat(scale as usize)));
+            let neg = decimal_mantissa(parse_decimal(&format!("-{largest}")).unwrap(), precision, scale).unwrap();
+            assert_eq!(neg, -m);
+            let too_big = format!("1{}", "0".repeat(int_digits));
+            let e = decimal_mantissa(parse_decimal(&too_big).unwrap(), precision, scale).unwrap_err();
+            assert!(e.0.contains(&format!("decimal({precision},{scale})")), "{e}");
+            if (1..=28).contains(&scale) {
+                let smallest = format!("0.{}1", "0".repeat(scale as usize - 1));
+                assert_eq!(
+                    decimal_mantissa(parse_decimal(&smallest).unwrap(), precision, scale).unwrap(),
+                    1
+                );
+                if scale < 28 {
+                    let finer = format!("0.{}1", "0".repeat(scale as usize));
+                    assert!(decimal_mantissa(parse_decimal(&finer).unwrap(), precision, scale).is_err());
+                }
+            }
+        }
+        // Decimal's largest value overflows i128 at scale 10: an error, not a wrap.
+        assert!(decimal_mantissa(Decimal::MAX, 38, 10).is_err());
+        assert!(decimal_mantissa(Decimal::MIN, 38, 10).is_err());
     }
 
     #[test]

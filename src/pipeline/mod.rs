@@ -396,16 +396,28 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             last = now;
         }
     };
-    let run_deadline = tokio::time::Instant::now() + job.deadline;
-    let mut reports: Vec<UnitReport> = Vec::with_capacity(units.len());
+    // Every unit ends by the run deadline on its own (those not started by then
+    // send nothing), so the run always ends and reports every unit.
+    let run_deadline = Deadline {
+        at: tokio::time::Instant::now() + job.deadline,
+        what: format!("the run deadline of {}", humantime(job.deadline)),
+    };
     let blanks: Vec<UnitReport> = units.iter().map(Unit::blank_report).collect();
-    let mut finished = vec![false; blanks.len()];
     let work = futures::stream::iter(units.into_iter().enumerate())
         .map(|(i, u)| {
             let ctx = ctx.clone();
+            let run_deadline = run_deadline.clone();
             let task = tokio::spawn(async move {
-                let unit_deadline = run_deadline.min(tokio::time::Instant::now() + ctx.job.unit_deadline);
-                let r = run_unit(&ctx, &u, unit_deadline).await;
+                let unit_deadline = tokio::time::Instant::now() + ctx.job.unit_deadline;
+                let deadline = if unit_deadline < run_deadline.at {
+                    Deadline {
+                        at: unit_deadline,
+                        what: format!("its deadline of {}", humantime(ctx.job.unit_deadline)),
+                    }
+                } else {
+                    run_deadline
+                };
+                let r = run_unit(&ctx, &u, &deadline).await;
                 ctx.rows_done.fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
                 let n = ctx.units_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 log_unit(&r, n, total);
@@ -413,34 +425,12 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             });
             async move { (i, task.await) }
         })
-        .buffer_unordered(job.unit_concurrency.max(1));
-    let collect = async {
-        let mut work = std::pin::pin!(work);
-        while let Some((i, joined)) = work.next().await {
-            reports.push(joined.unwrap_or_else(|e| panicked(&blanks[i], e)));
-            finished[i] = true;
-        }
-    };
-    let stopped = tokio::select! {
-        () = collect => false,
-        () = tokio::time::sleep_until(run_deadline) => true,
+        .buffer_unordered(job.unit_concurrency.max(1))
+        .collect::<Vec<_>>();
+    let reports: Vec<UnitReport> = tokio::select! {
+        r = work => r.into_iter().map(|(i, joined)| joined.unwrap_or_else(|e| panicked(&blanks[i], e))).collect(),
         () = ticker => unreachable!("the ticker never ends"),
     };
-    if stopped {
-        // Units still running are dropped (their staging files with them); those
-        // not started never send a request. The next run resumes them all.
-        tracing::error!(
-            "the run deadline of {} passed; stopping (the next run resumes)",
-            humantime(job.deadline)
-        );
-        for (mut r, _) in blanks.into_iter().zip(finished).filter(|(_, done)| !done) {
-            r.error = Some(format!(
-                "not finished: the run deadline of {} passed",
-                humantime(job.deadline)
-            ));
-            reports.push(r);
-        }
-    }
     if job.progress {
         eprint!("\r\x1b[2K");
     }
@@ -486,6 +476,7 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
         pages: reports.iter().map(|r| r.pages).sum(),
         requests: client.stats.snapshot(),
         restatements,
+        accounts: accounts.iter().map(|a| a.key().to_string()).collect(),
         failures,
         units: reports,
     })
@@ -512,8 +503,8 @@ pub fn check_grace_hours(h: i64) -> Result<(), String> {
 pub fn humantime(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match s {
-        _ if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
-        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ if s >= 3600 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s >= 60 && s.is_multiple_of(60) => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
 }
@@ -584,9 +575,23 @@ fn query_digest(spec: &DatasetSpec, qctx: &QueryCtx) -> String {
     crate::source::signer::sha256_hex(text.as_bytes())[..16].to_string()
 }
 
-async fn run_unit(ctx: &Ctx, unit: &Unit, deadline: tokio::time::Instant) -> UnitReport {
+/// When a unit must stop, and what to call that moment in its error.
+#[derive(Clone)]
+struct Deadline {
+    at: tokio::time::Instant,
+    what: String,
+}
+
+async fn run_unit(ctx: &Ctx, unit: &Unit, deadline: &Deadline) -> UnitReport {
     let start = Instant::now();
     let mut report = unit.blank_report();
+    if tokio::time::Instant::now() >= deadline.at {
+        report.error = Some(format!(
+            "not started: {} passed; the next run resumes it",
+            deadline.what
+        ));
+        return report;
+    }
     let cycle_key = unit.cycle.to_string();
     let existing = ctx
         .manifests
@@ -619,12 +624,10 @@ async fn run_unit(ctx: &Ctx, unit: &Unit, deadline: tokio::time::Instant) -> Uni
     }
     let budget = ctx.client.unit_budget();
     loop {
-        let attempt = tokio::time::timeout_at(deadline, extract(ctx, unit, &budget, &mut report));
-        let outcome = attempt.await.unwrap_or_else(|_| {
-            Err(UnitError::Deadline(humantime(
-                deadline.duration_since(tokio::time::Instant::from_std(start)),
-            )))
-        });
+        let attempt = tokio::time::timeout_at(deadline.at, extract(ctx, unit, &budget, &mut report));
+        let outcome = attempt
+            .await
+            .unwrap_or_else(|_| Err(UnitError::Deadline(deadline.what.clone())));
         match outcome {
             Ok(()) => break,
             Err(UnitError::Drift(why)) if report.restarts < ctx.job.max_restarts => {
@@ -663,7 +666,7 @@ enum UnitError {
     FanOut(String),
     #[error("building the last record batch: {0}")]
     Batch(crate::model::ModelError),
-    #[error("not finished within its deadline of {0}; the next run resumes it")]
+    #[error("not finished: {0} passed; the next run resumes it")]
     Deadline(String),
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -888,4 +891,58 @@ async fn extract(ctx: &Ctx, unit: &Unit, budget: &WaitBudget, report: &mut UnitR
     report.pages = pages;
     report.money_totals = money_totals;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_unit_keeps_its_name_in_the_report() {
+        let blank = UnitReport::failed("bill_summary".into(), "2026-10".into(), "m1".into(), None);
+        let joined = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let r = panicked(&blank, joined);
+        assert_eq!(
+            (r.dataset.as_str(), r.bill_cycle.as_str(), r.account.as_str()),
+            ("bill_summary", "2026-10", "m1")
+        );
+        assert_eq!(r.status, UnitStatus::Failed);
+        assert!(r.error.unwrap().contains("internal error"));
+    }
+
+    #[test]
+    fn account_ids_are_checked_where_they_enter() {
+        for ok in ["0123456789abcdef0123456789abcdef", "m-1", "M_2", &"a".repeat(64)] {
+            assert!(check_account_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a.b",
+            "a b",
+            "self",
+            "SELF",
+            "é",
+            &"a".repeat(65),
+            "a/b",
+            "a\0b",
+        ] {
+            assert!(check_account_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_members(&["a".into(), "b".into()], "x").is_ok());
+        let e = check_members(&["Ab".into(), "aB".into()], "x").unwrap_err().to_string();
+        assert!(e.contains("differ only in case"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_grace() {
+        assert_eq!(parse_duration("6h").unwrap().as_secs(), 21_600);
+        assert_eq!(parse_duration("90m").unwrap().as_secs(), 5_400);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        for bad in ["0s", "-1h", "soon", "", "99999999999999999999h", "31d", "1000h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(humantime(std::time::Duration::from_secs(7200)), "2h");
+        assert!(check_grace_hours(744).is_ok() && check_grace_hours(745).is_err() && check_grace_hours(-1).is_err());
+    }
 }

@@ -78,6 +78,8 @@ pub struct RunReport {
     pub pages: u64,
     pub requests: StatsSnapshot,
     pub restatements: usize,
+    /// The accounts the run covered (`self` is the caller's own).
+    pub accounts: Vec<String>,
     pub failures: Vec<String>,
     pub units: Vec<UnitReport>,
 }
@@ -100,6 +102,17 @@ impl RunReport {
             self.requests.retries,
             self.requests.throttled_429,
             self.duration_seconds
+        );
+        let members = self.accounts.iter().filter(|a| *a != "self").count();
+        let own = self.accounts.iter().any(|a| a == "self");
+        let _ = writeln!(
+            s,
+            "accounts: {}",
+            match (own, members) {
+                (true, 0) => "self only".to_string(),
+                (true, n) => format!("self and {n} enterprise members"),
+                (false, n) => format!("{n} enterprise members"),
+            }
         );
         let _ = writeln!(
             s,

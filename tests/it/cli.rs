@@ -106,6 +106,26 @@ fn bad_input_is_one_line_and_exit_2_with_nothing_written() {
         ),
         (run(&["run", "missing.toml"], d), "missing.toml"),
         (run(&["sim", "--scale", "0"], d), "scale"),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--grace-hours", "9223372036854775807"]),
+            "--grace-hours",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--grace-hours=-1"]),
+            "between 0 and 744",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--deadline", "forever"]),
+            "--deadline",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--deadline", "0s"]),
+            "between 1s and 30 days",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--accounts", "../../etc"]),
+            "not an account id",
+        ),
     ];
     for (o, needle) in cases {
         assert_eq!(o.status.code(), Some(2), "{needle}: {o:?}");
@@ -156,6 +176,7 @@ fn help_documents_every_flag() {
         "--drift",
         "--ak",
         "--sk",
+        "--sk-file",
     ] {
         assert!(help.contains(flag), "sim --help lacks {flag}");
     }
@@ -235,4 +256,32 @@ fn schema_command_prints_warehouse_ddl() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["dataset"], "bill_summary");
+}
+
+#[test]
+fn the_simulators_secret_stays_out_of_ps_and_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let sk_file = dir.path().join("sk");
+    std::fs::write(&sk_file, format!("{SK}\n")).unwrap();
+    // --sk-file: the secret is read from the file; --sk warns that ps shows it.
+    for (flag, value, warns) in [("--sk-file", sk_file.to_str().unwrap(), false), ("--sk", SK, true)] {
+        let mut child = bin()
+            .args(["sim", "--port", "0", "--ak", AK, flag, value])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut url = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut url)
+            .unwrap();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.contains("prefer HUAWEICLOUD_SDK_SK"), warns, "{flag}: {err}");
+        assert!(!err.contains(SK), "{flag}: the SK was logged");
+    }
+    let cfg = hcbill::sim::SimConfig::new(AK, SK);
+    assert!(!format!("{cfg:?}").contains(SK));
 }

@@ -5,5 +5,7 @@ mod common;
 mod contract;
 mod e2e;
 mod families;
+mod fuzz;
+mod hostile;
 mod resilience;
 mod simulator;

@@ -165,6 +165,53 @@ mod tests {
         }
     }
 
+    /// For every decimal column of every dataset: the largest value its
+    /// precision holds is written exactly, one digit more is refused.
+    #[test]
+    fn every_decimal_column_holds_its_bounds_exactly() {
+        use arrow_array::{Array, Decimal128Array};
+        let mut checked = 0;
+        for d in ALL {
+            for (i, c) in d.columns.iter().enumerate() {
+                let model::Kind::Dec(scale) = c.kind else { continue };
+                let int_digits = (model::DECIMAL_PRECISION - scale) as usize;
+                // rust_decimal holds 28 digits: the bound is the smaller of the two.
+                let fits = format!("-{}", "9".repeat(int_digits.min(28)));
+                let over = format!("1{}", "0".repeat(int_digits));
+                let lineage = model::Lineage {
+                    account_id: "a".into(),
+                    run_id: "r".into(),
+                    extracted_at_micros: 0,
+                };
+                let mut n = model::Normalizer::new(d.schema(), d.columns, d.money_columns, lineage);
+                n.push(&RawValue::from_string(format!(r#"{{"{}":{fits}}}"#, c.json)).unwrap())
+                    .unwrap();
+                let b = n.take_batch().unwrap();
+                let a = b.column(i).as_any().downcast_ref::<Decimal128Array>().unwrap();
+                let shown = a.value_as_string(0);
+                assert_eq!(
+                    shown.parse::<rust_decimal::Decimal>().unwrap(),
+                    fits.parse::<rust_decimal::Decimal>().unwrap(),
+                    "{}.{}",
+                    d.name,
+                    c.name
+                );
+                if int_digits <= 28 {
+                    let e = n
+                        .push(&RawValue::from_string(format!(r#"{{"{}":"{over}"}}"#, c.json)).unwrap())
+                        .unwrap_err()
+                        .to_string();
+                    assert!(
+                        e.contains(c.name) && e.contains(&over) && e.contains("does not fit"),
+                        "{e}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "{checked} decimal columns");
+    }
+
     #[test]
     fn dataset_lists() {
         assert_eq!(parse_list("all").unwrap().len(), ALL.len());
