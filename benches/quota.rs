@@ -59,6 +59,7 @@ async fn backfill(scale: f64, latency_ms: u64, cycles: (&str, &str)) -> (f64, u6
         command: "bench".into(),
         mode: Mode::Backfill,
         datasets: datasets::parse_list("consumption_records").unwrap(),
+        options: Default::default(),
         cycles: BillCycle::range(from, to).collect(),
         accounts: Accounts::Own,
         out: out.path().to_path_buf(),
@@ -72,7 +73,6 @@ async fn backfill(scale: f64, latency_ms: u64, cycles: (&str, &str)) -> (f64, u6
         deadline: hcbill::pipeline::DEFAULT_DEADLINE,
         unit_deadline: hcbill::pipeline::DEFAULT_UNIT_DEADLINE,
         max_pages: hcbill::pipeline::DEFAULT_MAX_PAGES,
-        statistic_type: 3,
     };
     let t = Instant::now();
     let report = pipeline::run(&job, &client).await.unwrap();
@@ -95,7 +95,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let quota = f64::from(hcbill::source::api::Api::ResFeeRecords.quota());
+    let quota = f64::from(hcbill::source::api::Api::named("res-fee-records").quota());
 
     let (secs, requests, rows, throttled) = rt.block_on(backfill(scale, latency, ("2026-05", "2026-10")));
     let ideal = requests as f64 / quota;

@@ -94,7 +94,11 @@ pub struct RunArgs {
     /// customers' bills close on the 4th; 0 for the others).
     #[arg(long)]
     pub grace_hours: Option<i64>,
-    /// statistic_type of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default 3).
+    /// A dataset option, e.g. --set resource_bill_details.statistic_type=2 (repeatable; `hcbill datasets`
+    /// lists every option).
+    #[arg(long = "set", value_name = "DATASET.OPTION=VALUE")]
+    pub set: Vec<String>,
+    /// Shorthand for --set resource_bill_details.statistic_type=N: 1 by cycle, 2 by day, 3 by detail (default 3).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=3))]
     pub statistic_type: Option<i64>,
     /// Stop cleanly after this long (e.g. 6h, 90m; default 6h): exit 1, and the next run resumes.

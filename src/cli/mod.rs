@@ -154,7 +154,7 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
     let names = a
         .datasets
         .clone()
-        .or_else(|| file.datasets.as_ref().map(|v| v.join(",")))
+        .or_else(|| file.dataset_names().map(|v| v.join(",")))
         .unwrap_or_else(|| "all".into());
     let specs = datasets::parse_list(&names).map_err(usage)?;
     let now = Utc::now();
@@ -178,6 +178,21 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
             BillCycle::range(from, to).collect()
         }
     };
+    // Dataset options: the pipeline file's, then the flags' (later settings win).
+    let mut given = file.dataset_options();
+    if let Some(t) = a.statistic_type {
+        given.push(("resource_bill_details".into(), "statistic_type".into(), t.to_string()));
+    }
+    for set in &a.set {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
+        let (dataset, option) = key
+            .split_once('.')
+            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
+        given.push((dataset.trim().into(), option.trim().into(), value.trim().into()));
+    }
+    let options = datasets::resolve_options(&given).map_err(usage)?;
     let limits = &file.limits;
     let accounts = match a
         .accounts
@@ -266,7 +281,7 @@ pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: 
             deadline,
             unit_deadline,
             max_pages: limits.max_pages.unwrap_or(pipeline::DEFAULT_MAX_PAGES).max(1),
-            statistic_type: a.statistic_type.or(file.statistic_type).unwrap_or(3),
+            options,
         },
         source,
         client,

@@ -23,8 +23,8 @@ pub enum ConfigError {
 pub struct PipelineFile {
     /// `backfill` (default) or `nightly`.
     pub mode: Option<String>,
-    /// Dataset names, or `["all"]`.
-    pub datasets: Option<Vec<String>>,
+    /// Dataset names (`["all"]`), or `[datasets.<name>]` tables of options.
+    pub datasets: Option<DatasetsSetting>,
     pub out: Option<String>,
     pub from: Option<BillCycle>,
     pub to: Option<BillCycle>,
@@ -34,12 +34,63 @@ pub struct PipelineFile {
     pub grace_hours: Option<i64>,
     /// The run stops cleanly after this long (`6h`, `90m`); the next run resumes.
     pub deadline: Option<String>,
-    /// `statistic_type` of resource_bill_details: 1 by cycle, 2 by day, 3 by detail (default).
+    /// Shorthand for `[datasets.resource_bill_details] statistic_type`.
     pub statistic_type: Option<i64>,
     #[serde(default)]
     pub source: SourceSection,
     #[serde(default)]
     pub limits: LimitsSection,
+}
+
+/// `datasets = ["a", "b"]`, or tables: `[datasets.resource_bill_details]`
+/// with its options (`statistic_type = 2`), plus `select = [...]` in
+/// `[datasets]` when the datasets to run are not just the tables named.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DatasetsSetting {
+    Names(Vec<String>),
+    Tables(DatasetTables),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct DatasetTables {
+    #[serde(default)]
+    pub select: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub options: std::collections::BTreeMap<String, std::collections::BTreeMap<String, toml::Value>>,
+}
+
+impl PipelineFile {
+    /// The datasets to run, as written.
+    pub fn dataset_names(&self) -> Option<Vec<String>> {
+        match &self.datasets {
+            None => None,
+            Some(DatasetsSetting::Names(v)) => Some(v.clone()),
+            Some(DatasetsSetting::Tables(t)) => {
+                Some(t.select.clone().unwrap_or_else(|| t.options.keys().cloned().collect()))
+            }
+        }
+    }
+
+    /// `(dataset, option, value)` as written, the `statistic_type` shorthand included.
+    pub fn dataset_options(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        if let Some(t) = self.statistic_type {
+            out.push(("resource_bill_details".into(), "statistic_type".into(), t.to_string()));
+        }
+        if let Some(DatasetsSetting::Tables(t)) = &self.datasets {
+            for (dataset, opts) in &t.options {
+                for (k, v) in opts {
+                    let v = match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    out.push((dataset.clone(), k.clone(), v));
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -133,11 +184,7 @@ impl PipelineFile {
             super::check_grace_hours(g)?;
         }
         f.limits.quotas()?;
-        if let Some(t) = f.statistic_type
-            && !(1..=3).contains(&t)
-        {
-            return Err(format!("statistic_type must be 1, 2 or 3, not {t}"));
-        }
+        super::super::source::datasets::resolve_options(&f.dataset_options())?;
         if f.source.endpoint.is_some() && f.source.simulator.is_some() {
             return Err("set either source.endpoint or [source.simulator], not both".into());
         }
@@ -173,8 +220,30 @@ quota = { "res-fee-records" = 15 }
             f.accounts,
             Some(AccountsSetting::Members(vec!["m1".into(), "m2".into()]))
         );
-        assert_eq!(f.limits.quotas().unwrap()[&Api::ResFeeRecords], 15);
+        assert_eq!(f.limits.quotas().unwrap()[&Api::named("res-fee-records")], 15);
         assert_eq!(f.source.simulator.unwrap().seed, Some(42));
+    }
+
+    #[test]
+    fn dataset_tables_carry_options() {
+        let f = PipelineFile::parse("[datasets.resource_bill_details]\nstatistic_type = 2\n[datasets.bill_summary]\n")
+            .unwrap();
+        assert_eq!(f.dataset_names().unwrap(), ["bill_summary", "resource_bill_details"]);
+        assert_eq!(
+            f.dataset_options(),
+            [(
+                "resource_bill_details".to_string(),
+                "statistic_type".to_string(),
+                "2".to_string()
+            )]
+        );
+        let f = PipelineFile::parse(
+            "[datasets]\nselect = [\"all\"]\n[datasets.resource_bill_details]\nstatistic_type = 1\n",
+        )
+        .unwrap();
+        assert_eq!(f.dataset_names().unwrap(), ["all"]);
+        let opts = crate::source::datasets::resolve_options(&f.dataset_options()).unwrap();
+        assert_eq!(opts["resource_bill_details"].get("statistic_type"), Some(1));
     }
 
     #[test]
@@ -188,6 +257,10 @@ quota = { "res-fee-records" = 15 }
             ("accounts = [\"self\"]", "own account"),
             ("deadline = \"soon\"", "soon"),
             ("grace_hours = 9223372036854775807", "grace"),
+            ("statistic_type = 4", "statistic_type"),
+            ("[datasets.resource_bill_details]\nstatistic_type = 9", "from 1 to 3"),
+            ("[datasets.bill_summary]\nstatistic_type = 2", "no option"),
+            ("[datasets.nope]\nx = 1", "nope"),
             ("[limits]\nquota = { \"nope\" = 1 }", "nope"),
             (
                 "[source]\nendpoint = \"https://x\"\n[source.simulator]\nseed = 1",

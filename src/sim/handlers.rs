@@ -10,19 +10,32 @@ use super::ledger::{Ledger, Line, SERVICES, cents, utc};
 use super::params::{Checked, Invalid, Params};
 use super::records::*;
 use crate::cycle::{BillCycle, local_midnight_utc};
-use crate::source::api::Api;
+use crate::source::api::{Api, ApiDef};
+use crate::source::datasets;
+
+type Handler = fn(&SimState, Api, &Params) -> Checked<String>;
+
+/// The simulator's side of the catalogue: one line per API. Page limits and
+/// list keys come from the API definitions, never from literals here.
+static HANDLERS: [(&ApiDef, Handler); 8] = [
+    (&datasets::bill_summary::API, monthly_sum),
+    (&datasets::resource_bill_details::API, res_records),
+    (&datasets::consumption_records::API, res_fee_records),
+    (&datasets::usage_95::SUMMARY_API, usage_summary),
+    (&datasets::usage_95::DETAILS_API, usage_details),
+    (&datasets::transaction_records::API, fee_records),
+    (&datasets::account_changes::API, account_changes),
+    (&datasets::sub_customers::API, sub_customers),
+];
+
+/// The handler of `api`, if the simulator serves it.
+pub fn handler(api: Api) -> Option<Handler> {
+    HANDLERS.iter().find(|(d, _)| Api(d) == api).map(|(_, h)| *h)
+}
 
 pub fn dispatch(state: &SimState, api: Api, p: &Params) -> Checked<String> {
-    match api {
-        Api::MonthlySum => monthly_sum(state, p),
-        Api::ResRecords => res_records(state, p),
-        Api::ResFeeRecords => res_fee_records(state, p),
-        Api::UsageSummary => usage_summary(state, p),
-        Api::UsageDetails => usage_details(state, p),
-        Api::FeeRecords => fee_records(state, p),
-        Api::AccountChanges => account_changes(state, p),
-        Api::SubCustomers => sub_customers(state, p),
-    }
+    let h = handler(api).ok_or_else(|| Invalid(format!("{api} is not simulated")))?;
+    h(state, api, p)
 }
 
 /// Whether the request asks for a member that refused to share its bills.
@@ -158,12 +171,12 @@ fn zero() -> Num {
     Num(Decimal::ZERO)
 }
 
-fn monthly_sum(state: &SimState, p: &Params) -> Checked<String> {
+fn monthly_sum(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let cycle = p.cycle("bill_cycle")?;
     p.str("service_type_code", 64)?;
     p.str("enterprise_project_id", 64)?;
     let accts = accounts(state, p)?;
-    let (offset, limit) = p.page(1000)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let l = &state.ledger;
     let mut rows = Vec::new();
     for a in &accts {
@@ -215,7 +228,7 @@ fn monthly_sum(state: &SimState, p: &Params) -> Checked<String> {
     let mut extra: Vec<(&str, String)> = totals.iter().map(|(k, v)| (*k, v.to_string())).collect();
     extra.push(("measure_id", "1".into()));
     extra.push(currency());
-    Ok(list_body("bill_sums", rows.len() as u64, &page, &extra))
+    Ok(list_body(api.list_key(), rows.len() as u64, &page, &extra))
 }
 
 fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
@@ -289,7 +302,7 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
     }
 }
 
-fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
+fn res_fee_records(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let cycle = p.cycle("cycle")?;
     for k in [
         "cloud_service_type",
@@ -306,7 +319,7 @@ fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
     let stat = p.int_in("statistic_type", 3, 1, 3)?;
     let range = p.date_range("bill_date_begin", "bill_date_end", cycle)?;
     let accts = accounts(state, p)?;
-    let (offset, limit) = p.page(1000)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let l = &state.ledger;
     if stat == 3 {
         state.maybe_drift(&accts, cycle, offset);
@@ -316,7 +329,7 @@ fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
             .into_iter()
             .map(|(a, i)| res_fee_record(l, &l.line(a, cycle, i), true))
             .collect();
-        return Ok(list_body("fee_records", segs.total(), &rows, &[currency()]));
+        return Ok(list_body(api.list_key(), segs.total(), &rows, &[currency()]));
     }
     let segs = trade_segments(l, &accts, cycle, range);
     let rows: Vec<ResFeeRecordV2> = segs
@@ -330,7 +343,7 @@ fn res_fee_records(state: &SimState, p: &Params) -> Checked<String> {
             r
         })
         .collect();
-    Ok(list_body("fee_records", segs.total(), &rows, &[currency()]))
+    Ok(list_body(api.list_key(), segs.total(), &rows, &[currency()]))
 }
 
 fn line_segments(l: &Ledger, accts: &[usize], cycle: BillCycle, range: Option<(NaiveDate, NaiveDate)>) -> Segments {
@@ -425,7 +438,7 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
     }
 }
 
-fn res_records(state: &SimState, p: &Params) -> Checked<String> {
+fn res_records(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let cycle = p.cycle("cycle")?;
     if cycle < "2019-01".parse().expect("valid") {
         return Err(Invalid("cycles before 2019-01 are not supported".into()));
@@ -455,7 +468,7 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
         None
     };
     let accts = accounts(state, p)?;
-    let (offset, limit) = p.page(1000)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let l = &state.ledger;
     if stat == 3 {
         state.maybe_drift(&accts, cycle, offset);
@@ -465,7 +478,7 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
             .into_iter()
             .map(|(a, i)| monthly_bill_res(l, &l.line(a, cycle, i), 3))
             .collect();
-        return Ok(list_body("monthly_records", segs.total(), &rows, &[currency()]));
+        return Ok(list_body(api.list_key(), segs.total(), &rows, &[currency()]));
     }
     let segs = trade_segments(l, &accts, cycle, range);
     let rows: Vec<MonthlyBillRes> = segs
@@ -473,10 +486,10 @@ fn res_records(state: &SimState, p: &Params) -> Checked<String> {
         .into_iter()
         .map(|(a, t)| monthly_bill_res(l, &trade_line(l, a, cycle, t), stat))
         .collect();
-    Ok(list_body("monthly_records", segs.total(), &rows, &[currency()]))
+    Ok(list_body(api.list_key(), segs.total(), &rows, &[currency()]))
 }
 
-fn fee_records(state: &SimState, p: &Params) -> Checked<String> {
+fn fee_records(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let cycle = p.cycle("bill_cycle")?;
     p.int_in("provider_type", 1, 1, 2)?;
     for k in [
@@ -498,7 +511,7 @@ fn fee_records(state: &SimState, p: &Params) -> Checked<String> {
         _ => None,
     };
     let accts = accounts(state, p)?;
-    let (offset, limit) = p.page(1000)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let l = &state.ledger;
     let segs = trade_segments(l, &accts, cycle, range);
     let rows: Vec<MonthlyBillRecord> = segs
@@ -548,7 +561,7 @@ fn fee_records(state: &SimState, p: &Params) -> Checked<String> {
             }
         })
         .collect();
-    Ok(list_body("records", segs.total(), &rows, &[currency()]))
+    Ok(list_body(api.list_key(), segs.total(), &rows, &[currency()]))
 }
 
 const USAGE_SERVICES: &[&str] = &[
@@ -626,9 +639,9 @@ fn summary_info(l: &Ledger, q: &UsageQuery, resource: &str) -> StatUsageSummaryI
     }
 }
 
-fn usage_summary(state: &SimState, p: &Params) -> Checked<String> {
+fn usage_summary(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let q = usage_query(state, p)?;
-    let (offset, limit) = p.page(1000)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let rows: Vec<StatUsageSummaryInfo> = q
         .resources
         .iter()
@@ -636,18 +649,13 @@ fn usage_summary(state: &SimState, p: &Params) -> Checked<String> {
         .take(limit as usize)
         .map(|r| summary_info(&state.ledger, &q, r))
         .collect();
-    Ok(list_body(
-        "summary_usage_info_list",
-        q.resources.len() as u64,
-        &rows,
-        &[],
-    ))
+    Ok(list_body(api.list_key(), q.resources.len() as u64, &rows, &[]))
 }
 
-fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
+fn usage_details(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let q = usage_query(state, p)?;
     let resource = p.req_str("resource_id", 64)?;
-    let (offset, limit) = p.page(1000)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     if !q.resources.contains(&resource) {
         return Ok(list_body::<StatUsageInfo>("usage_info_list", 0, &[], &[]));
     }
@@ -673,10 +681,10 @@ fn usage_details(state: &SimState, p: &Params) -> Checked<String> {
             s.band_width_measure_id.map_or("null".into(), |m| m.to_string()),
         ),
     ];
-    Ok(list_body("usage_info_list", n, &rows, &extra))
+    Ok(list_body(api.list_key(), n, &rows, &extra))
 }
 
-fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
+fn account_changes(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let balance = p
         .one_of("balance_type", &["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"])?
         .ok_or_else(|| Invalid("balance_type is required".into()))?;
@@ -692,7 +700,7 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
     if begin > end {
         return Err(Invalid("trade_time_begin is after trade_time_end".into()));
     }
-    let (offset, limit) = p.page(100)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let l = &state.ledger;
     let credit = balance == "BALANCE_TYPE_CREDIT";
     let acct = &l.accounts[0];
@@ -765,15 +773,15 @@ fn account_changes(state: &SimState, p: &Params) -> Checked<String> {
     }
     let total = rows.len() as u64;
     let page: Vec<_> = rows.into_iter().skip(offset as usize).take(limit as usize).collect();
-    Ok(list_body("records", total, &page, &[currency()]))
+    Ok(list_body(api.list_key(), total, &page, &[currency()]))
 }
 
-fn sub_customers(state: &SimState, p: &Params) -> Checked<String> {
+fn sub_customers(state: &SimState, api: Api, p: &Params) -> Checked<String> {
     let name = p.str("sub_customer_account_name", 64)?;
     let display = p.str("sub_customer_display_name", 64)?;
     let fuzzy = p.int_in("fuzzy_query", 0, 0, 1)? == 1;
     let org = p.str("org_id", 20)?;
-    let (offset, limit) = p.page(100)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
     let matches = |field: &str, want: &Option<String>| match want {
         None => true,
         Some(w) if fuzzy => field.contains(w.as_str()),
@@ -801,12 +809,20 @@ fn sub_customers(state: &SimState, p: &Params) -> Checked<String> {
         .take(limit as usize)
         .cloned()
         .collect();
-    Ok(list_body("sub_customer_infos", members.len() as u64, &page, &[]))
+    Ok(list_body(api.list_key(), members.len() as u64, &page, &[]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_api_of_the_catalogue_is_simulated() {
+        for api in Api::all() {
+            assert!(handler(api).is_some(), "{api} has no simulator handler");
+        }
+        assert_eq!(HANDLERS.len(), Api::all().len());
+    }
 
     #[test]
     fn segments_page_across_accounts() {

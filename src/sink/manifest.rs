@@ -96,14 +96,20 @@ impl Manifest {
         }
     }
 
-    pub fn save(&mut self, path: &Path, now: DateTime<Utc>) -> Result<(), SinkError> {
+    /// The manifest as written to disk (stamped `now`): serialised under the
+    /// caller's lock, written after it is released.
+    pub fn to_bytes(&mut self, now: DateTime<Utc>) -> Vec<u8> {
         self.updated_at = now;
         for p in self.partitions.values_mut() {
             p.rows = p.files.values().map(|f| f.rows).sum();
         }
         let mut text = serde_json::to_vec_pretty(self).expect("manifest serialises");
         text.push(b'\n');
-        atomic_write(path, &text)
+        text
+    }
+
+    pub fn save(&mut self, path: &Path, now: DateTime<Utc>) -> Result<(), SinkError> {
+        atomic_write(path, &self.to_bytes(now))
     }
 
     pub fn file(&self, cycle: &str, account: &str) -> Option<&FileEntry> {

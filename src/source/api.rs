@@ -7,18 +7,30 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Api {
-    MonthlySum,
-    ResRecords,
-    ResFeeRecords,
-    UsageSummary,
-    UsageDetails,
-    FeeRecords,
-    AccountChanges,
-    SubCustomers,
+/// One BSS operation, written once, by the dataset module that owns it.
+#[derive(Debug)]
+pub struct ApiDef {
+    /// Short name used in configuration, logs and reports.
+    pub name: &'static str,
+    pub path: &'static str,
+    pub method: Method,
+    /// JSON key of the row list in the response.
+    pub list_key: &'static str,
+    /// Largest `limit` the API accepts.
+    pub max_limit: u32,
+    /// Documented requests per second per (API, caller account) (§1.8).
+    pub quota: u32,
+    /// The official SDK's operation name.
+    pub sdk_operation: &'static str,
+    /// The IAM action a user needs (named when the server answers 403).
+    pub iam_action: &'static str,
+    /// Takes `method` / `sub_customer_id`: asked once per member account.
+    pub member_scoped: bool,
 }
+
+/// A handle on an [`ApiDef`]: cheap to copy, compared and hashed by name.
+#[derive(Clone, Copy)]
+pub struct Api(pub &'static ApiDef);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -27,109 +39,97 @@ pub enum Method {
 }
 
 impl Api {
-    pub const ALL: [Api; 8] = [
-        Api::MonthlySum,
-        Api::ResRecords,
-        Api::ResFeeRecords,
-        Api::UsageSummary,
-        Api::UsageDetails,
-        Api::FeeRecords,
-        Api::AccountChanges,
-        Api::SubCustomers,
-    ];
+    /// Every API of the catalogue (those of the datasets), in catalogue order.
+    pub fn all() -> Vec<Api> {
+        let mut out: Vec<Api> = Vec::new();
+        for d in crate::source::datasets::ALL {
+            if !out.contains(&d.api) {
+                out.push(d.api);
+            }
+        }
+        out
+    }
+
+    pub fn def(self) -> &'static ApiDef {
+        self.0
+    }
 
     pub fn path(self) -> &'static str {
-        match self {
-            Api::MonthlySum => "/v2/bills/customer-bills/monthly-sum",
-            Api::ResRecords => "/v2/bills/customer-bills/res-records/query",
-            Api::ResFeeRecords => "/v2/bills/customer-bills/res-fee-records",
-            Api::UsageSummary => "/v2/bills/customer-bills/resources/usage/summary",
-            Api::UsageDetails => "/v2/bills/customer-bills/resources/usage/details",
-            Api::FeeRecords => "/v2/bills/customer-bills/fee-records",
-            Api::AccountChanges => "/v2/accounts/customer-accounts/account-change-records",
-            Api::SubCustomers => "/v2/enterprises/multi-accounts/sub-customers",
-        }
+        self.0.path
     }
 
     pub fn method(self) -> Method {
-        match self {
-            Api::ResRecords => Method::Post,
-            _ => Method::Get,
-        }
+        self.0.method
     }
 
-    /// Largest `limit` the API accepts.
     pub fn max_limit(self) -> u32 {
-        match self {
-            Api::AccountChanges | Api::SubCustomers => 100,
-            _ => 1000,
-        }
+        self.0.max_limit
     }
 
-    /// Documented requests per second per (API, caller account) (§1.8).
     pub fn quota(self) -> u32 {
-        match self {
-            Api::ResRecords | Api::ResFeeRecords => 30,
-            _ => 10,
-        }
+        self.0.quota
     }
 
-    /// JSON key of the row list in the response.
     pub fn list_key(self) -> &'static str {
-        match self {
-            Api::MonthlySum => "bill_sums",
-            Api::ResRecords => "monthly_records",
-            Api::ResFeeRecords => "fee_records",
-            Api::UsageSummary => "summary_usage_info_list",
-            Api::UsageDetails => "usage_info_list",
-            Api::FeeRecords | Api::AccountChanges => "records",
-            Api::SubCustomers => "sub_customer_infos",
-        }
+        self.0.list_key
     }
 
-    /// Short name used in configuration, logs and reports.
     pub fn name(self) -> &'static str {
-        match self {
-            Api::MonthlySum => "monthly-sum",
-            Api::ResRecords => "res-records",
-            Api::ResFeeRecords => "res-fee-records",
-            Api::UsageSummary => "usage-summary",
-            Api::UsageDetails => "usage-details",
-            Api::FeeRecords => "fee-records",
-            Api::AccountChanges => "account-change-records",
-            Api::SubCustomers => "sub-customers",
-        }
+        self.0.name
     }
 
-    /// The IAM action a user needs for the API (fact sheet §2–§8), named when
-    /// the server answers 403.
     pub fn iam_action(self) -> &'static str {
-        match self {
-            Api::MonthlySum => "billing:bill:view",
-            Api::ResRecords | Api::ResFeeRecords | Api::UsageDetails | Api::FeeRecords => "billing:billDetail:view",
-            Api::UsageSummary => "billing:resourcePackages:view",
-            Api::AccountChanges => "billing:balance:view",
-            Api::SubCustomers => "businessUnitCenter:businessUnit:view",
-        }
+        self.0.iam_action
     }
 
-    /// The official SDK's operation name.
     pub fn sdk_operation(self) -> &'static str {
-        match self {
-            Api::MonthlySum => "ShowCustomerMonthlySum",
-            Api::ResRecords => "ListCustomerselfResourceRecordDetails",
-            Api::ResFeeRecords => "ListCustomerselfResourceRecords",
-            Api::UsageSummary => "ListResourceUsageSummary",
-            Api::UsageDetails => "ListResourceUsage",
-            Api::FeeRecords => "ListCustomerBillsFeeRecords",
-            Api::AccountChanges => "ListCustomerAccountChangeRecords",
-            Api::SubCustomers => "ListEnterpriseSubCustomers",
-        }
+        self.0.sdk_operation
+    }
+
+    pub fn member_scoped(self) -> bool {
+        self.0.member_scoped
     }
 
     pub fn from_path(path: &str) -> Option<Api> {
         let p = path.trim_end_matches('/');
-        Api::ALL.into_iter().find(|a| a.path() == p)
+        Api::all().into_iter().find(|a| a.path() == p)
+    }
+
+    /// The API of that name; panics on an unknown one (for tests and constants).
+    pub fn named(name: &str) -> Api {
+        name.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl PartialEq for Api {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Api {}
+
+impl std::hash::Hash for Api {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl PartialOrd for Api {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Api {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.name.cmp(other.0.name)
+    }
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -139,12 +139,18 @@ impl fmt::Display for Api {
     }
 }
 
+impl Serialize for Api {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl FromStr for Api {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Api::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Api::ALL.iter().map(|a| a.name()).collect();
+        Api::all().into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Api::all().iter().map(|a| a.name()).collect();
             format!("unknown API {s:?} (known: {})", names.join(", "))
         })
     }
@@ -209,13 +215,21 @@ mod tests {
 
     #[test]
     fn catalogue_round_trips() {
-        for api in Api::ALL {
-            assert_eq!(Api::from_path(api.path()), Some(api));
-            assert_eq!(Api::from_path(&format!("{}/", api.path())), Some(api));
-            assert_eq!(api.name().parse::<Api>().unwrap(), api);
+        let all = Api::all();
+        assert_eq!(all.len(), 8);
+        for api in &all {
+            assert_eq!(Api::from_path(api.path()), Some(*api));
+            assert_eq!(Api::from_path(&format!("{}/", api.path())), Some(*api));
+            assert_eq!(api.name().parse::<Api>().unwrap(), *api);
+            assert!(api.max_limit() > 0 && api.quota() > 0 && !api.list_key().is_empty());
+            assert_eq!(
+                all.iter().filter(|a| a.path() == api.path()).count(),
+                1,
+                "{api}: path twice"
+            );
         }
-        assert_eq!(Api::ResFeeRecords.quota(), 30);
-        assert_eq!(Api::SubCustomers.max_limit(), 100);
+        assert_eq!(Api::named("res-fee-records").quota(), 30);
+        assert_eq!(Api::named("sub-customers").max_limit(), 100);
         assert!("nope".parse::<Api>().unwrap_err().contains("monthly-sum"));
     }
 }

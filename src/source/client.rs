@@ -54,6 +54,14 @@ impl RetryPolicy {
     }
 }
 
+/// Whose bill a request asks for: a member's refusal (403 for
+/// `method=sub_customer`) fails that member, not the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Caller,
+    Member,
+}
+
 /// The retry waiting one unit may still spend, shared by all its requests:
 /// a server that keeps refusing makes the unit give up, and the run end.
 #[derive(Debug)]
@@ -279,6 +287,7 @@ impl BssClient {
     pub async fn call<T>(
         &self,
         api: Api,
+        scope: Scope,
         params: &[(&'static str, Param)],
         budget: &WaitBudget,
         parse: impl Fn(String) -> Result<T, String>,
@@ -305,7 +314,7 @@ impl BssClient {
                 }
                 (!self.verified.load(Ordering::Acquire)).then_some(g)
             };
-            let outcome = self.attempt(api, params, &parse).await;
+            let outcome = self.attempt(api, scope, params, &parse).await;
             // Any answer past authentication proves the credentials.
             if matches!(&outcome, Attempt::Done(_)) || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal()) {
                 self.verified.store(true, Ordering::Release);
@@ -351,6 +360,7 @@ impl BssClient {
     async fn attempt<T>(
         &self,
         api: Api,
+        scope: Scope,
         params: &[(&'static str, Param)],
         parse: &impl Fn(String) -> Result<T, String>,
     ) -> Attempt<T> {
@@ -455,9 +465,7 @@ impl BssClient {
         }
         // A member's bills refused (e.g. a finance-independent member that did not
         // allow viewing) fails that member's unit, not the whole run.
-        let member_scoped = params
-            .iter()
-            .any(|(k, v)| *k == "method" && *v == Param::from("sub_customer"));
+        let member_scoped = scope == Scope::Member;
         // Credentials refused (401, or an expired token) stop the run; a 403 is a
         // missing permission for this API only.
         if status == 401 || (status == 403 && code == "CBC.0154") {

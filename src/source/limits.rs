@@ -40,7 +40,7 @@ pub struct Limits {
 impl Limits {
     /// `overrides` replace the documented quota of an API; 0 disables limiting for it.
     pub fn new(overrides: &HashMap<Api, u32>) -> Self {
-        let configured = Api::ALL
+        let configured = Api::all()
             .into_iter()
             .map(|a| (a, overrides.get(&a).copied().unwrap_or(a.quota())))
             .collect();
@@ -115,23 +115,27 @@ mod tests {
 
     #[tokio::test]
     async fn keeps_to_the_quota_and_lowers_on_throttling() {
-        let limits = Limits::new(&HashMap::from([(Api::MonthlySum, 20)]));
-        assert_eq!(limits.configured(Api::ResFeeRecords), 30);
+        let limits = Limits::new(&HashMap::from([(Api::named("monthly-sum"), 20)]));
+        assert_eq!(limits.configured(Api::named("res-fee-records")), 30);
         let t = Instant::now();
         for _ in 0..(burst(20) + 10) {
-            limits.acquire(Api::MonthlySum, "a").await;
+            limits.acquire(Api::named("monthly-sum"), "a").await;
         }
         // After the burst, 10 more permits at 20/s: at least 10 intervals of 50 ms.
         assert!(t.elapsed().as_millis() >= 480, "{:?}", t.elapsed());
         assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
-        assert_eq!(limits.throttled(Api::MonthlySum, "a"), 10);
-        assert_eq!(limits.current(Api::MonthlySum, "a"), 10);
-        assert_eq!(limits.current(Api::MonthlySum, "b"), 20, "accounts are independent");
+        assert_eq!(limits.throttled(Api::named("monthly-sum"), "a"), 10);
+        assert_eq!(limits.current(Api::named("monthly-sum"), "a"), 10);
+        assert_eq!(
+            limits.current(Api::named("monthly-sum"), "b"),
+            20,
+            "accounts are independent"
+        );
         for _ in 0..20 {
-            limits.throttled(Api::MonthlySum, "a");
+            limits.throttled(Api::named("monthly-sum"), "a");
         }
         assert_eq!(
-            limits.current(Api::MonthlySum, "a"),
+            limits.current(Api::named("monthly-sum"), "a"),
             10,
             "a burst of 429s lowers the rate once"
         );
@@ -139,10 +143,10 @@ mod tests {
 
     #[tokio::test]
     async fn zero_disables() {
-        let limits = Limits::new(&HashMap::from([(Api::MonthlySum, 0)]));
+        let limits = Limits::new(&HashMap::from([(Api::named("monthly-sum"), 0)]));
         let t = Instant::now();
         for _ in 0..100 {
-            limits.acquire(Api::MonthlySum, "a").await;
+            limits.acquire(Api::named("monthly-sum"), "a").await;
         }
         assert!(t.elapsed().as_millis() < 50);
     }

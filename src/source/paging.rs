@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::value::RawValue;
 
 use super::api::{Api, Param, Params};
-use super::client::{BssClient, WaitBudget};
+use super::client::{BssClient, Scope, WaitBudget};
 use super::error::SourceError;
 
 /// One parsed page: the rows stay raw JSON until the normaliser reads them.
@@ -123,6 +123,8 @@ pub struct PagingStats {
 /// budget, and its page allowance.
 pub struct Pager<'a> {
     pub client: &'a BssClient,
+    /// Whose bill the unit's requests ask for.
+    pub scope: Scope,
     pub budget: &'a WaitBudget,
     pub concurrency: usize,
     /// Pages the unit may still fetch, over all its queries.
@@ -131,9 +133,16 @@ pub struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
-    pub fn new(client: &'a BssClient, budget: &'a WaitBudget, concurrency: usize, max_pages: u64) -> Self {
+    pub fn new(
+        client: &'a BssClient,
+        scope: Scope,
+        budget: &'a WaitBudget,
+        concurrency: usize,
+        max_pages: u64,
+    ) -> Self {
         Self {
             client,
+            scope,
             budget,
             concurrency,
             max_pages,
@@ -151,13 +160,14 @@ impl<'a> Pager<'a> {
     ) -> Result<PagingStats, PagingError<E>> {
         let client = self.client;
         let budget = self.budget;
+        let scope = self.scope;
         let fetch = |offset: u64| {
             let mut params = base.clone();
             params.push(("offset", Param::Int(offset as i64)));
             params.push(("limit", Param::Int(i64::from(limit))));
             async move {
                 client
-                    .call(api, &params, budget, |body| parse_page(&body, api, offset))
+                    .call(api, scope, &params, budget, |body| parse_page(&body, api, offset))
                     .await
             }
         };
@@ -217,19 +227,38 @@ mod tests {
     fn parses_pages_and_refuses_broken_ones() {
         let p = parse_page(
             r#"{"total_count":3,"fee_records":[{"a":1},{"a":2}],"currency":"CNY"}"#,
-            Api::ResFeeRecords,
+            Api::named("res-fee-records"),
             0,
         )
         .unwrap();
         assert_eq!((p.total, p.records.len()), (3, 2));
         assert_eq!(p.records[1].get(), r#"{"a":2}"#);
-        let empty = parse_page(r#"{"total_count":0,"currency":"CNY"}"#, Api::ResFeeRecords, 0).unwrap();
+        let empty = parse_page(
+            r#"{"total_count":0,"currency":"CNY"}"#,
+            Api::named("res-fee-records"),
+            0,
+        )
+        .unwrap();
         assert!(empty.records.is_empty());
         // Truncated JSON, HTML and a missing list are errors, never empty pages.
-        assert!(parse_page(r#"{"total_count":3,"fee_records":[{"a":1}"#, Api::ResFeeRecords, 0).is_err());
-        assert!(parse_page("<html>oops</html>", Api::ResFeeRecords, 0).is_err());
-        assert!(parse_page(r#"{"total_count":3}"#, Api::ResFeeRecords, 0).is_err());
-        assert!(parse_page(r#"{"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
-        assert!(parse_page(r#"{"total_count":-1,"fee_records":[]}"#, Api::ResFeeRecords, 0).is_err());
+        assert!(
+            parse_page(
+                r#"{"total_count":3,"fee_records":[{"a":1}"#,
+                Api::named("res-fee-records"),
+                0
+            )
+            .is_err()
+        );
+        assert!(parse_page("<html>oops</html>", Api::named("res-fee-records"), 0).is_err());
+        assert!(parse_page(r#"{"total_count":3}"#, Api::named("res-fee-records"), 0).is_err());
+        assert!(parse_page(r#"{"fee_records":[]}"#, Api::named("res-fee-records"), 0).is_err());
+        assert!(
+            parse_page(
+                r#"{"total_count":-1,"fee_records":[]}"#,
+                Api::named("res-fee-records"),
+                0
+            )
+            .is_err()
+        );
     }
 }

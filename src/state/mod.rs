@@ -81,7 +81,11 @@ pub struct JobState {
 
 pub struct StateStore {
     path: PathBuf,
-    state: Mutex<JobState>,
+    /// The state and the number of its latest version.
+    state: Mutex<(JobState, u64)>,
+    /// The version last written; held while writing, so writes stay ordered
+    /// without holding `state` across an fsync.
+    written: Mutex<u64>,
     pub resumed: bool,
 }
 
@@ -127,42 +131,55 @@ impl StateStore {
         };
         let store = Self {
             path,
-            state: Mutex::new(state),
+            state: Mutex::new((state, 0)),
+            written: Mutex::new(0),
             resumed,
         };
         store.save()?;
         Ok(store)
     }
 
-    /// Writes the state while holding its lock, so concurrent units cannot
-    /// interleave their writes or publish an older state over a newer one.
-    fn save(&self) -> Result<(), StateError> {
-        let state = self.state.lock().expect("state lock");
-        let text = serde_json::to_vec_pretty(&*state).expect("state serialises");
-        atomic_write(&self.path, &text)?;
+    /// Changes the state, then writes it: a write already covered by a newer
+    /// version is skipped, and none is lost or reordered.
+    fn update(&self, change: impl FnOnce(&mut JobState)) -> Result<(), StateError> {
+        let (text, seq) = {
+            let mut g = self.state.lock().expect("state lock");
+            change(&mut g.0);
+            g.1 += 1;
+            (serde_json::to_vec_pretty(&g.0).expect("state serialises"), g.1)
+        };
+        let mut written = self.written.lock().expect("state write lock");
+        if *written < seq {
+            atomic_write(&self.path, &text)?;
+            *written = seq;
+        }
         Ok(())
     }
 
+    fn save(&self) -> Result<(), StateError> {
+        self.update(|_| {})
+    }
+
     pub fn run_id(&self) -> String {
-        self.state.lock().expect("state lock").run_id.clone()
+        self.state.lock().expect("state lock").0.run_id.clone()
     }
 
     pub fn is_done(&self, unit: &str) -> bool {
-        self.state.lock().expect("state lock").done.contains(unit)
+        self.state.lock().expect("state lock").0.done.contains(unit)
     }
 
     pub fn done_count(&self) -> usize {
-        self.state.lock().expect("state lock").done.len()
+        self.state.lock().expect("state lock").0.done.len()
     }
 
     pub fn mark_done(&self, unit: &str) -> Result<(), StateError> {
-        self.state.lock().expect("state lock").done.insert(unit.to_string());
-        self.save()
+        self.update(|s| {
+            s.done.insert(unit.to_string());
+        })
     }
 
     pub fn complete(&self) -> Result<(), StateError> {
-        self.state.lock().expect("state lock").status = JobStatus::Complete;
-        self.save()
+        self.update(|s| s.status = JobStatus::Complete)
     }
 }
 

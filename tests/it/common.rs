@@ -66,6 +66,7 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
         command: "test".into(),
         mode: Mode::Backfill,
         datasets: datasets::parse_list(names).unwrap(),
+        options: Default::default(),
         cycles: BillCycle::range(cycle(from), cycle(to)).collect(),
         accounts: Accounts::Own,
         out: out.to_path_buf(),
@@ -79,7 +80,6 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
         deadline: hcbill::pipeline::DEFAULT_DEADLINE,
         unit_deadline: hcbill::pipeline::DEFAULT_UNIT_DEADLINE,
         max_pages: hcbill::pipeline::DEFAULT_MAX_PAGES,
-        statistic_type: 3,
     }
 }
 

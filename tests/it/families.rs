@@ -18,7 +18,7 @@ const CYCLES: [&str; 2] = ["2026-09", "2026-10"];
 /// Runs `--datasets all` for two cycles with the fan-out; quotas off (speed).
 async fn extract_all(sim: &hcbill::sim::Running, out: &std::path::Path) -> pipeline::report::RunReport {
     let mut cfg = client_config(&sim.url());
-    cfg.quotas = Api::ALL.iter().map(|a| (*a, 0)).collect();
+    cfg.quotas = Api::all().into_iter().map(|a| (a, 0)).collect();
     let client = std::sync::Arc::new(hcbill::source::client::BssClient::new(creds(SK), cfg).unwrap());
     let mut job = job(out, "all", CYCLES[0], CYCLES[1]);
     job.accounts = Accounts::All;
@@ -34,8 +34,11 @@ async fn every_dataset_matches_what_was_served() {
     let l = &sim.state.ledger;
     let n_accounts = l.accounts.len();
     // member-scoped datasets: per account; others: own only; sub_customers: one snapshot.
-    let member_scoped = datasets::ALL.iter().filter(|d| d.member_scoped).count();
-    let own_only = datasets::ALL.iter().filter(|d| !d.member_scoped && !d.snapshot).count();
+    let member_scoped = datasets::ALL.iter().filter(|d| d.member_scoped()).count();
+    let own_only = datasets::ALL
+        .iter()
+        .filter(|d| !d.member_scoped() && !d.snapshot)
+        .count();
     assert_eq!(
         r.units_total,
         CYCLES.len() * (member_scoped * n_accounts + own_only) + 1
@@ -245,7 +248,8 @@ async fn by_day_statistics_come_in_daily_windows() {
     let sim = start_sim(|c| c.rate_limit = Some(0)).await;
     let out = tempfile::tempdir().unwrap();
     let mut job = job(out.path(), "resource_bill_details", "2026-09", "2026-09");
-    job.statistic_type = 2;
+    job.options =
+        datasets::resolve_options(&[("resource_bill_details".into(), "statistic_type".into(), "2".into())]).unwrap();
     let c = client(&sim.url());
     let r = pipeline::run(&job, &c).await.unwrap();
     assert!(r.success, "{:?}", r.failures);

@@ -260,7 +260,11 @@ fn random_and_adversarial_pages_never_panic_and_are_exact_or_refused() {
     for case in 0..CASES {
         let spec = datasets::ALL[case % datasets::ALL.len()];
         // FOCUS rows are built from consumption records.
-        let source = if spec.transform.is_some() {
+        let transform = match spec.derives {
+            Some(datasets::Derivation::Rows { transform, .. }) => Some(transform),
+            _ => None,
+        };
+        let source = if transform.is_some() {
             &datasets::consumption_records::SPEC
         } else {
             spec
@@ -290,7 +294,7 @@ fn random_and_adversarial_pages_never_panic_and_are_exact_or_refused() {
             };
             let mut accepted = Vec::new();
             for rec in &page.records {
-                let row: Box<RawValue> = match spec.transform {
+                let row: Box<RawValue> = match transform {
                     Some(t) => match t(rec, &ctx) {
                         Ok(r) => r,
                         Err(e) => {

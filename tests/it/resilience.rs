@@ -115,7 +115,7 @@ async fn a_lower_server_quota_is_absorbed_by_backoff_and_a_lower_rate() {
     assert!(r.success, "{:?}", r.failures);
     assert!(c.stats.snapshot().throttled_429 > 0);
     assert!(
-        c.limits().current(Api::ResFeeRecords, AK) < 30,
+        c.limits().current(Api::named("res-fee-records"), AK) < 30,
         "rate lowered after 429s"
     );
 }

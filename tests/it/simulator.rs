@@ -14,7 +14,15 @@ async fn get_page(
     api: Api,
     params: Params,
 ) -> Result<(u64, usize), SourceError> {
-    c.call(api, &params, &c.unit_budget(), |b| parse_page(&b, api, 0))
+    let scope = if params
+        .iter()
+        .any(|(k, v)| *k == "method" && v.as_query_value() == "sub_customer")
+    {
+        hcbill::source::client::Scope::Member
+    } else {
+        hcbill::source::client::Scope::Caller
+    };
+    c.call(api, scope, &params, &c.unit_budget(), |b| parse_page(&b, api, 0))
         .await
         .map(|p| (p.total, p.records.len()))
 }
@@ -67,9 +75,12 @@ async fn every_endpoint_answers_a_signed_request() {
     let c = client(&sim.url());
     let member = sim.state.ledger.accounts[1].id.clone();
     let cases: Vec<(Api, Params)> = vec![
-        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "oneself")])),
         (
-            Api::ResFeeRecords,
+            Api::named("monthly-sum"),
+            p(&[("bill_cycle", "2026-09"), ("method", "oneself")]),
+        ),
+        (
+            Api::named("res-fee-records"),
             p(&[
                 ("cycle", "2026-09"),
                 ("statistic_type", "3"),
@@ -77,7 +88,7 @@ async fn every_endpoint_answers_a_signed_request() {
             ]),
         ),
         (
-            Api::ResFeeRecords,
+            Api::named("res-fee-records"),
             p(&[
                 ("cycle", "2026-09"),
                 ("method", "sub_customer"),
@@ -85,17 +96,17 @@ async fn every_endpoint_answers_a_signed_request() {
             ]),
         ),
         (
-            Api::ResFeeRecords,
+            Api::named("res-fee-records"),
             p(&[
                 ("cycle", "2026-09"),
                 ("bill_date_begin", "2026-09-03"),
                 ("bill_date_end", "2026-09-09"),
             ]),
         ),
-        (Api::FeeRecords, p(&[("bill_cycle", "2026-09")])),
-        (Api::SubCustomers, p(&[])),
+        (Api::named("fee-records"), p(&[("bill_cycle", "2026-09")])),
+        (Api::named("sub-customers"), p(&[])),
         (
-            Api::AccountChanges,
+            Api::named("account-change-records"),
             p(&[
                 ("balance_type", "BALANCE_TYPE_DEBIT"),
                 ("trade_time_begin", "2026-09-01"),
@@ -103,7 +114,7 @@ async fn every_endpoint_answers_a_signed_request() {
             ]),
         ),
         (
-            Api::UsageSummary,
+            Api::named("usage-summary"),
             p(&[
                 ("bill_cycle", "2026-09"),
                 ("service_type_code", "hws.service.type.cdn"),
@@ -127,10 +138,10 @@ async fn every_endpoint_answers_a_signed_request() {
         ("bill_cycle_end", "2026-09-10"),
     ]);
     body.push(("statistic_type", Param::Int(3)));
-    let (daily, _) = get_page(&c, Api::ResRecords, body).await.unwrap();
+    let (daily, _) = get_page(&c, Api::named("res-records"), body).await.unwrap();
     let (month, _) = get_page(
         &c,
-        Api::ResRecords,
+        Api::named("res-records"),
         vec![("cycle", Param::from("2026-09")), ("statistic_type", Param::Int(3))],
     )
     .await
@@ -142,7 +153,7 @@ async fn every_endpoint_answers_a_signed_request() {
         async move {
             get_page(
                 c,
-                Api::ResFeeRecords,
+                Api::named("res-fee-records"),
                 p(&[
                     ("cycle", "2026-09"),
                     ("method", "oneself"),
@@ -157,7 +168,7 @@ async fn every_endpoint_answers_a_signed_request() {
     };
     let whole = get_page(
         &c,
-        Api::ResFeeRecords,
+        Api::named("res-fee-records"),
         p(&[("cycle", "2026-09"), ("method", "oneself")]),
     )
     .await
@@ -174,37 +185,49 @@ async fn invalid_parameters_get_cbc_0100() {
     let sim = start_sim(|_| {}).await;
     let c = client(&sim.url());
     let cases: Vec<(Api, Params)> = vec![
-        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("limit", "5000")])),
-        (Api::MonthlySum, p(&[])),
-        (Api::MonthlySum, p(&[("bill_cycle", "2026-9")])),
-        (Api::MonthlySum, p(&[("bill_cycle", "2026-09"), ("method", "everyone")])),
         (
-            Api::MonthlySum,
+            Api::named("monthly-sum"),
+            p(&[("bill_cycle", "2026-09"), ("limit", "5000")]),
+        ),
+        (Api::named("monthly-sum"), p(&[])),
+        (Api::named("monthly-sum"), p(&[("bill_cycle", "2026-9")])),
+        (
+            Api::named("monthly-sum"),
+            p(&[("bill_cycle", "2026-09"), ("method", "everyone")]),
+        ),
+        (
+            Api::named("monthly-sum"),
             p(&[("bill_cycle", "2026-09"), ("method", "sub_customer")]),
         ),
-        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("charge_mode", "")])),
         (
-            Api::ResFeeRecords,
+            Api::named("res-fee-records"),
+            p(&[("cycle", "2026-09"), ("charge_mode", "")]),
+        ),
+        (
+            Api::named("res-fee-records"),
             p(&[("cycle", "2026-09"), ("bill_date_begin", "2026-09-01")]),
         ),
         (
-            Api::ResFeeRecords,
+            Api::named("res-fee-records"),
             p(&[
                 ("cycle", "2026-09"),
                 ("bill_date_begin", "2026-08-01"),
                 ("bill_date_end", "2026-09-01"),
             ]),
         ),
-        (Api::ResFeeRecords, p(&[("cycle", "2026-09"), ("statistic_type", "4")])),
         (
-            Api::ResFeeRecords,
+            Api::named("res-fee-records"),
+            p(&[("cycle", "2026-09"), ("statistic_type", "4")]),
+        ),
+        (
+            Api::named("res-fee-records"),
             p(&[("cycle", "2026-09"), ("include_zero_record", "yes")]),
         ),
-        (Api::SubCustomers, p(&[("limit", "101")])),
-        (Api::AccountChanges, p(&[])),
-        (Api::UsageSummary, p(&[("bill_cycle", "2026-09")])),
+        (Api::named("sub-customers"), p(&[("limit", "101")])),
+        (Api::named("account-change-records"), p(&[])),
+        (Api::named("usage-summary"), p(&[("bill_cycle", "2026-09")])),
         (
-            Api::ResRecords,
+            Api::named("res-records"),
             vec![
                 ("cycle", Param::from("2026-09")),
                 ("query_type", Param::from("DAILY")),
@@ -212,7 +235,7 @@ async fn invalid_parameters_get_cbc_0100() {
             ],
         ),
         (
-            Api::ResRecords,
+            Api::named("res-records"),
             vec![("cycle", Param::from("2026-09")), ("limit", Param::from("10"))],
         ),
     ];
@@ -237,7 +260,7 @@ async fn invalid_parameters_get_cbc_0100() {
 async fn signatures_are_verified() {
     let sim = start_sim(|_| {}).await;
     let url = sim.url();
-    let path = Api::SubCustomers.path();
+    let path = Api::named("sub-customers").path();
     let (ok, body) = raw_get(&url, path, &[("limit", "10")], SK, &now_date()).await;
     assert_eq!(ok, 200, "{body}");
     let (status, body) = raw_get(&url, path, &[("limit", "10")], "wrong-secret", &now_date()).await;
@@ -265,12 +288,12 @@ async fn signatures_are_verified() {
 async fn a_401_stops_the_client_after_one_request() {
     let sim = start_sim(|_| {}).await;
     let c = hcbill::source::client::BssClient::new(creds("wrong-secret"), client_config(&sim.url())).unwrap();
-    let e = get_page(&c, Api::MonthlySum, p(&[("bill_cycle", "2026-09")]))
+    let e = get_page(&c, Api::named("monthly-sum"), p(&[("bill_cycle", "2026-09")]))
         .await
         .unwrap_err();
     assert!(matches!(e, SourceError::Auth { status: 401, .. }), "{e:?}");
     assert!(!e.to_string().contains("wrong-secret"));
-    let again = get_page(&c, Api::MonthlySum, p(&[("bill_cycle", "2026-09")]))
+    let again = get_page(&c, Api::named("monthly-sum"), p(&[("bill_cycle", "2026-09")]))
         .await
         .unwrap_err();
     assert!(matches!(again, SourceError::Halted(_)), "{again:?}");
@@ -281,7 +304,7 @@ async fn a_401_stops_the_client_after_one_request() {
 async fn throttling_answers_429_with_the_gateway_body() {
     let sim = start_sim(|c| c.rate_limit = Some(2)).await;
     let url = sim.url();
-    let path = Api::SubCustomers.path();
+    let path = Api::named("sub-customers").path();
     // Sent at once, so the bucket has no time to refill.
     let date = now_date();
     let answers = futures::future::join_all((0..8).map(|_| raw_get(&url, path, &[], SK, &date))).await;
@@ -311,7 +334,7 @@ async fn documented_quotas_per_api_and_configurable_latency() {
             async move {
                 raw_get(
                     &url,
-                    Api::ResFeeRecords.path(),
+                    Api::named("res-fee-records").path(),
                     &[("cycle", "2026-09")],
                     SK,
                     &now_date(),
@@ -329,7 +352,11 @@ async fn documented_quotas_per_api_and_configurable_latency() {
     let futs: Vec<_> = (0..15)
         .map(|_| {
             let url = url.clone();
-            async move { raw_get(&url, Api::SubCustomers.path(), &[], SK, &now_date()).await.0 }
+            async move {
+                raw_get(&url, Api::named("sub-customers").path(), &[], SK, &now_date())
+                    .await
+                    .0
+            }
         })
         .collect();
     let throttled = futures::future::join_all(futs)

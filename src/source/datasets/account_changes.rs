@@ -7,7 +7,7 @@
 use super::DatasetSpec;
 use super::codes::{PAYMENT_CHANNELS, TRADE_TYPES};
 use crate::model::{Column, Kind, MONEY, col};
-use crate::source::api::{Api, Param};
+use crate::source::api::{Api, ApiDef, Method, Param};
 
 static COLUMNS: [Column; 17] = [
     col("balance_type", Kind::Param),
@@ -41,16 +41,28 @@ static COLUMNS: [Column; 17] = [
     col("resource_type_name", Kind::Str),
 ];
 
+pub static API: ApiDef = ApiDef {
+    name: "account-change-records",
+    path: "/v2/accounts/customer-accounts/account-change-records",
+    method: Method::Get,
+    list_key: "records",
+    max_limit: 100,
+    quota: 10,
+    sdk_operation: "ListCustomerAccountChangeRecords",
+    iam_action: "billing:balance:view",
+    member_scoped: false,
+};
+
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "account_changes",
     description: "Income/expense records of the cash and credit balances, by UTC+8 trade month",
-    api: Api::AccountChanges,
+    api: Api(&API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &["change_amount"],
     key_columns: &["balance_type", "account_change_id"],
-    member_scoped: false,
     snapshot: false,
+    options: &[],
     queries: |q| {
         ["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"]
             .into_iter()
@@ -63,7 +75,6 @@ pub static SPEC: DatasetSpec = DatasetSpec {
             })
             .collect()
     },
-    fanout: None,
-    transform: None,
+    derives: None,
     sidecar: None,
 };

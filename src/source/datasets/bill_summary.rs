@@ -4,7 +4,7 @@
 use super::DatasetSpec;
 use super::codes::{CHARGE_MODES, SUMMARY_BILL_TYPES};
 use crate::model::{Column, Kind, MONEY, col};
-use crate::source::api::{Api, Param};
+use crate::source::api::{Api, ApiDef, Method, Param};
 
 static COLUMNS: [Column; 23] = [
     col("bill_cycle", Kind::Str),
@@ -44,10 +44,22 @@ static COLUMNS: [Column; 23] = [
     col("measure_id", Kind::Int),
 ];
 
+pub static API: ApiDef = ApiDef {
+    name: "monthly-sum",
+    path: "/v2/bills/customer-bills/monthly-sum",
+    method: Method::Get,
+    list_key: "bill_sums",
+    max_limit: 1000,
+    quota: 10,
+    sdk_operation: "ShowCustomerMonthlySum",
+    iam_action: "billing:bill:view",
+    member_scoped: true,
+};
+
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "bill_summary",
     description: "Monthly bill summary per service, resource type, charging mode and bill type",
-    api: Api::MonthlySum,
+    api: Api(&API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &[
@@ -65,10 +77,9 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "charging_mode",
         "bill_type",
     ],
-    member_scoped: true,
     snapshot: false,
-    fanout: None,
-    transform: None,
+    options: &[],
+    derives: None,
     sidecar: None,
     queries: |q| vec![vec![("bill_cycle", Param::Str(q.cycle.to_string()))]],
 };

@@ -3,10 +3,10 @@
 //! `statistic_type` is undocumented, so 3 (by detail) is always sent, and zero
 //! rows are asked for explicitly so a cycle's sums are complete.
 
-use super::DatasetSpec;
 use super::codes::{BILL_TYPES, CHARGE_MODES, PERIOD_TYPES};
+use super::{DatasetSpec, QueryCtx};
 use crate::model::{Column, Kind, MONEY, col};
-use crate::source::api::{Api, Param};
+use crate::source::api::{Api, ApiDef, Method, Param, Params};
 
 static COLUMNS: [Column; 63] = [
     col("bill_date", Kind::Date),
@@ -92,10 +92,31 @@ static COLUMNS: [Column; 63] = [
     col("measure_id", Kind::Int),
 ];
 
+pub static API: ApiDef = ApiDef {
+    name: "res-fee-records",
+    path: "/v2/bills/customer-bills/res-fee-records",
+    method: Method::Get,
+    list_key: "fee_records",
+    max_limit: 1000,
+    quota: 30,
+    sdk_operation: "ListCustomerselfResourceRecords",
+    iam_action: "billing:billDetail:view",
+    member_scoped: true,
+};
+
+/// One query per cycle: by detail, zero-amount rows included. FOCUS shares it.
+pub fn queries(q: &QueryCtx) -> Vec<Params> {
+    vec![vec![
+        ("cycle", Param::Str(q.cycle.to_string())),
+        ("statistic_type", Param::Int(3)),
+        ("include_zero_record", Param::Bool(true)),
+    ]]
+}
+
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "consumption_records",
     description: "Resource-level consumption records (statistic_type=3, zero rows included)",
-    api: Api::ResFeeRecords,
+    api: Api(&API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &[
@@ -106,16 +127,9 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "coupon_amount",
     ],
     key_columns: &["id", "customer_id", "trade_id", "resource_id", "bill_date"],
-    member_scoped: true,
     snapshot: false,
-    fanout: None,
-    transform: None,
+    derives: None,
     sidecar: None,
-    queries: |q| {
-        vec![vec![
-            ("cycle", Param::Str(q.cycle.to_string())),
-            ("statistic_type", Param::Int(3)),
-            ("include_zero_record", Param::Bool(true)),
-        ]]
-    },
+    options: &[],
+    queries,
 };

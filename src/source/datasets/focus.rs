@@ -10,10 +10,10 @@ use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{DatasetSpec, TransformCtx};
+use super::{DatasetSpec, Derivation, TransformCtx};
 use crate::cycle::local_midnight_utc;
 use crate::model::{self, Column, Kind, MONEY, col};
-use crate::source::api::{Api, Param};
+use crate::source::api::Api;
 
 pub const FOCUS_VERSION: &str = "1.2";
 pub const PROVIDER: &str = "Huawei Cloud";
@@ -456,22 +456,18 @@ fn metadata(spec: &DatasetSpec) -> (&'static str, String) {
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "focus",
     description: "FOCUS 1.2 cost and usage rows derived from the resource consumption records",
-    api: Api::ResFeeRecords,
+    api: Api(&super::consumption_records::API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"],
     key_columns: &["x_RecordId", "SubAccountId", "ChargePeriodStart"],
-    member_scoped: true,
     snapshot: false,
-    queries: |q| {
-        vec![vec![
-            ("cycle", Param::Str(q.cycle.to_string())),
-            ("statistic_type", Param::Int(3)),
-            ("include_zero_record", Param::Bool(true)),
-        ]]
-    },
-    fanout: None,
-    transform: Some(transform),
+    options: &[],
+    queries: super::consumption_records::queries,
+    derives: Some(Derivation::Rows {
+        from: &super::consumption_records::SPEC,
+        transform,
+    }),
     sidecar: Some(metadata),
 };
 

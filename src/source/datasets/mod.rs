@@ -18,21 +18,73 @@ use crate::cycle::BillCycle;
 use crate::model::{self, Column};
 use crate::source::api::{Api, Params};
 
-/// What a dataset's queries may depend on.
-#[derive(Clone, Copy, Debug)]
-pub struct QueryCtx {
-    pub cycle: BillCycle,
-    /// `statistic_type` of resource bill details (1 by cycle, 2 by day, 3 by detail).
-    pub statistic_type: i64,
+/// A setting of one dataset (`[datasets.<name>]` in pipeline files, `--set
+/// <name>.<option>=<value>` on the command line). Integer-valued: that is all
+/// the APIs take so far.
+#[derive(Debug)]
+pub struct DatasetOption {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
 }
 
-/// A second-level listing: for each row of `api` (same query), one query with
-/// `param` set to the row's `id_key` (e.g. the 5-minute points of each resource).
+/// A dataset's options, resolved: every declared option has a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatasetOptions(std::collections::BTreeMap<&'static str, i64>);
+
+impl DatasetOptions {
+    pub fn get(&self, name: &str) -> Option<i64> {
+        self.0.get(name).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, *v))
+    }
+}
+
+/// What a dataset's queries may depend on.
 #[derive(Clone, Copy, Debug)]
-pub struct FanOut {
-    pub api: Api,
-    pub id_key: &'static str,
-    pub param: &'static str,
+pub struct QueryCtx<'a> {
+    pub cycle: BillCycle,
+    pub options: &'a DatasetOptions,
+}
+
+impl QueryCtx<'_> {
+    /// The value of a declared option (a dataset asks only for its own).
+    pub fn opt(&self, name: &str) -> i64 {
+        self.options
+            .get(name)
+            .unwrap_or_else(|| panic!("option {name} is not declared by this dataset"))
+    }
+}
+
+/// How a dataset is made from another's rows instead of pages of its own.
+#[derive(Clone, Copy, Debug)]
+pub enum Derivation {
+    /// Every row of `from`'s pages, rewritten (FOCUS from the consumption
+    /// records): with both asked for, each page is fetched once for the two.
+    Rows {
+        from: &'static DatasetSpec,
+        transform: Transform,
+    },
+    /// For each row of `from` (same query), one query of this dataset's API
+    /// with `param` set to the row's `id_key` (the 5-minute points of each
+    /// resource of the 95th-percentile summary).
+    FanOut {
+        from: &'static DatasetSpec,
+        id_key: &'static str,
+        param: &'static str,
+    },
+}
+
+impl Derivation {
+    pub fn from(&self) -> &'static DatasetSpec {
+        match self {
+            Derivation::Rows { from, .. } | Derivation::FanOut { from, .. } => from,
+        }
+    }
 }
 
 /// Context for a row transform (derived datasets such as FOCUS).
@@ -50,10 +102,12 @@ pub type Transform = fn(&RawValue, &TransformCtx<'_>) -> Result<Box<RawValue>, S
 /// A file written beside a dataset's partitions: (name, content).
 pub type Sidecar = fn(&DatasetSpec) -> (&'static str, String);
 
-/// Static description of a dataset.
+/// Static description of a dataset: everything the shared machinery needs.
+#[derive(Debug)]
 pub struct DatasetSpec {
     pub name: &'static str,
     pub description: &'static str,
+    /// The API whose pages make the dataset (for `Rows`, the source's).
     pub api: Api,
     /// Bumped whenever `columns` change; stored in the Parquet metadata and
     /// the manifest, and a partition with another version is re-extracted.
@@ -62,17 +116,15 @@ pub struct DatasetSpec {
     /// Columns whose sums are reported per partition (manifest, run report);
     /// the first one is the headline of the run summary.
     pub money_columns: &'static [&'static str],
-    /// Columns that identify a row, for the README and warehouse users.
+    /// Columns that identify a row: checked unique per unit, documented for users.
     pub key_columns: &'static [&'static str],
-    /// Whether the API takes `method`/`sub_customer_id` (enterprise fan-out).
-    pub member_scoped: bool,
     /// A dimension snapshot (not per cycle): extracted once per run into the
     /// current cycle's partition.
     pub snapshot: bool,
+    pub options: &'static [DatasetOption],
     /// The queries (without offset/limit/method) that together return one cycle.
     pub queries: fn(&QueryCtx) -> Vec<Params>,
-    pub fanout: Option<FanOut>,
-    pub transform: Option<Transform>,
+    pub derives: Option<Derivation>,
     /// A file written beside the dataset's partitions (name, content).
     pub sidecar: Option<Sidecar>,
 }
@@ -85,6 +137,92 @@ impl DatasetSpec {
     pub fn page_size(&self) -> u32 {
         self.api.max_limit()
     }
+
+    /// Whether the API is asked once per member account.
+    pub fn member_scoped(&self) -> bool {
+        self.api.member_scoped()
+    }
+
+    /// The dataset whose pages feed this one: itself, unless derived by rows.
+    pub fn root(&'static self) -> &'static DatasetSpec {
+        match self.derives {
+            Some(Derivation::Rows { from, .. }) => from.root(),
+            _ => self,
+        }
+    }
+
+    /// Resolves `given` (name, value) pairs against the declared options,
+    /// defaults filled in; an unknown name or a value out of range is an error.
+    pub fn options_from(&self, given: &[(&str, &str)]) -> Result<DatasetOptions, String> {
+        let mut m: std::collections::BTreeMap<&'static str, i64> =
+            self.options.iter().map(|o| (o.name, o.default)).collect();
+        for (name, value) in given {
+            let Some(o) = self.options.iter().find(|o| o.name == *name) else {
+                let known: Vec<&str> = self.options.iter().map(|o| o.name).collect();
+                return Err(format!(
+                    "{} has no option {name:?} (its options: {})",
+                    self.name,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            };
+            let v: i64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v| (o.min..=o.max).contains(v))
+                .ok_or_else(|| {
+                    format!(
+                        "{}.{name} must be an integer from {} to {} ({}), not {value:?}",
+                        self.name, o.min, o.max, o.help
+                    )
+                })?;
+            m.insert(o.name, v);
+        }
+        Ok(DatasetOptions(m))
+    }
+}
+
+/// Resolves `(dataset, option, value)` settings (later ones win) into each
+/// named dataset's options; unknown datasets, options and bad values are errors.
+pub fn resolve_options(
+    given: &[(String, String, String)],
+) -> Result<std::collections::BTreeMap<&'static str, DatasetOptions>, String> {
+    let mut by_dataset: Vec<(&'static DatasetSpec, Vec<(&str, &str)>)> = Vec::new();
+    for (dataset, option, value) in given {
+        let spec = by_name(dataset).ok_or_else(|| UnknownDataset(dataset.clone()).to_string())?;
+        match by_dataset.iter_mut().find(|(s, _)| s.name == spec.name) {
+            Some((_, v)) => v.push((option, value)),
+            None => by_dataset.push((spec, vec![(option, value)])),
+        }
+    }
+    by_dataset
+        .into_iter()
+        .map(|(spec, pairs)| Ok((spec.name, spec.options_from(&pairs)?)))
+        .collect()
+}
+
+/// Canonical text of a unit's queries, for its digest: parameters in their
+/// declared order as `k=v` joined by `&`, one query a line.
+pub fn canonical_queries(queries: &[Params]) -> String {
+    let mut out = String::new();
+    for q in queries {
+        let line: Vec<String> = q
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(&v.as_query_value(), percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+            .collect();
+        out.push_str(&line.join("&"));
+        out.push('\n');
+    }
+    out
 }
 
 pub static ALL: &[&DatasetSpec] = &[
@@ -157,11 +295,19 @@ mod tests {
                     d.name
                 );
             }
+            let options = d.options_from(&[]).unwrap();
             let ctx = QueryCtx {
                 cycle: "2026-03".parse().unwrap(),
-                statistic_type: 3,
+                options: &options,
             };
             assert!(!(d.queries)(&ctx).is_empty());
+            if let Some(Derivation::Rows { from, .. }) = d.derives {
+                assert_eq!(
+                    d.api, from.api,
+                    "{}: a row-derived dataset pages its source's API",
+                    d.name
+                );
+            }
         }
     }
 

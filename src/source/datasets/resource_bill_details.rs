@@ -4,10 +4,10 @@
 //! day each, as the API requires `bill_cycle_begin/end` for DAILY queries.
 
 use super::codes::{BILL_TYPES, CHARGE_MODES, PERIOD_TYPES};
-use super::{DatasetSpec, QueryCtx};
+use super::{DatasetOption, DatasetSpec, QueryCtx};
 use crate::model::nested::Shape;
 use crate::model::{Column, Kind, MONEY, col, renamed};
-use crate::source::api::{Api, Param, Params};
+use crate::source::api::{Api, ApiDef, Method, Param, Params};
 
 const AZ_CODE_INFOS: Shape = Shape::List(&Shape::Struct(&[("az_code", Shape::Str)]));
 const EXTEND_PARAMS: Shape = Shape::Struct(&[
@@ -101,16 +101,26 @@ static COLUMNS: [Column; 59] = [
     col("query_type", Kind::Param),
 ];
 
+/// `statistic_type`: 1 by cycle, 2 by day, 3 by detail (the default).
+static OPTIONS: [DatasetOption; 1] = [DatasetOption {
+    name: "statistic_type",
+    help: "1 by cycle, 2 by day (one DAILY query per day), 3 by detail",
+    default: 3,
+    min: 1,
+    max: 3,
+}];
+
 fn queries(q: &QueryCtx) -> Vec<Params> {
+    let statistic_type = q.opt("statistic_type");
     let base = |query_type: &str| -> Params {
         vec![
             ("cycle", Param::Str(q.cycle.to_string())),
-            ("statistic_type", Param::Int(q.statistic_type)),
+            ("statistic_type", Param::Int(statistic_type)),
             ("query_type", Param::from(query_type)),
             ("include_zero_record", Param::Bool(true)),
         ]
     };
-    if q.statistic_type != 2 {
+    if statistic_type != 2 {
         return vec![base("BILLCYCLE")];
     }
     let mut day = q.cycle.first_day();
@@ -125,10 +135,22 @@ fn queries(q: &QueryCtx) -> Vec<Params> {
     out
 }
 
+pub static API: ApiDef = ApiDef {
+    name: "res-records",
+    path: "/v2/bills/customer-bills/res-records/query",
+    method: Method::Post,
+    list_key: "monthly_records",
+    max_limit: 1000,
+    quota: 30,
+    sdk_operation: "ListCustomerselfResourceRecordDetails",
+    iam_action: "billing:billDetail:view",
+    member_scoped: true,
+};
+
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "resource_bill_details",
     description: "Resource bill details (res-records/query), by detail unless statistic_type says otherwise",
-    api: Api::ResRecords,
+    api: Api(&API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &[
@@ -139,11 +161,10 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "coupon_amount",
     ],
     key_columns: &["id", "customer_id", "trade_id", "res_instance_id", "bill_date"],
-    member_scoped: true,
     snapshot: false,
+    options: &OPTIONS,
     queries,
-    fanout: None,
-    transform: None,
+    derives: None,
     sidecar: None,
 };
 
@@ -153,16 +174,22 @@ mod tests {
 
     #[test]
     fn by_day_uses_one_daily_window_per_local_day() {
-        let mut q = QueryCtx {
+        let by_day = SPEC.options_from(&[("statistic_type", "2")]).unwrap();
+        let q = QueryCtx {
             cycle: "2026-02".parse().unwrap(),
-            statistic_type: 2,
+            options: &by_day,
         };
         let v = queries(&q);
         assert_eq!(v.len(), 28);
         assert!(v[27].contains(&("bill_cycle_end", Param::from("2026-02-28"))));
         assert!(v[0].contains(&("query_type", Param::from("DAILY"))));
-        q.statistic_type = 3;
+        let default = SPEC.options_from(&[]).unwrap();
+        let q = QueryCtx { options: &default, ..q };
         assert_eq!(queries(&q).len(), 1);
         assert!(queries(&q)[0].contains(&("query_type", Param::from("BILLCYCLE"))));
+        assert!(queries(&q)[0].contains(&("statistic_type", Param::Int(3))));
+        for bad in [("statistic_type", "4"), ("statistic_type", "x"), ("nope", "1")] {
+            assert!(SPEC.options_from(&[bad]).is_err(), "{bad:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use super::DatasetSpec;
 use super::codes::MEMBER_STATUSES;
 use crate::model::{Column, Kind, col};
-use crate::source::api::Api;
+use crate::source::api::{Api, ApiDef, Method};
 
 static COLUMNS: [Column; 7] = [
     col("id", Kind::Str),
@@ -23,18 +23,29 @@ static COLUMNS: [Column; 7] = [
     col("org_name", Kind::Str),
 ];
 
+pub static API: ApiDef = ApiDef {
+    name: "sub-customers",
+    path: "/v2/enterprises/multi-accounts/sub-customers",
+    method: Method::Get,
+    list_key: "sub_customer_infos",
+    max_limit: 100,
+    quota: 10,
+    sdk_operation: "ListEnterpriseSubCustomers",
+    iam_action: "businessUnitCenter:businessUnit:view",
+    member_scoped: false,
+};
+
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "sub_customers",
     description: "Enterprise member accounts (dimension snapshot, current cycle)",
-    api: Api::SubCustomers,
+    api: Api(&API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &[],
     key_columns: &["id"],
-    member_scoped: false,
     snapshot: true,
+    options: &[],
     queries: |_| vec![vec![]],
-    fanout: None,
-    transform: None,
+    derives: None,
     sidecar: None,
 };

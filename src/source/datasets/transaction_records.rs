@@ -4,7 +4,7 @@
 use super::DatasetSpec;
 use super::codes::{BILL_TYPES, CHARGE_MODES, FEE_STATUSES, PROVIDER_TYPES};
 use crate::model::{Column, Kind, MONEY, col};
-use crate::source::api::{Api, Param};
+use crate::source::api::{Api, ApiDef, Method, Param};
 
 static COLUMNS: [Column; 35] = [
     col("bill_cycle", Kind::Str),
@@ -68,10 +68,22 @@ static COLUMNS: [Column; 35] = [
     col("writeoff_amount", MONEY),
 ];
 
+pub static API: ApiDef = ApiDef {
+    name: "fee-records",
+    path: "/v2/bills/customer-bills/fee-records",
+    method: Method::Get,
+    list_key: "records",
+    max_limit: 1000,
+    quota: 10,
+    sdk_operation: "ListCustomerBillsFeeRecords",
+    iam_action: "billing:billDetail:view",
+    member_scoped: true,
+};
+
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "transaction_records",
     description: "Transaction (fee) records: one row per transaction, amounts rounded to cents",
-    api: Api::FeeRecords,
+    api: Api(&API),
     version: 1,
     columns: &COLUMNS,
     money_columns: &[
@@ -82,15 +94,14 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "coupon_amount",
     ],
     key_columns: &["trade_id", "id", "customer_id"],
-    member_scoped: true,
     snapshot: false,
+    options: &[],
     queries: |q| {
         vec![vec![
             ("bill_cycle", Param::Str(q.cycle.to_string())),
             ("include_zero_record", Param::Bool(true)),
         ]]
     },
-    fanout: None,
-    transform: None,
+    derives: None,
     sidecar: None,
 };

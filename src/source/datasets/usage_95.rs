@@ -5,9 +5,9 @@
 //! `95peak_1000` and `95Peak_1000`, so both are queried. The API returns
 //! bandwidths as strings: they become exact decimals.
 
-use super::{DatasetSpec, FanOut, QueryCtx};
+use super::{DatasetSpec, Derivation, QueryCtx};
 use crate::model::{Column, Kind, col};
-use crate::source::api::{Api, Param, Params};
+use crate::source::api::{Api, ApiDef, Method, Param, Params};
 
 /// (service_type_code, resource_type_code, usage types) of the 95-billing services.
 pub const COMBINATIONS: &[(&str, &str, &[&str])] = &[
@@ -55,19 +55,42 @@ static SUMMARY_COLUMNS: [Column; 9] = [
     col("band_width_measure_id", Kind::Int),
 ];
 
+pub static SUMMARY_API: ApiDef = ApiDef {
+    name: "usage-summary",
+    path: "/v2/bills/customer-bills/resources/usage/summary",
+    method: Method::Get,
+    list_key: "summary_usage_info_list",
+    max_limit: 1000,
+    quota: 10,
+    sdk_operation: "ListResourceUsageSummary",
+    iam_action: "billing:resourcePackages:view",
+    member_scoped: false,
+};
+
+pub static DETAILS_API: ApiDef = ApiDef {
+    name: "usage-details",
+    path: "/v2/bills/customer-bills/resources/usage/details",
+    method: Method::Get,
+    list_key: "usage_info_list",
+    max_limit: 1000,
+    quota: 10,
+    sdk_operation: "ListResourceUsage",
+    iam_action: "billing:billDetail:view",
+    member_scoped: false,
+};
+
 pub static SUMMARY: DatasetSpec = DatasetSpec {
     name: "usage_95_summary",
     description: "95th-percentile billed bandwidth per resource and usage type",
-    api: Api::UsageSummary,
+    api: Api(&SUMMARY_API),
     version: 1,
     columns: &SUMMARY_COLUMNS,
     money_columns: &[],
     key_columns: &["service_type_code", "resource_type_code", "usage_type", "resource_id"],
-    member_scoped: false,
     snapshot: false,
+    options: &[],
     queries,
-    fanout: None,
-    transform: None,
+    derives: None,
     sidecar: None,
 };
 
@@ -85,19 +108,18 @@ static DETAIL_COLUMNS: [Column; 8] = [
 pub static DETAILS: DatasetSpec = DatasetSpec {
     name: "usage_95_details",
     description: "5-minute bandwidth points of every 95th-percentile-billed resource",
-    api: Api::UsageDetails,
+    api: Api(&DETAILS_API),
     version: 1,
     columns: &DETAIL_COLUMNS,
     money_columns: &[],
     key_columns: &["usage_type", "resource_id", "stat_time"],
-    member_scoped: false,
     snapshot: false,
+    options: &[],
     queries,
-    fanout: Some(FanOut {
-        api: Api::UsageSummary,
+    derives: Some(Derivation::FanOut {
+        from: &SUMMARY,
         id_key: "resource_id",
         param: "resource_id",
     }),
-    transform: None,
     sidecar: None,
 };

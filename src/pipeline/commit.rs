@@ -1,0 +1,185 @@
+//! Publishing a unit: its file, then the manifest, then the checkpoint.
+//!
+//! Crash-safety protocol (each step durable before the next starts):
+//! 1. The file is written and fsynced under `.hcbill/staging/` (a name with no
+//!    API text in it); a crash here leaves garbage the next run deletes.
+//! 2. It is renamed over `<dataset>/bill_cycle=…/part-<account>.parquet` and the
+//!    directory fsynced: readers see the old file or the new one, never a
+//!    partial one. A file whose served content did not change is not touched.
+//! 3. The dataset's manifest records it (atomic write). A crash between 2 and
+//!    3 leaves a published file the manifest does not name yet: the unit is
+//!    not checkpointed, so the next run extracts and records it again.
+//! 4. The unit is checkpointed in `state.json`. A crash between 3 and 4 makes
+//!    the next run extract the unit again and find it unchanged.
+//!
+//! So the manifest never names a file that is not in place, and a checkpoint
+//! never runs ahead of the manifest. Manifests are serialised under a lock
+//! but written outside it: units of different datasets never queue on one
+//! another's fsync, and a manifest write already covered by a newer one is
+//! skipped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use super::error::UnitError;
+use super::plan::Unit;
+use super::report::UnitStatus;
+use crate::sink::manifest::{FileEntry, Finality, Manifest, Restatement};
+use crate::sink::parquet::StagedFile;
+use crate::sink::{Layout, SinkError, atomic_write, publish};
+use crate::state::StateStore;
+
+/// One dataset's manifest, and the newest version of it on disk.
+struct Slot {
+    manifest: Mutex<(Manifest, u64)>,
+    /// Sequence number of the version last written; held while writing.
+    written: Mutex<u64>,
+}
+
+pub struct Committer {
+    pub layout: Layout,
+    slots: HashMap<&'static str, Slot>,
+    pub state: StateStore,
+    pub run_id: String,
+}
+
+/// What a unit produced, ready to be committed.
+pub struct Produced {
+    pub staged: StagedFile,
+    pub content_digest: String,
+    pub money_totals: BTreeMap<String, String>,
+    pub query_digest: String,
+    pub extracted_at: DateTime<Utc>,
+    pub final_at: DateTime<Utc>,
+    pub finality: Finality,
+}
+
+impl Committer {
+    pub fn new(layout: Layout, manifests: HashMap<&'static str, Manifest>, state: StateStore, run_id: String) -> Self {
+        let slots = manifests
+            .into_iter()
+            .map(|(k, m)| {
+                (
+                    k,
+                    Slot {
+                        manifest: Mutex::new((m, 0)),
+                        written: Mutex::new(0),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            layout,
+            slots,
+            state,
+            run_id,
+        }
+    }
+
+    fn slot(&self, dataset: &str) -> &Slot {
+        self.slots.get(dataset).expect("a manifest is loaded for every dataset")
+    }
+
+    /// A copy of the unit's manifest entry, if any.
+    pub fn entry(&self, unit: &Unit) -> Option<FileEntry> {
+        let g = self.slot(unit.spec.name).manifest.lock().expect("manifest lock");
+        g.0.file(&unit.cycle.to_string(), unit.account.key()).cloned()
+    }
+
+    /// Restatements this run recorded, over every dataset.
+    pub fn restatements(&self) -> usize {
+        self.slots
+            .values()
+            .map(|s| {
+                let g = s.manifest.lock().expect("manifest lock");
+                g.0.partitions
+                    .values()
+                    .flat_map(|p| &p.restatements)
+                    .filter(|r| r.run_id == self.run_id)
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Steps 2–4 of the protocol for one unit. Returns the status and the entry recorded.
+    pub fn commit(&self, unit: &Unit, p: Produced) -> Result<(UnitStatus, FileEntry), UnitError> {
+        let spec = unit.spec;
+        let cycle = unit.cycle.to_string();
+        let account = unit.account.key();
+        let rel = Layout::file_rel(unit.cycle, account);
+        let dest = self.layout.dataset_dir(spec.name).join(&rel);
+        let previous = self.entry(unit);
+        let unchanged = previous
+            .as_ref()
+            .is_some_and(|e| e.content_digest == p.content_digest && e.schema_version == spec.version && dest.exists());
+        let entry = match previous {
+            Some(mut e) if unchanged => {
+                // The file stays as it was, lineage included; only its finality may advance.
+                let _ = std::fs::remove_file(&p.staged.path);
+                e.finality = p.finality;
+                e.query_digest = p.query_digest;
+                e
+            }
+            _ => {
+                publish(&p.staged.path, &dest)?;
+                FileEntry {
+                    path: rel,
+                    rows: p.staged.rows,
+                    bytes: p.staged.bytes,
+                    sha256: p.staged.sha256,
+                    content_digest: p.content_digest,
+                    money_totals: p.money_totals,
+                    schema_version: spec.version,
+                    query_digest: p.query_digest,
+                    finality: p.finality,
+                    extracted_at: p.extracted_at,
+                    run_id: self.run_id.clone(),
+                }
+            }
+        };
+        let restated = self.record(spec.name, &cycle, account, p.final_at, entry.clone())?;
+        if let Some(r) = restated {
+            tracing::warn!(
+                dataset = spec.name,
+                cycle,
+                "final partition restated: {} rows before, {} now",
+                r.previous_rows,
+                r.new_rows
+            );
+        }
+        self.state.mark_done(&unit.key())?;
+        let status = if unchanged {
+            UnitStatus::Unchanged
+        } else {
+            UnitStatus::Published
+        };
+        Ok((status, entry))
+    }
+
+    /// Records an entry and makes the manifest durable before returning.
+    fn record(
+        &self,
+        dataset: &str,
+        cycle: &str,
+        account: &str,
+        final_at: DateTime<Utc>,
+        entry: FileEntry,
+    ) -> Result<Option<Restatement>, SinkError> {
+        let slot = self.slot(dataset);
+        let (restated, bytes, seq) = {
+            let mut g = slot.manifest.lock().expect("manifest lock");
+            let restated = g.0.record(cycle, account, final_at, entry);
+            g.1 += 1;
+            (restated, g.0.to_bytes(Utc::now()), g.1)
+        };
+        let mut written = slot.written.lock().expect("manifest write lock");
+        // A newer version (which includes this entry) may already be on disk.
+        if *written < seq {
+            atomic_write(&self.layout.manifest_path(dataset), &bytes)?;
+            *written = seq;
+        }
+        Ok(restated)
+    }
+}

@@ -1,0 +1,122 @@
+//! What can go wrong in a run, typed end to end, and the one place that maps
+//! it to an exit code.
+
+use crate::model::ModelError;
+use crate::sink::SinkError;
+use crate::source::error::SourceError;
+use crate::source::paging::PagingError;
+use crate::state::StateError;
+
+/// Errors that stop a run before or around its units.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("listing enterprise members: {0}")]
+    Members(SourceError),
+    #[error("{0}")]
+    Account(#[from] super::accounts::AccountIdError),
+}
+
+/// Why one unit (or the group sharing its pages) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    #[error("{0}")]
+    Source(SourceError),
+    #[error("data kept changing while paging: {0}")]
+    Drift(String),
+    #[error("{0}")]
+    TooManyPages(String),
+    /// A row the model refuses (a value that does not fit its column…).
+    #[error("offset {offset}: {source}")]
+    Data { offset: u64, source: ModelError },
+    /// A row a derived dataset cannot build.
+    #[error("offset {offset}: {reason}")]
+    Transform { offset: u64, reason: String },
+    #[error("{0}")]
+    FanOut(String),
+    #[error("building the last record batch: {0}")]
+    Batch(ModelError),
+    #[error("not finished: {0} passed; the next run resumes it")]
+    Deadline(String),
+    /// Every unit of a group failed on its own: paging stops.
+    #[error("every unit reading these pages failed")]
+    Abandoned,
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl From<PagingError<UnitError>> for UnitError {
+    fn from(e: PagingError<UnitError>) -> Self {
+        match e {
+            PagingError::Source(s) => UnitError::Source(s),
+            PagingError::Drift(d) => UnitError::Drift(d),
+            e @ PagingError::TooManyPages { .. } => UnitError::TooManyPages(e.to_string()),
+            PagingError::Consumer(c) => c,
+        }
+    }
+}
+
+impl UnitError {
+    /// A repeated key means overlapping pages: the data moved, so page again.
+    pub fn data(offset: u64, source: ModelError) -> Self {
+        match source {
+            ModelError::Duplicate { .. } => UnitError::Drift(format!("offset {offset}: {source}")),
+            source => UnitError::Data { offset, source },
+        }
+    }
+
+    /// Whether the error is the pages' (every writer of the group shares it)
+    /// rather than one writer's.
+    pub fn is_shared(&self) -> bool {
+        !matches!(
+            self,
+            UnitError::Data { .. } | UnitError::Transform { .. } | UnitError::Batch(_)
+        )
+    }
+}
+
+/// How a run ended, for the exit code (documented in `hcbill --help`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Some units failed (permission, deadline, bad answers…): the next run resumes them.
+    UnitsFailed,
+    /// Bad flags, pipeline file, dates, ids, missing credentials, output locked.
+    BadInput,
+    /// The server refused the credentials: the run stopped after one request.
+    CredentialsRefused,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::UnitsFailed => 1,
+            Outcome::BadInput => 2,
+            Outcome::CredentialsRefused => 3,
+        }
+    }
+
+    /// A run that stopped with an error.
+    pub fn of_error(e: &RunError) -> Self {
+        match e {
+            RunError::State(StateError::Locked(..)) => Outcome::BadInput,
+            RunError::Members(s) if s.is_fatal() => Outcome::CredentialsRefused,
+            _ => Outcome::UnitsFailed,
+        }
+    }
+
+    /// A run that finished: `halted` is the client's fatal error, if one tripped.
+    pub fn of_run(success: bool, halted: bool) -> Self {
+        match (success, halted) {
+            (true, _) => Outcome::Success,
+            (false, true) => Outcome::CredentialsRefused,
+            (false, false) => Outcome::UnitsFailed,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! What a run will do: datasets × cycles × accounts as units (one output file
+//! each), grouped so that datasets made from the same pages share one fetch.
+
+use chrono::{DateTime, Utc};
+
+use super::accounts::AccountRef;
+use super::report::UnitReport;
+use super::{Job, Mode};
+use crate::cycle::BillCycle;
+use crate::sink::manifest::Manifest;
+use crate::source::api::Params;
+use crate::source::datasets::{DatasetSpec, QueryCtx, canonical_queries};
+
+/// One output file: a dataset's cycle for one account.
+pub struct Unit {
+    pub spec: &'static DatasetSpec,
+    pub cycle: BillCycle,
+    pub account: AccountRef,
+}
+
+impl Unit {
+    /// The unit's key in the checkpoint state.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.spec.name, self.cycle, self.account.key())
+    }
+
+    /// The report of this unit before it ran: "failed" until it proves otherwise.
+    pub fn blank_report(&self) -> UnitReport {
+        UnitReport::failed(
+            self.spec.name.to_string(),
+            self.cycle.to_string(),
+            self.account.key().to_string(),
+            self.spec.money_columns.first().copied(),
+        )
+    }
+}
+
+/// Units fed by the same pages: the root dataset's queries for one cycle and
+/// account are fetched once, and every unit of the group reads them.
+pub struct Group {
+    /// The dataset whose pages are fetched (it may itself not be asked for).
+    pub root: &'static DatasetSpec,
+    pub cycle: BillCycle,
+    pub account: AccountRef,
+    pub units: Vec<Unit>,
+}
+
+/// The dataset whose pages a dataset is made from (following derivations).
+pub fn root_of(spec: &'static DatasetSpec) -> &'static DatasetSpec {
+    match spec.derives {
+        Some(d) => root_of(d.from()),
+        None => spec,
+    }
+}
+
+/// The cycles of one dataset: those asked for, plus (nightly) every partition
+/// of that dataset still provisional; a snapshot dataset has only the current one.
+pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: BillCycle) -> Vec<BillCycle> {
+    if spec.snapshot {
+        return vec![now];
+    }
+    let mut cycles: Vec<BillCycle> = job.cycles.clone();
+    if job.mode == Mode::Nightly {
+        cycles.extend(
+            manifest
+                .provisional_cycles()
+                .filter_map(|c| c.parse::<BillCycle>().ok()),
+        );
+    }
+    cycles.sort();
+    cycles.dedup();
+    cycles
+}
+
+/// Groups the units of `job` over `accounts`, in catalogue, cycle and account
+/// order (the order units ran in before groups existed).
+pub fn groups(
+    job: &Job,
+    accounts: &[AccountRef],
+    cycles_of: impl Fn(&'static DatasetSpec) -> Vec<BillCycle>,
+) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for &spec in &job.datasets {
+        let root = root_of(spec);
+        for cycle in cycles_of(spec) {
+            for account in accounts {
+                if !root.member_scoped() && *account != AccountRef::Own {
+                    continue;
+                }
+                let unit = Unit {
+                    spec,
+                    cycle,
+                    account: account.clone(),
+                };
+                match groups
+                    .iter_mut()
+                    .find(|g| g.root.name == root.name && g.cycle == cycle && g.account == *account)
+                {
+                    Some(g) => g.units.push(unit),
+                    None => groups.push(Group {
+                        root,
+                        cycle,
+                        account: account.clone(),
+                        units: vec![unit],
+                    }),
+                }
+            }
+        }
+    }
+    groups
+}
+
+/// The queries of `spec` for one cycle, with its options.
+pub fn queries(job: &Job, spec: &DatasetSpec, cycle: BillCycle) -> Vec<Params> {
+    let options = job.options_of(spec);
+    (spec.queries)(&QueryCtx {
+        cycle,
+        options: &options,
+    })
+}
+
+/// Identifies what was asked of the API for a unit (statistic_type, windows…).
+pub fn query_digest(job: &Job, spec: &DatasetSpec, cycle: BillCycle) -> String {
+    let text = canonical_queries(&queries(job, spec, cycle));
+    crate::source::signer::sha256_hex(text.as_bytes())[..16].to_string()
+}
+
+/// The digest earlier versions wrote (of the queries' Debug text): a final
+/// file asked for the same way is not extracted again after an upgrade.
+pub fn legacy_query_digest(job: &Job, spec: &DatasetSpec, cycle: BillCycle) -> String {
+    let text = format!("{:?}", queries(job, spec, cycle));
+    crate::source::signer::sha256_hex(text.as_bytes())[..16].to_string()
+}
+
+/// The cycle's finality time and whether a file extracted at `at` is final.
+pub fn is_final(job: &Job, cycle: BillCycle, at: DateTime<Utc>) -> (DateTime<Utc>, bool) {
+    let final_at = cycle.final_at(job.grace);
+    (final_at, at >= final_at)
+}

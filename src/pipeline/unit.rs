@@ -1,0 +1,191 @@
+//! Running one group: which of its units to skip, one shared fetch, restarts
+//! when the data moved, the deadline, then each unit's commit.
+
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::Ctx;
+use super::accounts::MemberListing;
+use super::error::UnitError;
+use super::plan::{self, Group};
+use super::report::{UnitReport, UnitStatus};
+use super::write::{self, Writer};
+use crate::sink::manifest::Finality;
+use crate::source::client::WaitBudget;
+use crate::source::paging::Pager;
+
+/// When a group must stop, and what to call that moment in its errors.
+#[derive(Clone)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    pub what: String,
+}
+
+pub async fn run_group(
+    ctx: &Ctx,
+    group: &Group,
+    deadline: &Deadline,
+    listing: Option<&MemberListing>,
+) -> Vec<UnitReport> {
+    let start = Instant::now();
+    let mut reports: Vec<UnitReport> = group.units.iter().map(|u| u.blank_report()).collect();
+    if tokio::time::Instant::now() >= deadline.at {
+        for r in &mut reports {
+            r.error = Some(format!(
+                "not started: {} passed; the next run resumes it",
+                deadline.what
+            ));
+        }
+        return reports;
+    }
+    let mut active = Vec::new();
+    for (i, unit) in group.units.iter().enumerate() {
+        let existing = ctx.committer.entry(unit);
+        let report = &mut reports[i];
+        if ctx.committer.state.is_done(&unit.key()) {
+            report.status = UnitStatus::AlreadyDone;
+            if let Some(e) = existing {
+                report.finality = Some(e.finality);
+                report.rows = e.rows;
+                report.money_totals = e.money_totals;
+            }
+            continue;
+        }
+        if let Some(e) = existing
+            && e.finality == Finality::Final
+            && !ctx.job.force
+            && e.schema_version == unit.spec.version
+            && (e.query_digest == plan::query_digest(&ctx.job, unit.spec, unit.cycle)
+                || e.query_digest == plan::legacy_query_digest(&ctx.job, unit.spec, unit.cycle))
+            && ctx.committer.layout.dataset_dir(unit.spec.name).join(&e.path).exists()
+        {
+            report.status = UnitStatus::SkippedFinal;
+            report.finality = Some(Finality::Final);
+            report.rows = e.rows;
+            report.money_totals = e.money_totals;
+            continue;
+        }
+        active.push(i);
+    }
+    if active.is_empty() {
+        return reports;
+    }
+    let budget = ctx.client.unit_budget();
+    let mut restarts = 0;
+    loop {
+        let attempt = tokio::time::timeout_at(deadline.at, extract(ctx, group, &active, &budget, listing));
+        let outcome = attempt
+            .await
+            .unwrap_or_else(|_| Err(UnitError::Deadline(deadline.what.clone())));
+        match outcome {
+            Ok(done) => {
+                for (i, r) in active.iter().zip(done) {
+                    let report = &mut reports[*i];
+                    match r {
+                        Ok(c) => {
+                            report.status = c.status;
+                            report.finality = Some(c.finality);
+                            report.rows = c.rows;
+                            report.pages = c.pages;
+                            report.money_totals = c.money_totals;
+                        }
+                        Err(e) => report.error = Some(e.to_string()),
+                    }
+                }
+                break;
+            }
+            Err(UnitError::Drift(why)) if restarts < ctx.job.max_restarts => {
+                restarts += 1;
+                tracing::warn!(
+                    dataset = group.root.name,
+                    cycle = group.cycle.to_string(),
+                    account = group.account.key(),
+                    "restarting: {why}"
+                );
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for i in &active {
+                    reports[*i].error = Some(msg.clone());
+                }
+                break;
+            }
+        }
+    }
+    for r in &mut reports {
+        r.restarts = restarts;
+        r.seconds = start.elapsed().as_secs_f64();
+    }
+    reports
+}
+
+/// A committed unit, for its report.
+struct Committed {
+    status: UnitStatus,
+    finality: Finality,
+    rows: u64,
+    pages: u64,
+    money_totals: std::collections::BTreeMap<String, String>,
+}
+
+/// One try at the group: every active unit staged from one fetch, then each
+/// committed. An error shared by the pages is returned for the whole group;
+/// a unit's own error is its entry in the result.
+async fn extract(
+    ctx: &Ctx,
+    group: &Group,
+    active: &[usize],
+    budget: &WaitBudget,
+    listing: Option<&MemberListing>,
+) -> Result<Vec<Result<Committed, UnitError>>, UnitError> {
+    let extracted_at = Utc::now();
+    let mut writers = Vec::with_capacity(active.len());
+    for &i in active {
+        writers.push(Writer::new(ctx, group, &group.units[i], extracted_at)?);
+    }
+    let pager = Pager::new(
+        &ctx.client,
+        group.account.scope(),
+        budget,
+        ctx.job.page_concurrency,
+        ctx.job.max_pages,
+    );
+    // On an error (or the deadline dropping this future) the writers' drop
+    // removes their staging files: nothing of the group is published.
+    match write::fetch(ctx, group, &mut writers, &pager, listing).await {
+        Ok(()) | Err(UnitError::Abandoned) => {}
+        Err(e) => return Err(e),
+    }
+    let (final_at, is_final) = plan::is_final(&ctx.job, group.cycle, extracted_at);
+    let finality = if is_final {
+        Finality::Final
+    } else {
+        Finality::Provisional
+    };
+    let mut out = Vec::with_capacity(writers.len());
+    for w in writers {
+        let unit = w.unit;
+        let r = w.finish().and_then(|f| {
+            let produced = super::commit::Produced {
+                staged: f.staged,
+                content_digest: f.content_digest,
+                money_totals: f.money_totals,
+                query_digest: plan::query_digest(&ctx.job, unit.spec, unit.cycle),
+                extracted_at,
+                final_at,
+                finality,
+            };
+            let (status, entry) = ctx.committer.commit(unit, produced)?;
+            Ok(Committed {
+                status,
+                finality,
+                rows: entry.rows,
+                pages: f.pages,
+                money_totals: entry.money_totals,
+            })
+        });
+        out.push(r);
+    }
+    Ok(out)
+}
