@@ -5,11 +5,13 @@
 //! * `model` — Arrow schemas and exact normalisation of API rows;
 //! * `sink` — Parquet files, atomic publication and the manifest;
 //! * `state` — checkpoints and the output lock;
-//! * `pipeline` — jobs, pipeline files and run reports;
+//! * `pipeline` — runs: plan, units, writers, commit, reports, pipeline files;
+//! * `contract` — schema contracts and warehouse DDL per dataset;
 //! * `sim` — the BSS simulator;
 //! * `cli` — the command line.
 
 pub mod cli;
+pub mod contract;
 pub mod cycle;
 pub mod model;
 pub mod pipeline;

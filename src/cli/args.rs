@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::contract::Format;
 use crate::cycle::BillCycle;
-use crate::model::contract::Format;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,6 +30,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `hcbill schema --format`: clap's side of [`Format`].
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum SchemaFormat {
+    Json,
+    Arrow,
+    Duckdb,
+    Spark,
+    Trino,
+}
+
+impl From<SchemaFormat> for Format {
+    fn from(f: SchemaFormat) -> Format {
+        match f {
+            SchemaFormat::Json => Format::Json,
+            SchemaFormat::Arrow => Format::Arrow,
+            SchemaFormat::Duckdb => Format::Duckdb,
+            SchemaFormat::Spark => Format::Spark,
+            SchemaFormat::Trino => Format::Trino,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -51,12 +73,14 @@ pub enum Command {
     },
     /// Serve a simulated BSS API (same paths, signing, errors, paging, throttling).
     Sim(SimArgs),
+    /// List the datasets: their API, what they are derived from, and their options.
+    Datasets,
     /// Print a dataset's schema, or DDL to register the output in a warehouse.
     Schema {
         /// A dataset name (default: every dataset).
         dataset: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Json)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = SchemaFormat::Json)]
+        format: SchemaFormat,
         /// Where the output lives, for DDL (a local path or s3://…, obs://…).
         #[arg(long, default_value = "out")]
         location: String,

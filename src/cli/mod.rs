@@ -4,32 +4,28 @@
 //! line on stderr and exit code 2.
 
 mod args;
+mod settings;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
 use clap::Parser;
 
 pub use args::{Cli, Command, LogFormat, RunArgs, SimArgs};
+pub use settings::{Plan, Source};
 
-use crate::cycle::BillCycle;
-use crate::pipeline::config::{AccountsSetting, PipelineFile, SimulatorSection};
-use crate::pipeline::{self, Accounts, Job, Mode};
+use crate::pipeline::config::PipelineFile;
+use crate::pipeline::{self, Mode, Outcome};
 use crate::sim::{self, SimConfig};
 use crate::sink::atomic_write;
-use crate::source::api::Api;
-use crate::source::client::{BssClient, ClientConfig, DEFAULT_ENDPOINT, RetryPolicy};
+use crate::source::client::BssClient;
 use crate::source::credentials::{Credentials, Secret};
 use crate::source::datasets;
 
-/// Exit codes: 0 success, 1 a unit failed, 2 bad input, 3 credentials refused.
+/// Exit codes: decided by [`Outcome`] (0 success, 1 a unit failed, 2 bad input, 3 credentials refused).
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_AUTH: u8 = 3;
 
 #[derive(Debug)]
 pub struct Failure {
@@ -109,232 +105,59 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
                 None => datasets::ALL.to_vec(),
             };
             for spec in specs {
-                print!("{}", crate::model::contract::render(spec, format, &location));
+                print!("{}", crate::contract::render(spec, format.into(), &location));
             }
             Ok(())
         }
+        Command::Datasets => {
+            print!("{}", datasets_listing());
+            Ok(())
+        }
         Command::Backfill(a) => {
-            let plan = plan(PipelineFile::default(), a, Some(Mode::Backfill), "backfill")?;
+            let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Backfill), "backfill")?;
             execute_plan(plan).await
         }
         Command::Nightly(a) => {
-            let plan = plan(PipelineFile::default(), a, Some(Mode::Nightly), "nightly")?;
+            let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Nightly), "nightly")?;
             execute_plan(plan).await
         }
         Command::Run { pipeline, args } => {
             let file = PipelineFile::load(&pipeline).map_err(usage)?;
             let name = format!("run {}", pipeline.display());
-            execute_plan(plan(file, args, None, &name)?).await
+            execute_plan(settings::resolve(file, args, None, &name)?).await
         }
     }
 }
 
-/// Everything a run needs, validated.
-pub struct Plan {
-    pub job: Job,
-    pub source: Source,
-    pub client: ClientConfig,
-    pub report: Option<PathBuf>,
-}
-
-pub enum Source {
-    Endpoint(Credentials),
-    Simulator(SimConfig),
-}
-
-/// Merges the pipeline file and the flags (flags win) and validates it all.
-pub fn plan(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: &str) -> Result<Plan, Failure> {
-    let mode = match forced_mode {
-        Some(m) => m,
-        None => match file.mode.as_deref() {
-            Some("nightly") => Mode::Nightly,
-            _ => Mode::Backfill,
-        },
-    };
-    let names = a
-        .datasets
-        .clone()
-        .or_else(|| file.dataset_names().map(|v| v.join(",")))
-        .unwrap_or_else(|| "all".into());
-    let specs = datasets::parse_list(&names).map_err(usage)?;
-    let now = Utc::now();
-    let current = BillCycle::containing(now);
-    let cycles: Vec<BillCycle> = match mode {
-        Mode::Nightly => vec![current.pred(), current],
-        Mode::Backfill => {
-            let from = a
-                .from
-                .or(file.from)
-                .ok_or_else(|| usage("--from YYYY-MM is required for a backfill"))?;
-            let to = a.to.or(file.to).unwrap_or(current);
-            if from > to {
-                return Err(usage(format!("--from {from} is after --to {to}")));
-            }
-            if to > current {
-                return Err(usage(format!(
-                    "--to {to} is in the future (the current billing cycle is {current}, UTC+8)"
-                )));
-            }
-            BillCycle::range(from, to).collect()
-        }
-    };
-    // Dataset options: the pipeline file's, then the flags' (later settings win).
-    let mut given = file.dataset_options();
-    if let Some(t) = a.statistic_type {
-        given.push(("resource_bill_details".into(), "statistic_type".into(), t.to_string()));
-    }
-    for set in &a.set {
-        let (key, value) = set
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
-        let (dataset, option) = key
-            .split_once('.')
-            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
-        given.push((dataset.trim().into(), option.trim().into(), value.trim().into()));
-    }
-    let options = datasets::resolve_options(&given).map_err(usage)?;
-    let limits = &file.limits;
-    let accounts = match a
-        .accounts
-        .as_deref()
-        .map(parse_accounts)
-        .or(file.accounts.clone().map(Ok))
-    {
-        None => Accounts::Auto,
-        Some(r) => match r.map_err(usage)? {
-            AccountsSetting::Keyword(k) if k == "all" => Accounts::All,
-            AccountsSetting::Keyword(k) if k == "self" => Accounts::Own,
-            AccountsSetting::Keyword(_) => Accounts::Auto,
-            AccountsSetting::Members(ids) => Accounts::Members(ids),
-        },
-    };
-    let deadline = match a.deadline.as_deref().or(file.deadline.as_deref()) {
-        Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("--deadline: {e}")))?,
-        None => pipeline::DEFAULT_DEADLINE,
-    };
-    let unit_deadline = match limits.unit_deadline.as_deref() {
-        Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("limits.unit_deadline: {e}")))?,
-        None => pipeline::DEFAULT_UNIT_DEADLINE,
-    };
-    let out = a
-        .out
-        .clone()
-        .or(file.out.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("out"));
-    if out.exists() && !out.is_dir() {
-        return Err(usage(format!("--out {} exists and is not a directory", out.display())));
-    }
-    let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
-    let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
-    let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some()) {
-        Some(file.source.simulator.clone().unwrap_or_default())
-    } else {
-        None
-    };
-    let (source, endpoint) = match sim_section {
-        Some(s) => (Source::Simulator(sim_config(&s)?), "embedded-simulator".to_string()),
-        None => {
-            let creds = Credentials::from_env().map_err(usage)?;
-            (
-                Source::Endpoint(creds),
-                endpoint_flag.unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
-            )
-        }
-    };
-    let client = ClientConfig {
-        endpoint: endpoint.clone(),
-        language: file.source.language.clone().unwrap_or_else(|| "en_US".into()),
-        timeout: Duration::from_secs(file.source.timeout_secs.unwrap_or(60)),
-        retry: RetryPolicy {
-            max_attempts: limits.max_attempts.unwrap_or(8).max(1),
-            base: Duration::from_millis(limits.backoff_base_ms.unwrap_or(500)),
-            cap: Duration::from_millis(limits.backoff_cap_ms.unwrap_or(30_000)),
-            retry_after_cap: Duration::from_secs(60),
-            unit_wait: Duration::from_secs(limits.retry_wait_secs.unwrap_or(300).clamp(1, 3600)),
-        },
-        quotas,
-        ..ClientConfig::default()
-    };
-    if let Source::Endpoint(creds) = &source {
-        // Validate the endpoint now, before anything is written.
-        BssClient::new(creds.clone(), client.clone()).map_err(usage)?;
-    }
-    // Monthly-settlement customers' bills close on the 4th, a day after the others':
-    // wait for them unless told otherwise.
-    let grace_hours = a.grace_hours.or(file.grace_hours).unwrap_or(24);
-    pipeline::check_grace_hours(grace_hours).map_err(|e| usage(format!("--grace-hours: {e}")))?;
-    Ok(Plan {
-        job: Job {
-            command: command.to_string(),
-            mode,
-            datasets: specs,
-            cycles,
-            accounts,
-            out,
-            endpoint,
-            force: a.force,
-            grace: chrono::Duration::hours(grace_hours),
-            unit_concurrency: limits.units.unwrap_or(4).max(1),
-            page_concurrency: limits.pages.unwrap_or(8).max(1),
-            max_restarts: 5,
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            deadline,
-            unit_deadline,
-            max_pages: limits.max_pages.unwrap_or(pipeline::DEFAULT_MAX_PAGES).max(1),
-            options,
-        },
-        source,
-        client,
-        report: a.report,
-    })
-}
-
-fn parse_accounts(s: &str) -> Result<AccountsSetting, String> {
-    match s {
-        "auto" | "self" | "all" => Ok(AccountsSetting::Keyword(s.to_string())),
-        list => {
-            let ids: Vec<String> = list
-                .split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect();
-            if ids.is_empty() {
-                return Err("--accounts must be auto, self, all, or a comma-separated list of member ids".into());
-            }
-            pipeline::check_members(&ids, "--accounts").map_err(|e| e.to_string())?;
-            Ok(AccountsSetting::Members(ids))
+/// `hcbill datasets`: one paragraph per dataset.
+fn datasets_listing() -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for d in datasets::ALL {
+        let from = match d.derives {
+            Some(datasets::Derivation::Rows { from, .. }) => format!(", made from {}'s pages", from.name),
+            Some(datasets::Derivation::FanOut { from, .. }) => format!(", one query per row of {}", from.name),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "{}\n  {}\n  API {} {}{}{}",
+            d.name,
+            d.description,
+            d.api.sdk_operation(),
+            d.api.path(),
+            if d.member_scoped() { ", per member account" } else { "" },
+            from
+        );
+        for o in d.options {
+            let _ = writeln!(
+                s,
+                "  --set {}.{}=N  {} (from {} to {}, default {})",
+                d.name, o.name, o.help, o.min, o.max, o.default
+            );
         }
     }
-}
-
-fn sim_config(s: &SimulatorSection) -> Result<SimConfig, Failure> {
-    // Fresh random credentials: the embedded simulator still verifies every signature.
-    let mut cfg = SimConfig::new(
-        &format!("EMBEDDED{}", uuid::Uuid::new_v4().simple()),
-        &uuid::Uuid::new_v4().simple().to_string(),
-    );
-    if let Some(v) = s.seed {
-        cfg.seed = v;
-    }
-    if let Some(v) = s.scale {
-        if !(v > 0.0 && v <= 1000.0) {
-            return Err(usage(format!("simulator scale must be in (0, 1000], not {v}")));
-        }
-        cfg.scale = v;
-    }
-    if let Some(v) = s.from {
-        cfg.from = v;
-    }
-    if let Some(v) = s.to {
-        cfg.to = v;
-    }
-    if let Some(v) = s.latency_ms {
-        cfg.latency = Duration::from_millis(v);
-    }
-    if let Some(v) = s.members {
-        cfg.members = v;
-    }
-    Ok(cfg)
+    s
 }
 
 pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
@@ -362,13 +185,9 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
         }
     };
     let client = std::sync::Arc::new(BssClient::new(creds, client).map_err(usage)?);
-    let report_json = pipeline::run(&job, &client).await.map_err(|e| match &e {
-        pipeline::RunError::State(crate::state::StateError::Locked(..)) => usage(&e),
-        pipeline::RunError::Members(s) if s.is_fatal() => Failure {
-            code: EXIT_AUTH,
-            message: e.to_string(),
-        },
-        _ => failed(&e),
+    let report_json = pipeline::run(&job, &client).await.map_err(|e| Failure {
+        code: Outcome::of_error(&e).exit_code(),
+        message: e.to_string(),
     })?;
     let text = serde_json::to_vec_pretty(&report_json).expect("report serialises");
     let layout = crate::sink::Layout::new(&job.out);
@@ -382,21 +201,22 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
     }
     print!("{}", report_json.human());
     println!("report: {}", saved.display());
-    if report_json.success {
+    let halted = client.halt.reason();
+    let code = Outcome::of_run(report_json.success, halted.is_some()).exit_code();
+    if code == 0 {
         return Ok(());
     }
-    let auth = client.halt.reason();
-    Err(match auth {
-        Some(why) => Failure {
-            code: EXIT_AUTH,
-            message: format!("run stopped: {why}"),
+    Err(Failure {
+        code,
+        message: match halted {
+            Some(why) => format!("run stopped: {why}"),
+            None => format!(
+                "{} of {} units failed; the next run resumes them ({})",
+                report_json.units_failed,
+                report_json.units_total,
+                report_json.failures.first().cloned().unwrap_or_default()
+            ),
         },
-        None => failed(format!(
-            "{} of {} units failed; the next run resumes them ({})",
-            report_json.units_failed,
-            report_json.units_total,
-            report_json.failures.first().cloned().unwrap_or_default()
-        )),
     })
 }
 

@@ -2,9 +2,9 @@
 //!
 //! A dataset declares its columns once ([`Column`]); the schema, the contract
 //! file, the warehouse DDL and the row conversion are all derived from that
-//! declaration, so they cannot drift apart.
+//! declaration, so they cannot drift apart. (About 380 lines without its
+//! tests: the normaliser is the hot path and is kept in one piece.)
 
-pub mod contract;
 pub mod nested;
 mod slots;
 

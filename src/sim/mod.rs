@@ -2,7 +2,8 @@
 //! the protocol (paths, parameters, JSON keys and types, SDK-HMAC-SHA256
 //! verification, error bodies, offset paging, per-API throttling) and serving
 //! one deterministic ledger. Fault injection (`fault_rate`, `drift`) exists to
-//! test what a real server does on a bad day.
+//! test what a real server does on a bad day. (Over 400 lines: the HTTP
+//! front — signature verification, throttling, faults — is one protocol.)
 
 mod handlers;
 pub mod ledger;
@@ -92,6 +93,9 @@ impl SimConfig {
 #[derive(Debug, Default)]
 pub struct SimStats {
     pub requests: AtomicU64,
+    /// Answered pages by request (path and query or body): a client that asks
+    /// for the same page twice shows up here.
+    pub served: Mutex<HashMap<String, u32>>,
     pub ok: AtomicU64,
     pub throttled: AtomicU64,
     pub auth_failures: AtomicU64,
@@ -414,10 +418,23 @@ async fn handle(
             "Access denied. The member has not allowed its consumption information to be viewed.",
         );
     }
+    let served_key = format!(
+        "{}?{}{}",
+        api.path(),
+        uri.query().unwrap_or(""),
+        String::from_utf8_lossy(&body)
+    );
     let result = handlers::dispatch(&state, api, &params);
     match result {
         Ok(body) => {
             state.stats.ok.fetch_add(1, Ordering::Relaxed);
+            *state
+                .stats
+                .served
+                .lock()
+                .expect("served lock")
+                .entry(served_key)
+                .or_default() += 1;
             json_response(StatusCode::OK, body)
         }
         Err(params::Invalid(msg)) => {

@@ -7,4 +7,6 @@ pub mod datasets;
 pub mod error;
 pub mod limits;
 pub mod paging;
+pub mod retry;
 pub mod signer;
+pub mod stats;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use hcbill::model::contract::contract_text;
+use hcbill::contract::contract_text;
 use hcbill::source::datasets;
 
 #[test]

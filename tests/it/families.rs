@@ -417,3 +417,37 @@ async fn focus_has_every_mandatory_column_with_its_type_and_nullability() {
     );
     assert_eq!(rows(&read(&part(out.path(), "focus", "2026-03", "self"))), 0);
 }
+
+/// `--datasets all` asks for each page of each API once: FOCUS reads the
+/// consumption records' pages, the usage details fan out from the summary
+/// already read, and sub_customers is the member listing made for the accounts.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_is_requested_once_per_run() {
+    let sim = start_sim(|_| {}).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut job = job(out.path(), "all", "2026-09", "2026-10");
+    job.accounts = Accounts::All;
+    let r = pipeline::run(&job, &client(&sim.url())).await.unwrap();
+    assert!(r.success, "{:?}", r.failures);
+    let served = sim.state.stats.served.lock().unwrap().clone();
+    let twice: Vec<_> = served.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "pages requested more than once: {twice:?}");
+    let per_path = |path: &str| -> u64 {
+        served
+            .iter()
+            .filter(|(k, _)| k.split('?').next() == Some(path))
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    };
+    let pages_of = |dataset: &str| -> u64 { r.units.iter().filter(|u| u.dataset == dataset).map(|u| u.pages).sum() };
+    let api = |name: &str| Api::named(name).path();
+    // One fetch feeds both datasets: their page counts are the same pages.
+    assert_eq!(per_path(api("res-fee-records")), pages_of("consumption_records"));
+    assert_eq!(pages_of("focus"), pages_of("consumption_records"));
+    assert_eq!(per_path(api("usage-summary")), pages_of("usage_95_summary"));
+    assert_eq!(per_path(api("usage-details")), pages_of("usage_95_details"));
+    assert_eq!(per_path(api("sub-customers")), 1, "the member listing, once");
+    assert_eq!(pages_of("sub_customers"), 1);
+    let total: u64 = served.values().map(|n| u64::from(*n)).sum();
+    assert_eq!(total, r.requests.requests, "no request went unanswered or uncounted");
+}

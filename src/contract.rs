@@ -1,10 +1,12 @@
 //! What a warehouse needs to know about a dataset: the committed contract
 //! (`schemas/<dataset>.json`) and DDL to register the output as external tables.
+//! It describes datasets (source) through their schemas (model), so it sits
+//! above both.
 
 use arrow_schema::DataType;
 use serde_json::json;
 
-use super::{Kind, LINEAGE};
+use crate::model::{Kind, LINEAGE};
 use crate::source::api::Method;
 use crate::source::datasets::DatasetSpec;
 
@@ -69,7 +71,7 @@ pub fn contract_text(spec: &DatasetSpec) -> String {
     s
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Json,
     Arrow,

@@ -1,0 +1,235 @@
+//! Settings, once: every default in one place (`ClientConfig`, `RetryPolicy`,
+//! the `pipeline::DEFAULT_*` constants, the dataset options' declarations),
+//! merged from the pipeline file and the flags (flags win; the environment
+//! supplies credentials and `HCBILL_ENDPOINT`), then split into what to
+//! extract (`Job`) and how to reach it (`Source`, `ClientConfig`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::args::RunArgs;
+use super::{Failure, usage};
+use crate::cycle::BillCycle;
+use crate::pipeline::config::{AccountsSetting, PipelineFile, SimulatorSection};
+use crate::pipeline::{self, Accounts, Job, Mode};
+use crate::sim::SimConfig;
+use crate::source::api::Api;
+use crate::source::client::{BssClient, ClientConfig, DEFAULT_ENDPOINT, RetryPolicy};
+use crate::source::credentials::Credentials;
+use crate::source::datasets;
+
+/// Everything a run needs, validated.
+pub struct Plan {
+    pub job: Job,
+    pub source: Source,
+    pub client: ClientConfig,
+    pub report: Option<PathBuf>,
+}
+
+pub enum Source {
+    Endpoint(Credentials),
+    Simulator(SimConfig),
+}
+
+/// Merges the pipeline file and the flags (flags win) and validates it all.
+pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: &str) -> Result<Plan, Failure> {
+    let mode = match forced_mode {
+        Some(m) => m,
+        None => match file.mode.as_deref() {
+            Some("nightly") => Mode::Nightly,
+            _ => Mode::Backfill,
+        },
+    };
+    let names = a
+        .datasets
+        .clone()
+        .or_else(|| file.dataset_names().map(|v| v.join(",")))
+        .unwrap_or_else(|| "all".into());
+    let specs = datasets::parse_list(&names).map_err(usage)?;
+    let now = Utc::now();
+    let current = BillCycle::containing(now);
+    let cycles: Vec<BillCycle> = match mode {
+        Mode::Nightly => vec![current.pred(), current],
+        Mode::Backfill => {
+            let from = a
+                .from
+                .or(file.from)
+                .ok_or_else(|| usage("--from YYYY-MM is required for a backfill"))?;
+            let to = a.to.or(file.to).unwrap_or(current);
+            if from > to {
+                return Err(usage(format!("--from {from} is after --to {to}")));
+            }
+            if to > current {
+                return Err(usage(format!(
+                    "--to {to} is in the future (the current billing cycle is {current}, UTC+8)"
+                )));
+            }
+            BillCycle::range(from, to).collect()
+        }
+    };
+    // Dataset options: the pipeline file's, then the flags' (later settings win).
+    let mut given = file.dataset_options();
+    if let Some(t) = a.statistic_type {
+        given.push(("resource_bill_details".into(), "statistic_type".into(), t.to_string()));
+    }
+    for set in &a.set {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
+        let (dataset, option) = key
+            .split_once('.')
+            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
+        given.push((dataset.trim().into(), option.trim().into(), value.trim().into()));
+    }
+    let options = datasets::resolve_options(&given).map_err(usage)?;
+    let limits = &file.limits;
+    let accounts = match a
+        .accounts
+        .as_deref()
+        .map(parse_accounts)
+        .or(file.accounts.clone().map(Ok))
+    {
+        None => Accounts::Auto,
+        Some(r) => match r.map_err(usage)? {
+            AccountsSetting::Keyword(k) if k == "all" => Accounts::All,
+            AccountsSetting::Keyword(k) if k == "self" => Accounts::Own,
+            AccountsSetting::Keyword(_) => Accounts::Auto,
+            AccountsSetting::Members(ids) => Accounts::Members(ids),
+        },
+    };
+    let deadline = match a.deadline.as_deref().or(file.deadline.as_deref()) {
+        Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("--deadline: {e}")))?,
+        None => pipeline::DEFAULT_DEADLINE,
+    };
+    let unit_deadline = match limits.unit_deadline.as_deref() {
+        Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("limits.unit_deadline: {e}")))?,
+        None => pipeline::DEFAULT_UNIT_DEADLINE,
+    };
+    let out = a
+        .out
+        .clone()
+        .or(file.out.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("out"));
+    if out.exists() && !out.is_dir() {
+        return Err(usage(format!("--out {} exists and is not a directory", out.display())));
+    }
+    let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
+    let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
+    let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some()) {
+        Some(file.source.simulator.clone().unwrap_or_default())
+    } else {
+        None
+    };
+    let (source, endpoint) = match sim_section {
+        Some(s) => (Source::Simulator(sim_config(&s)?), "embedded-simulator".to_string()),
+        None => {
+            let creds = Credentials::from_env().map_err(usage)?;
+            (
+                Source::Endpoint(creds),
+                endpoint_flag.unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
+            )
+        }
+    };
+    // Defaults live in ClientConfig / RetryPolicy; the file only overrides.
+    let defaults = ClientConfig::default();
+    let retry = defaults.retry.clone();
+    let client = ClientConfig {
+        endpoint: endpoint.clone(),
+        language: file.source.language.clone().unwrap_or(defaults.language.clone()),
+        timeout: file.source.timeout_secs.map_or(defaults.timeout, Duration::from_secs),
+        retry: RetryPolicy {
+            max_attempts: limits.max_attempts.map_or(retry.max_attempts, |n| n.max(1)),
+            base: limits.backoff_base_ms.map_or(retry.base, Duration::from_millis),
+            cap: limits.backoff_cap_ms.map_or(retry.cap, Duration::from_millis),
+            unit_wait: limits
+                .retry_wait_secs
+                .map_or(retry.unit_wait, |s| Duration::from_secs(s.clamp(1, 3600))),
+            ..retry
+        },
+        quotas,
+        ..defaults
+    };
+    if let Source::Endpoint(creds) = &source {
+        // Validate the endpoint now, before anything is written.
+        BssClient::new(creds.clone(), client.clone()).map_err(usage)?;
+    }
+    // Monthly-settlement customers' bills close on the 4th, a day after the others':
+    // wait for them unless told otherwise.
+    let grace_hours = a.grace_hours.or(file.grace_hours).unwrap_or(24);
+    pipeline::check_grace_hours(grace_hours).map_err(|e| usage(format!("--grace-hours: {e}")))?;
+    Ok(Plan {
+        job: Job {
+            command: command.to_string(),
+            mode,
+            datasets: specs,
+            cycles,
+            accounts,
+            out,
+            endpoint,
+            force: a.force,
+            grace: chrono::Duration::hours(grace_hours),
+            unit_concurrency: limits.units.unwrap_or(4).max(1),
+            page_concurrency: limits.pages.unwrap_or(8).max(1),
+            max_restarts: 5,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            deadline,
+            unit_deadline,
+            max_pages: limits.max_pages.unwrap_or(pipeline::DEFAULT_MAX_PAGES).max(1),
+            options,
+        },
+        source,
+        client,
+        report: a.report,
+    })
+}
+
+fn parse_accounts(s: &str) -> Result<AccountsSetting, String> {
+    match s {
+        "auto" | "self" | "all" => Ok(AccountsSetting::Keyword(s.to_string())),
+        list => {
+            let ids: Vec<String> = list
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect();
+            if ids.is_empty() {
+                return Err("--accounts must be auto, self, all, or a comma-separated list of member ids".into());
+            }
+            pipeline::check_members(&ids, "--accounts").map_err(|e| e.to_string())?;
+            Ok(AccountsSetting::Members(ids))
+        }
+    }
+}
+
+fn sim_config(s: &SimulatorSection) -> Result<SimConfig, Failure> {
+    // Fresh random credentials: the embedded simulator still verifies every signature.
+    let mut cfg = SimConfig::new(
+        &format!("EMBEDDED{}", uuid::Uuid::new_v4().simple()),
+        &uuid::Uuid::new_v4().simple().to_string(),
+    );
+    if let Some(v) = s.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = s.scale {
+        if !(v > 0.0 && v <= 1000.0) {
+            return Err(usage(format!("simulator scale must be in (0, 1000], not {v}")));
+        }
+        cfg.scale = v;
+    }
+    if let Some(v) = s.from {
+        cfg.from = v;
+    }
+    if let Some(v) = s.to {
+        cfg.to = v;
+    }
+    if let Some(v) = s.latency_ms {
+        cfg.latency = Duration::from_millis(v);
+    }
+    if let Some(v) = s.members {
+        cfg.members = v;
+    }
+    Ok(cfg)
+}
