@@ -170,6 +170,9 @@ pub struct SimArgs {
     /// The last N members refuse to share their bills (403 CBC.0151 for method=sub_customer).
     #[arg(long, default_value_t = 0)]
     pub denied_members: u32,
+    /// Answer the amortised cost API with 400 CBC.18000014, as when Cost Center is not enabled.
+    #[arg(long)]
+    pub no_cost_center: bool,
     /// Access key to accept (default: HUAWEICLOUD_SDK_AK).
     #[arg(long)]
     pub ak: Option<String>,

@@ -275,6 +275,7 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
     cfg.fault_rate = a.fault_rate;
     cfg.drift = a.drift;
     cfg.denied_members = a.denied_members;
+    cfg.cost_center = !a.no_cost_center;
     let addr = SocketAddr::new(a.bind, a.port);
     let running = sim::start(cfg, addr)
         .await

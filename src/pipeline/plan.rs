@@ -69,6 +69,17 @@ pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: B
     }
     cycles.sort();
     cycles.dedup();
+    if let Some(months) = spec.max_age_months {
+        let oldest = (1..months).fold(now, |c, _| c.pred());
+        let too_old = cycles.iter().filter(|c| **c < oldest).count();
+        if too_old > 0 {
+            tracing::warn!(
+                dataset = spec.name,
+                "{too_old} cycles before {oldest} skipped: the API keeps the last {months} months"
+            );
+            cycles.retain(|c| *c >= oldest);
+        }
+    }
     cycles
 }
 

@@ -22,7 +22,7 @@ type Handler = fn(&SimState, Api, &Params) -> Checked<String>;
 
 /// The simulator's side of the catalogue: one line per API. Page limits and
 /// list keys come from the API definitions, never from literals here.
-static HANDLERS: [(&ApiDef, Handler); 8] = [
+static HANDLERS: [(&ApiDef, Handler); 9] = [
     (&datasets::bill_summary::API, monthly_sum),
     (&datasets::resource_bill_details::API, res_records),
     (&datasets::consumption_records::API, res_fee_records),
@@ -31,6 +31,7 @@ static HANDLERS: [(&ApiDef, Handler); 8] = [
     (&datasets::transaction_records::API, fee_records),
     (&datasets::account_changes::API, account_changes),
     (&datasets::sub_customers::API, sub_customers),
+    (&datasets::amortized_costs::API, monthly_breakdown),
 ];
 
 /// The handler of `api`, if the simulator serves it.
@@ -815,6 +816,119 @@ fn sub_customers(state: &SimState, api: Api, p: &Params) -> Checked<String> {
         .cloned()
         .collect();
     Ok(list_body(api.list_key(), members.len() as u64, &page, &[]))
+}
+
+/// The cost center keeps 18 months (fact sheet §9a).
+pub const BREAKDOWN_MONTHS: u32 = 18;
+
+fn monthly_breakdown(state: &SimState, api: Api, p: &Params) -> Checked<String> {
+    let month = p.cycle("shared_month")?;
+    let now = BillCycle::containing(Utc::now());
+    let oldest = (1..BREAKDOWN_MONTHS).fold(now, |c, _| c.pred());
+    if month < oldest || month > now {
+        return Err(Invalid(format!(
+            "shared_month must be within the last {BREAKDOWN_MONTHS} months ({oldest} to {now})"
+        )));
+    }
+    for k in [
+        "service_type_code",
+        "resource_type_code",
+        "region_code",
+        "resource_id",
+        "resource_name",
+        "enterprise_project_id",
+    ] {
+        p.str(k, 64)?;
+    }
+    p.int("charging_mode")?;
+    p.int("bill_type")?;
+    let accts = accounts(state, p)?;
+    let (offset, limit) = p.page(api.max_limit().into())?;
+    let l = &state.ledger;
+    let per_account: Vec<_> = accts
+        .iter()
+        .map(|a| (*a, super::amortization::breakdown(l, *a, month)))
+        .collect();
+    let segs = Segments(per_account.iter().map(|(a, rows)| (*a, 0, rows.len() as u64)).collect());
+    let rows: Vec<NvlCostAnalysedBillDetail> = segs
+        .page(offset, limit)
+        .into_iter()
+        .map(|(a, i)| {
+            let rows = &per_account.iter().find(|(x, _)| *x == a).expect("paged account").1;
+            breakdown_record(l, month, &rows[i as usize])
+        })
+        .collect();
+    Ok(list_body(api.list_key(), segs.total(), &rows, &[currency()]))
+}
+
+fn breakdown_record(l: &Ledger, month: BillCycle, r: &super::amortization::Row) -> NvlCostAnalysedBillDetail {
+    let line = &r.first;
+    let acct = &l.accounts[line.account];
+    let s = line.service;
+    let usage_based = matches!(line.charge_mode, 3 | 10);
+    let (effective, expire) = if r.term > 0 {
+        let start = local_midnight_utc(r.bill_cycle.first_day());
+        (Some(utc(start)), Some(utc(start + Duration::days(i64::from(r.term) * 30))))
+    } else {
+        (None, None)
+    };
+    NvlCostAnalysedBillDetail {
+        shared_month: month.to_string(),
+        bill_cycle: r.bill_cycle.to_string(),
+        bill_type: line.bill_type,
+        customer_id: acct.id.clone(),
+        region_code: line.region.0.into(),
+        region_name: line.region.1.into(),
+        service_type_code: s.code.into(),
+        resource_type_code: s.rtype.into(),
+        service_type_name: s.name.into(),
+        resource_type_name: s.rname.into(),
+        effective_time: effective,
+        expire_time: expire,
+        resource_id: line.resource_id.clone(),
+        resource_name: line.resource_name.clone(),
+        resource_tag: Some(format!("env=prod;owner={}", acct.name)),
+        product_spec_desc: s.spec.into(),
+        enterprise_project_id: line.project.0.into(),
+        enterprise_project_name: line.project.1.into(),
+        charging_mode: line.charge_mode,
+        order_id: r.order_id.clone(),
+        period_type: line.period_type,
+        usage_type: usage_based.then(|| s.usage_type.to_string()),
+        usage: usage_based.then_some(Num(r.usage)),
+        usage_measure_id: usage_based.then_some(s.usage_measure),
+        free_resource_usage: zero(),
+        free_resource_measure_id: None,
+        ri_usage: zero(),
+        ri_usage_measure_id: None,
+        consume_amount: num(r.consume),
+        past_months_amortized_amount: num(r.past),
+        current_month_amortized_amount: num(r.current),
+        future_months_amortized_amount: num(r.future),
+        amortized_cash_amount: num(r.cash),
+        amortized_credit_amount: num(r.credit),
+        amortized_coupon_amount: num(r.coupon),
+        amortized_flexipurchase_coupon_amount: zero(),
+        amortized_stored_value_card_amount: zero(),
+        amortized_bonus_amount: zero(),
+        sub_service_type_code: None,
+        sub_service_type_name: None,
+        sub_resource_type_code: None,
+        sub_resource_type_name: None,
+        sub_resource_id: None,
+        sub_resource_name: None,
+        effective_tag_pairs: vec![
+            TagPair {
+                tag_key: "env".into(),
+                tag_value: "prod".into(),
+            },
+            TagPair {
+                tag_key: "owner".into(),
+                tag_value: acct.name.clone(),
+            },
+        ],
+        cost_unit_pairs: Vec::new(),
+    }
 }
 
 #[cfg(test)]

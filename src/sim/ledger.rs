@@ -239,6 +239,7 @@ pub struct Ledger {
     extra: Mutex<HashMap<(usize, BillCycle), u64>>,
     sums: Cache<Vec<SumRow>>,
     days: Cache<DaySums>,
+    breakdowns: Cache<Vec<super::amortization::Row>>,
 }
 
 /// Lines per trade cycle 1,2,3,4: a block of 10 lines holds 4 trades.
@@ -288,6 +289,7 @@ impl Ledger {
             extra: Mutex::new(HashMap::new()),
             sums: Mutex::new(HashMap::new()),
             days: Mutex::new(HashMap::new()),
+            breakdowns: Mutex::new(HashMap::new()),
         }
     }
 
@@ -520,6 +522,22 @@ impl Ledger {
         let d = std::sync::Arc::new(d);
         self.days.lock().expect("ledger lock").insert(key, d.clone());
         d
+    }
+
+    /// The amortised breakdown of a month, computed once (see `amortization`).
+    pub fn breakdown_cached(
+        &self,
+        account: usize,
+        month: BillCycle,
+        make: impl FnOnce() -> Vec<super::amortization::Row>,
+    ) -> std::sync::Arc<Vec<super::amortization::Row>> {
+        let key = (account, month, self.extra_lines(account, month));
+        if let Some(r) = self.breakdowns.lock().expect("ledger lock").get(&key) {
+            return r.clone();
+        }
+        let rows = std::sync::Arc::new(make());
+        self.breakdowns.lock().expect("ledger lock").insert(key, rows.clone());
+        rows
     }
 
     /// 95th-percentile resources of an account for a usage type: ids only.

@@ -6,6 +6,7 @@
 //! front — signature verification, throttling, faults — is one protocol.)
 
 mod handlers;
+pub mod amortization;
 pub mod ledger;
 mod params;
 pub mod records;
@@ -45,6 +46,8 @@ pub struct SimConfig {
     /// The last N members are finance-independent and did not allow the master
     /// to view their bills: `method=sub_customer` for them gets 403 CBC.0151.
     pub denied_members: u32,
+    /// Cost Center enabled: off, the amortised breakdown answers 400 CBC.18000014.
+    pub cost_center: bool,
     pub ak: String,
     pub sk: String,
 }
@@ -63,6 +66,7 @@ impl std::fmt::Debug for SimConfig {
             .field("fault_rate", &self.fault_rate)
             .field("drift", &self.drift)
             .field("denied_members", &self.denied_members)
+            .field("cost_center", &self.cost_center)
             .field("ak", &self.ak)
             .field("sk", &"<redacted>")
             .finish()
@@ -83,6 +87,7 @@ impl SimConfig {
             fault_rate: 0.0,
             drift: false,
             denied_members: 0,
+            cost_center: true,
             ak: ak.to_string(),
             sk: sk.to_string(),
         }
@@ -411,6 +416,13 @@ async fn handle(
             );
         }
     };
+    if !state.cfg.cost_center && api == Api(&crate::source::datasets::amortized_costs::API) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "CBC.18000014",
+            "Cost Center is not enabled. Enable it in the console before querying cost data.",
+        );
+    }
     if handlers::denied(&state, &params) {
         return error_response(
             StatusCode::FORBIDDEN,

@@ -285,3 +285,66 @@ mod tests {
         assert_eq!(serde_json::to_string(&Some(Num(Decimal::new(-5, 1)))).unwrap(), "-0.5");
     }
 }
+
+/// ListCustomerBillsMonthlyBreakDownResponse.details[] (NvlCostAnalysedBillDetail).
+#[derive(Serialize, Clone, Debug)]
+pub struct NvlCostAnalysedBillDetail {
+    pub shared_month: String,
+    pub bill_cycle: String,
+    pub bill_type: i64,
+    pub customer_id: String,
+    pub region_code: String,
+    pub region_name: String,
+    pub service_type_code: String,
+    pub resource_type_code: String,
+    pub service_type_name: String,
+    pub resource_type_name: String,
+    pub effective_time: Option<String>,
+    pub expire_time: Option<String>,
+    pub resource_id: String,
+    pub resource_name: String,
+    pub resource_tag: Option<String>,
+    pub product_spec_desc: String,
+    pub enterprise_project_id: String,
+    pub enterprise_project_name: String,
+    pub charging_mode: i64,
+    pub order_id: Option<String>,
+    pub period_type: Option<i64>,
+    pub usage_type: Option<String>,
+    pub usage: Option<Num>,
+    pub usage_measure_id: Option<i64>,
+    pub free_resource_usage: Num,
+    pub free_resource_measure_id: Option<i64>,
+    pub ri_usage: Num,
+    pub ri_usage_measure_id: Option<i64>,
+    pub consume_amount: Num,
+    pub past_months_amortized_amount: Num,
+    pub current_month_amortized_amount: Num,
+    pub future_months_amortized_amount: Num,
+    pub amortized_cash_amount: Num,
+    pub amortized_credit_amount: Num,
+    pub amortized_coupon_amount: Num,
+    pub amortized_flexipurchase_coupon_amount: Num,
+    pub amortized_stored_value_card_amount: Num,
+    pub amortized_bonus_amount: Num,
+    pub sub_service_type_code: Option<String>,
+    pub sub_service_type_name: Option<String>,
+    pub sub_resource_type_code: Option<String>,
+    pub sub_resource_type_name: Option<String>,
+    pub sub_resource_id: Option<String>,
+    pub sub_resource_name: Option<String>,
+    pub effective_tag_pairs: Vec<TagPair>,
+    pub cost_unit_pairs: Vec<CostUnitPair>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct TagPair {
+    pub tag_key: String,
+    pub tag_value: String,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct CostUnitPair {
+    pub cost_unit_name: String,
+    pub cost_unit_rule_value: String,
+}

@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn catalogue_round_trips() {
         let all = Api::all();
-        assert_eq!(all.len(), 8);
+        assert_eq!(all.len(), 9);
         for api in &all {
             assert_eq!(Api::from_path(api.path()), Some(*api));
             assert_eq!(Api::from_path(&format!("{}/", api.path())), Some(*api));

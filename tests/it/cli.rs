@@ -126,6 +126,24 @@ fn bad_input_is_one_line_and_exit_2_with_nothing_written() {
             with_creds(&["backfill", "--from", "2026-01", "--accounts", "../../etc"]),
             "not an account id",
         ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--set", "nope.x=1"]),
+            "unknown dataset",
+        ),
+        (
+            with_creds(&[
+                "backfill",
+                "--from",
+                "2026-01",
+                "--set",
+                "resource_bill_details.statistic_type=7",
+            ]),
+            "from 1 to 3",
+        ),
+        (
+            with_creds(&["backfill", "--from", "2026-01", "--set", "bill_summary"]),
+            "<dataset>.<option>=<value>",
+        ),
     ];
     for (o, needle) in cases {
         assert_eq!(o.status.code(), Some(2), "{needle}: {o:?}");

@@ -62,6 +62,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     money_columns: &["change_amount"],
     key_columns: &["balance_type", "account_change_id"],
     snapshot: false,
+    max_age_months: None,
     options: &[],
     queries: |q| {
         ["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"]

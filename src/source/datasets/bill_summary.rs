@@ -78,6 +78,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "bill_type",
     ],
     snapshot: false,
+    max_age_months: None,
     options: &[],
     derives: None,
     sidecar: None,

@@ -128,6 +128,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     ],
     key_columns: &["id", "customer_id", "trade_id", "resource_id", "bill_date"],
     snapshot: false,
+    max_age_months: None,
     derives: None,
     sidecar: None,
     options: &[],

@@ -463,6 +463,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     money_columns: &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"],
     key_columns: &["x_RecordId", "SubAccountId", "ChargePeriodStart"],
     snapshot: false,
+    max_age_months: None,
     options: &[],
     queries: super::consumption_records::queries,
     derives: Some(Derivation::Rows {

@@ -3,6 +3,7 @@
 //! commit of partitions are shared machinery (see `source::paging`, `pipeline`).
 
 pub mod account_changes;
+pub mod amortized_costs;
 pub mod bill_summary;
 pub mod codes;
 pub mod consumption_records;
@@ -121,6 +122,9 @@ pub struct DatasetSpec {
     /// A dimension snapshot (not per cycle): extracted once per run into the
     /// current cycle's partition.
     pub snapshot: bool,
+    /// How far back the API answers (months before the current cycle, this
+    /// one included); older cycles are skipped with a warning, not failed.
+    pub max_age_months: Option<u32>,
     pub options: &'static [DatasetOption],
     /// The queries (without offset/limit/method) that together return one cycle.
     pub queries: fn(&QueryCtx) -> Vec<Params>,
@@ -234,6 +238,7 @@ pub static ALL: &[&DatasetSpec] = &[
     &usage_95::DETAILS,
     &account_changes::SPEC,
     &sub_customers::SPEC,
+    &amortized_costs::SPEC,
     &focus::SPEC,
 ];
 

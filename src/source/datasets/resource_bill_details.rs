@@ -162,6 +162,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     ],
     key_columns: &["id", "customer_id", "trade_id", "res_instance_id", "bill_date"],
     snapshot: false,
+    max_age_months: None,
     options: &OPTIONS,
     queries,
     derives: None,

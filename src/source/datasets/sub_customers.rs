@@ -44,6 +44,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     money_columns: &[],
     key_columns: &["id"],
     snapshot: true,
+    max_age_months: None,
     options: &[],
     queries: |_| vec![vec![]],
     derives: None,

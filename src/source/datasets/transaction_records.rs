@@ -95,6 +95,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     ],
     key_columns: &["trade_id", "id", "customer_id"],
     snapshot: false,
+    max_age_months: None,
     options: &[],
     queries: |q| {
         vec![vec![

@@ -88,6 +88,7 @@ pub static SUMMARY: DatasetSpec = DatasetSpec {
     money_columns: &[],
     key_columns: &["service_type_code", "resource_type_code", "usage_type", "resource_id"],
     snapshot: false,
+    max_age_months: None,
     options: &[],
     queries,
     derives: None,
@@ -114,6 +115,7 @@ pub static DETAILS: DatasetSpec = DatasetSpec {
     money_columns: &[],
     key_columns: &["usage_type", "resource_id", "stat_time"],
     snapshot: false,
+    max_age_months: None,
     options: &[],
     queries,
     derives: Some(Derivation::FanOut {
