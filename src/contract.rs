@@ -42,7 +42,7 @@ pub fn contract(spec: &DatasetSpec) -> serde_json::Value {
                 if let Kind::Label { of, .. } = col.kind {
                     c["decodes"] = json!(of);
                 }
-            } else if LINEAGE.contains(&f.name().as_str()) {
+            } else if LINEAGE.contains(&f.name().trim_start_matches(spec.lineage_prefix)) {
                 c["lineage"] = json!(true);
             }
             c

@@ -90,13 +90,23 @@ impl Kind {
 /// The Arrow schema of a dataset: API columns (nullable: the API omits fields
 /// freely) followed by the non-null lineage columns.
 pub fn schema(dataset: &str, version: u32, columns: &[Column]) -> SchemaRef {
+    schema_with_lineage(dataset, version, columns, "")
+}
+
+/// [`schema`] with the lineage columns' names prefixed (`x_` for FOCUS, whose
+/// unprefixed names are reserved).
+pub fn schema_with_lineage(dataset: &str, version: u32, columns: &[Column], prefix: &str) -> SchemaRef {
     let mut fields: Vec<Field> = columns
         .iter()
         .map(|c| Field::new(c.name, c.kind.data_type(), true))
         .collect();
-    fields.push(Field::new(LINEAGE[0], DataType::Utf8, false));
-    fields.push(Field::new(LINEAGE[1], DataType::Utf8, false));
-    fields.push(Field::new(LINEAGE[2], Kind::Timestamp.data_type(), false));
+    fields.push(Field::new(format!("{prefix}{}", LINEAGE[0]), DataType::Utf8, false));
+    fields.push(Field::new(format!("{prefix}{}", LINEAGE[1]), DataType::Utf8, false));
+    fields.push(Field::new(
+        format!("{prefix}{}", LINEAGE[2]),
+        Kind::Timestamp.data_type(),
+        false,
+    ));
     let meta = HashMap::from([
         ("hcbill.dataset".to_string(), dataset.to_string()),
         ("hcbill.schema_version".to_string(), version.to_string()),

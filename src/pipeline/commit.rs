@@ -48,6 +48,8 @@ pub struct Committer {
 /// What a unit produced, ready to be committed.
 pub struct Produced {
     pub staged: StagedFile,
+    /// What a reader of the file should know (e.g. FOCUS made without amortisation).
+    pub notes: Vec<String>,
     pub content_digest: String,
     pub money_totals: BTreeMap<String, String>,
     pub query_digest: String,
@@ -88,6 +90,11 @@ impl Committer {
         g.0.file(&unit.cycle.to_string(), unit.account.key()).cloned()
     }
 
+    /// A copy of a dataset's manifest (for its sidecar).
+    pub fn manifest(&self, dataset: &str) -> Manifest {
+        self.slot(dataset).manifest.lock().expect("manifest lock").0.clone()
+    }
+
     /// Restatements this run recorded, over every dataset.
     pub fn restatements(&self) -> usize {
         self.slots
@@ -120,6 +127,7 @@ impl Committer {
                 let _ = std::fs::remove_file(&p.staged.path);
                 e.finality = p.finality;
                 e.query_digest = p.query_digest;
+                e.notes = p.notes;
                 e
             }
             _ => {
@@ -136,6 +144,7 @@ impl Committer {
                     finality: p.finality,
                     extracted_at: p.extracted_at,
                     run_id: self.run_id.clone(),
+                    notes: p.notes,
                 }
             }
         };

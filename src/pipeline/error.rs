@@ -41,7 +41,10 @@ pub enum UnitError {
     Batch(ModelError),
     #[error("not finished: {0} passed; the next run resumes it")]
     Deadline(String),
-    /// Every unit of a group failed on its own: paging stops.
+    /// A failure of the pages a unit shares with others, as each of them reports it.
+    #[error("{0}")]
+    Shared(String),
+    /// Every unit reading a stream failed on its own: its paging stops.
     #[error("every unit reading these pages failed")]
     Abandoned,
     #[error(transparent)]

@@ -151,12 +151,6 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             );
         }
     }
-    for spec in &job.datasets {
-        if let Some(sidecar) = spec.sidecar {
-            let (name, text) = sidecar(spec);
-            crate::sink::atomic_write(&layout.dataset_dir(spec.name).join(name), text.as_bytes())?;
-        }
-    }
 
     let groups = plan::groups(job, &accounts, |spec| {
         plan::dataset_cycles(job, spec, &manifests[spec.name], snapshot_cycle)
@@ -265,6 +259,14 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
             )
         })
         .collect();
+    // Sidecars describe the manifest as this run left it.
+    for spec in &job.datasets {
+        if let Some(sidecar) = spec.sidecar {
+            let (name, text) = sidecar(spec, &ctx.committer.manifest(spec.name));
+            let path = ctx.committer.layout.dataset_dir(spec.name).join(name);
+            crate::sink::atomic_write(&path, text.as_bytes())?;
+        }
+    }
     if failures.is_empty() {
         ctx.committer.state.complete()?;
     }

@@ -35,14 +35,27 @@ impl Unit {
     }
 }
 
-/// Units fed by the same pages: the root dataset's queries for one cycle and
-/// account are fetched once, and every unit of the group reads them.
+/// Units fed by the same pages: each stream (a root dataset's queries for one
+/// cycle and account) is fetched once, and every unit of the group reads the
+/// streams it needs from that one fetch.
 pub struct Group {
-    /// The dataset whose pages are fetched (it may itself not be asked for).
-    pub root: &'static DatasetSpec,
+    /// The datasets whose pages are fetched, in order: companions first, so a
+    /// dataset knows whether its companion came before its own rows arrive.
+    pub streams: Vec<&'static DatasetSpec>,
     pub cycle: BillCycle,
     pub account: AccountRef,
     pub units: Vec<Unit>,
+}
+
+impl Group {
+    /// The first stream: the one named in logs.
+    pub fn name(&self) -> &'static str {
+        self.streams.last().map_or("", |s| s.name)
+    }
+
+    pub fn stream_index(&self, root: &DatasetSpec) -> Option<usize> {
+        self.streams.iter().position(|s| s.name == root.name)
+    }
 }
 
 /// The dataset whose pages a dataset is made from (following derivations).
@@ -51,6 +64,16 @@ pub fn root_of(spec: &'static DatasetSpec) -> &'static DatasetSpec {
         Some(d) => root_of(d.from()),
         None => spec,
     }
+}
+
+/// The streams a dataset reads: its companion's root first, then its own root.
+pub fn streams_of(spec: &'static DatasetSpec) -> Vec<&'static DatasetSpec> {
+    let mut v = Vec::new();
+    if let Some(c) = spec.companion {
+        v.push(root_of(c.from));
+    }
+    v.push(root_of(spec));
+    v
 }
 
 /// The cycles of one dataset: those asked for, plus (nightly) every partition
@@ -70,7 +93,7 @@ pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: B
     cycles.sort();
     cycles.dedup();
     if let Some(months) = spec.max_age_months {
-        let oldest = (1..months).fold(now, |c, _| c.pred());
+        let oldest = oldest_cycle(now, months);
         let too_old = cycles.iter().filter(|c| **c < oldest).count();
         if too_old > 0 {
             tracing::warn!(
@@ -83,15 +106,36 @@ pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: B
     cycles
 }
 
+/// The oldest cycle an API that keeps `months` months (this one included) answers for.
+pub fn oldest_cycle(now: BillCycle, months: u32) -> BillCycle {
+    (1..months).fold(now, |c, _| c.pred())
+}
+
 /// Groups the units of `job` over `accounts`, in catalogue, cycle and account
-/// order (the order units ran in before groups existed).
+/// order. Datasets that share a stream (directly, or through a chain) land in
+/// one group per cycle and account.
 pub fn groups(
     job: &Job,
     accounts: &[AccountRef],
     cycles_of: impl Fn(&'static DatasetSpec) -> Vec<BillCycle>,
 ) -> Vec<Group> {
-    let mut groups: Vec<Group> = Vec::new();
+    // Components of datasets linked by shared streams.
+    let mut comps: Vec<Vec<&'static DatasetSpec>> = Vec::new();
     for &spec in &job.datasets {
+        let mine = streams_of(spec);
+        let (linked, rest): (Vec<_>, Vec<_>) = comps.into_iter().partition(|c| {
+            c.iter()
+                .any(|d| streams_of(d).iter().any(|s| mine.iter().any(|m| m.name == s.name)))
+        });
+        comps = rest;
+        let mut merged: Vec<&'static DatasetSpec> = linked.into_iter().flatten().collect();
+        merged.push(spec);
+        comps.push(merged);
+    }
+    let comp_of = |spec: &DatasetSpec| comps.iter().position(|c| c.iter().any(|d| d.name == spec.name));
+    let mut groups: Vec<(usize, Group)> = Vec::new();
+    for &spec in &job.datasets {
+        let comp = comp_of(spec).expect("every dataset is in a component");
         let root = root_of(spec);
         for cycle in cycles_of(spec) {
             for account in accounts {
@@ -105,20 +149,42 @@ pub fn groups(
                 };
                 match groups
                     .iter_mut()
-                    .find(|g| g.root.name == root.name && g.cycle == cycle && g.account == *account)
+                    .find(|(c, g)| *c == comp && g.cycle == cycle && g.account == *account)
                 {
-                    Some(g) => g.units.push(unit),
-                    None => groups.push(Group {
-                        root,
-                        cycle,
-                        account: account.clone(),
-                        units: vec![unit],
-                    }),
+                    Some((_, g)) => g.units.push(unit),
+                    None => groups.push((
+                        comp,
+                        Group {
+                            streams: Vec::new(),
+                            cycle,
+                            account: account.clone(),
+                            units: vec![unit],
+                        },
+                    )),
                 }
             }
         }
     }
-    groups
+    for (_, g) in &mut groups {
+        // Companion streams first, then the others, each in catalogue order.
+        let mut companions: Vec<&'static DatasetSpec> = Vec::new();
+        let mut mains: Vec<&'static DatasetSpec> = Vec::new();
+        for u in &g.units {
+            let s = streams_of(u.spec);
+            let (own, before) = s.split_last().expect("a dataset has a stream");
+            for c in before {
+                if !companions.iter().any(|x| x.name == c.name) {
+                    companions.push(c);
+                }
+            }
+            if !mains.iter().any(|x| x.name == own.name) {
+                mains.push(own);
+            }
+        }
+        mains.retain(|m| !companions.iter().any(|c| c.name == m.name));
+        g.streams = companions.into_iter().chain(mains).collect();
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 /// The queries of `spec` for one cycle, with its options.

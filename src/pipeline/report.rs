@@ -40,6 +40,9 @@ pub struct UnitReport {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a reader of the unit's file should know.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl UnitReport {
@@ -58,6 +61,7 @@ impl UnitReport {
             headline,
             seconds: 0.0,
             error: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -147,6 +151,11 @@ impl RunReport {
                 total,
                 col
             );
+        }
+        for u in &self.units {
+            for n in &u.notes {
+                let _ = writeln!(s, "NOTE: {} {} {}: {n}", u.dataset, u.bill_cycle, u.account);
+            }
         }
         for f in &self.failures {
             let _ = writeln!(s, "FAILED: {f}");

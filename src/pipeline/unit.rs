@@ -89,6 +89,7 @@ pub async fn run_group(
                             report.rows = c.rows;
                             report.pages = c.pages;
                             report.money_totals = c.money_totals;
+                            report.notes = c.notes;
                         }
                         Err(e) => report.error = Some(e.to_string()),
                     }
@@ -98,7 +99,7 @@ pub async fn run_group(
             Err(UnitError::Drift(why)) if restarts < ctx.job.max_restarts => {
                 restarts += 1;
                 tracing::warn!(
-                    dataset = group.root.name,
+                    dataset = group.name(),
                     cycle = group.cycle.to_string(),
                     account = group.account.key(),
                     "restarting: {why}"
@@ -127,6 +128,7 @@ struct Committed {
     rows: u64,
     pages: u64,
     money_totals: std::collections::BTreeMap<String, String>,
+    notes: Vec<String>,
 }
 
 /// One try at the group: every active unit staged from one fetch, then each
@@ -167,7 +169,9 @@ async fn extract(
     for w in writers {
         let unit = w.unit;
         let r = w.finish().and_then(|f| {
+            let notes = f.notes.clone();
             let produced = super::commit::Produced {
+                notes: f.notes,
                 staged: f.staged,
                 content_digest: f.content_digest,
                 money_totals: f.money_totals,
@@ -183,6 +187,7 @@ async fn extract(
                 rows: entry.rows,
                 pages: f.pages,
                 money_totals: entry.money_totals,
+                notes,
             })
         });
         out.push(r);

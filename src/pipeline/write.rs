@@ -12,13 +12,13 @@ use super::plan::{self, Group, Unit};
 use crate::model::{Lineage, Normalizer};
 use crate::sink::parquet::{StagedFile, StagedWriter};
 use crate::source::api::{Api, Param, Params};
-use crate::source::datasets::{Derivation, Transform, TransformCtx, sub_customers};
+use crate::source::datasets::{DatasetSpec, Derivation, Transform, TransformCtx, sub_customers};
 use crate::source::paging::{Page, Pager};
 
 /// Rows accumulated before a record batch is cut.
 const BATCH_ROWS: usize = 8192;
 
-/// How a unit reads its group's pages.
+/// How a unit reads one of its group's streams.
 #[derive(Clone, Copy)]
 enum Role {
     /// The root's rows as they are.
@@ -32,14 +32,20 @@ enum Role {
 /// One unit's output in the making.
 pub struct Writer<'u> {
     pub unit: &'u Unit,
-    role: Role,
+    /// (stream index, role, optional): what the unit reads, in stream order.
+    reads: Vec<(usize, Role, bool)>,
     norm: Normalizer,
     file: StagedWriter,
+    extracted_at: DateTime<Utc>,
     pub pages: u64,
     /// A failure of this unit alone; the group's pages go on for the others.
     pub failed: Option<UnitError>,
     /// Fan-out ids collected per root query.
     ids: Vec<Vec<String>>,
+    /// Whether the unit's companion was read (None: it has none).
+    companion: Option<bool>,
+    /// What a reader of the output should know (a companion that was missing).
+    pub notes: Vec<String>,
 }
 
 /// What a finished writer hands to the commit.
@@ -48,20 +54,50 @@ pub struct Finished {
     pub content_digest: String,
     pub money_totals: std::collections::BTreeMap<String, String>,
     pub pages: u64,
+    pub notes: Vec<String>,
 }
 
 impl<'u> Writer<'u> {
     pub fn new(ctx: &Ctx, group: &Group, unit: &'u Unit, extracted_at: DateTime<Utc>) -> Result<Self, UnitError> {
         let spec = unit.spec;
-        let role = if spec.name == group.root.name {
+        let own = group
+            .stream_index(plan::root_of(spec))
+            .expect("a unit's own stream is in its group");
+        let role = if spec.name == group.streams[own].name {
             Role::Rows
         } else {
             match spec.derives {
                 Some(Derivation::Rows { transform, .. }) => Role::Transformed(transform),
                 Some(Derivation::FanOut { id_key, param, .. }) => Role::FanOut { id_key, param },
-                None => unreachable!("a unit in another dataset's group is derived from it"),
+                None => unreachable!("a unit in another dataset's stream is derived from it"),
             }
         };
+        let mut reads = Vec::new();
+        if let Some(c) = spec.companion {
+            let i = group
+                .stream_index(plan::root_of(c.from))
+                .expect("a companion's stream is in the group");
+            reads.push((i, Role::Transformed(c.transform), true));
+        }
+        reads.push((own, role, false));
+        let (norm, file) = Self::outputs(ctx, unit, extracted_at)?;
+        Ok(Self {
+            unit,
+            reads,
+            norm,
+            file,
+            extracted_at,
+            pages: 0,
+            failed: None,
+            ids: Vec::new(),
+            companion: spec.companion.map(|_| false),
+            notes: Vec::new(),
+        })
+    }
+
+    /// A fresh normaliser and staging file for the unit.
+    fn outputs(ctx: &Ctx, unit: &Unit, extracted_at: DateTime<Utc>) -> Result<(Normalizer, StagedWriter), UnitError> {
+        let spec = unit.spec;
         let lineage = Lineage {
             account_id: match &unit.account {
                 super::AccountRef::Own => ctx.client.domain_id().unwrap_or("self").to_string(),
@@ -81,19 +117,20 @@ impl<'u> Writer<'u> {
             uuid::Uuid::new_v4()
         ));
         let file = StagedWriter::create(staging, schema)?;
-        Ok(Self {
-            unit,
-            role,
-            norm,
-            file,
-            pages: 0,
-            failed: None,
-            ids: Vec::new(),
-        })
+        Ok((norm, file))
     }
 
     fn alive(&self) -> bool {
         self.failed.is_none()
+    }
+
+    /// This writer's role on stream `si`, if it reads it.
+    fn role(&self, si: usize) -> Option<(Role, bool)> {
+        self.reads.iter().find(|(i, _, _)| *i == si).map(|(_, r, o)| (*r, *o))
+    }
+
+    fn reads(&self, si: usize) -> bool {
+        self.alive() && self.role(si).is_some()
     }
 
     fn set_params(&mut self, params: &Params) {
@@ -105,14 +142,22 @@ impl<'u> Writer<'u> {
         );
     }
 
-    /// One row of a page this writer reads. A shared error (a repeated key:
-    /// the pages moved) is returned; one of this writer's own is kept.
-    fn push(&mut self, rec: &RawValue, tctx: &TransformCtx<'_>, offset: u64) -> Result<(), UnitError> {
-        let r = match self.role {
+    /// One row of stream `si`. A shared error (a repeated key: the pages
+    /// moved) is returned; one of this writer's own is kept.
+    fn push(&mut self, si: usize, rec: &RawValue, tctx: &TransformCtx<'_>, offset: u64) -> Result<(), UnitError> {
+        let Some((role, _)) = self.role(si) else { return Ok(()) };
+        let tctx = TransformCtx {
+            companion: self.companion.unwrap_or(false),
+            ..*tctx
+        };
+        let r = match role {
             Role::Rows => self.norm.push(rec).map_err(|e| UnitError::data(offset, e)),
-            Role::Transformed(t) => t(rec, tctx)
+            Role::Transformed(t) => t(rec, &tctx)
                 .map_err(|reason| UnitError::Transform { offset, reason })
-                .and_then(|row| self.norm.push(&row).map_err(|e| UnitError::data(offset, e))),
+                .and_then(|row| match row {
+                    Some(row) => self.norm.push(&row).map_err(|e| UnitError::data(offset, e)),
+                    None => Ok(()),
+                }),
             Role::FanOut { id_key, .. } => {
                 let id = serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(rec.get())
                     .ok()
@@ -157,6 +202,20 @@ impl<'u> Writer<'u> {
         Ok(())
     }
 
+    /// The companion stream could not be read: start the output over without
+    /// it (nothing else has been written yet: companions come first).
+    fn without_companion(&mut self, ctx: &Ctx, why: &str) -> Result<(), UnitError> {
+        let (norm, file) = Self::outputs(ctx, self.unit, self.extracted_at)?;
+        self.norm = norm;
+        self.file = file;
+        self.companion = Some(false);
+        self.notes.push(format!(
+            "made without {}: {why}",
+            self.unit.spec.companion.map_or("its companion", |c| c.from.name)
+        ));
+        Ok(())
+    }
+
     pub fn finish(mut self) -> Result<Finished, UnitError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
@@ -181,34 +240,37 @@ impl<'u> Writer<'u> {
                 .map(|(k, v)| (k, v.to_string()))
                 .collect(),
             pages: self.pages,
+            notes: self.notes,
         })
     }
 }
 
-/// Feeds one page to every writer still alive.
-fn feed(writers: &mut [Writer<'_>], page: &Page, tctx: &TransformCtx<'_>) -> Result<(), UnitError> {
+/// Feeds one page of stream `si` to every writer that reads it.
+fn feed(writers: &mut [Writer<'_>], si: usize, page: &Page, tctx: &TransformCtx<'_>) -> Result<(), UnitError> {
     for w in writers.iter_mut() {
-        if !w.alive() {
+        if !w.reads(si) {
             continue;
         }
-        if !matches!(w.role, Role::FanOut { .. }) {
+        if !matches!(w.role(si), Some((Role::FanOut { .. }, _))) {
             w.pages += 1;
         }
         for rec in &page.records {
-            w.push(rec, tctx, page.offset)?;
+            w.push(si, rec, tctx, page.offset)?;
             if !w.alive() {
                 break;
             }
         }
     }
-    if writers.iter().all(|w| !w.alive()) {
+    if !writers.iter().any(|w| w.reads(si)) {
         return Err(UnitError::Abandoned);
     }
     Ok(())
 }
 
-/// Fetches the group's pages once into every writer, then the fan-out
-/// queries of the writers that have them.
+/// Fetches each of the group's streams once into every writer that reads it,
+/// then the fan-out queries of the writers that have them. Only a change of
+/// the data under the pages (drift) is returned for the whole group; every
+/// other failure is kept by the writers it concerns.
 pub async fn fetch(
     ctx: &Ctx,
     group: &Group,
@@ -216,58 +278,61 @@ pub async fn fetch(
     pager: &Pager<'_>,
     listing: Option<&MemberListing>,
 ) -> Result<(), UnitError> {
-    let root = group.root;
-    let mut queries = plan::queries(&ctx.job, root, group.cycle);
-    if root.member_scoped() {
-        for q in &mut queries {
-            q.extend(group.account.params());
-        }
-    }
     let payer = ctx.client.domain_id();
-    for params in &queries {
-        for w in writers.iter_mut() {
-            match w.role {
-                Role::FanOut { .. } => w.ids.push(Vec::new()),
-                _ => w.set_params(params),
+    let now = crate::cycle::BillCycle::containing(Utc::now());
+    let mut queries_of = Vec::with_capacity(group.streams.len());
+    for (si, root) in group.streams.iter().enumerate() {
+        let mut queries = plan::queries(&ctx.job, root, group.cycle);
+        if root.member_scoped() {
+            for q in &mut queries {
+                q.extend(group.account.params());
             }
         }
-        // The member listing made for the accounts is the sub_customers dataset:
-        // it is not asked for twice.
-        if let Some(l) = listing.filter(|_| root.api == Api(&sub_customers::API) && params.is_empty()) {
-            let page = Page {
-                offset: 0,
-                total: l.records.len() as u64,
-                currency: None,
-                records: l.records.clone(),
-            };
-            let tctx = TransformCtx {
-                cycle: group.cycle,
-                currency: None,
-                payer,
-            };
-            feed(writers, &page, &tctx)?;
-            for w in writers.iter_mut() {
-                w.pages = l.pages;
-            }
+        queries_of.push(queries.clone());
+        if !writers.iter().any(|w| w.reads(si)) {
             continue;
         }
-        pager
-            .page_through(root.api, params, root.page_size(), |page| {
-                let tctx = TransformCtx {
-                    cycle: group.cycle,
-                    currency: page.currency.as_deref(),
-                    payer,
-                };
-                feed(writers, &page, &tctx)
-            })
-            .await?;
+        let too_old = root
+            .max_age_months
+            .is_some_and(|m| group.cycle < plan::oldest_cycle(now, m));
+        let outcome = if too_old {
+            Err(UnitError::Shared(format!(
+                "{} keeps the last {} months only",
+                root.api,
+                root.max_age_months.unwrap_or_default()
+            )))
+        } else {
+            stream(group, si, root, &queries, writers, pager, listing, payer).await
+        };
+        match outcome {
+            Ok(()) | Err(UnitError::Abandoned) => {
+                for w in writers.iter_mut() {
+                    if matches!(w.role(si), Some((_, true))) && w.alive() {
+                        w.companion = Some(true);
+                    }
+                }
+            }
+            Err(e @ UnitError::Drift(_)) => return Err(e),
+            Err(e) => {
+                let why = e.to_string();
+                for w in writers.iter_mut().filter(|w| w.reads(si)) {
+                    match w.role(si) {
+                        Some((_, true)) => w.without_companion(ctx, &why)?,
+                        _ => w.failed = Some(UnitError::Shared(why.clone())),
+                    }
+                }
+            }
+        }
     }
     for w in writers.iter_mut() {
-        let Role::FanOut { param, .. } = w.role else { continue };
+        let Some(&(si, Role::FanOut { param, .. }, _)) = w.reads.iter().find(|r| matches!(r.1, Role::FanOut { .. }))
+        else {
+            continue;
+        };
         let api = w.unit.spec.api;
         w.pages = 0;
         let ids = std::mem::take(&mut w.ids);
-        for (base, ids) in queries.iter().zip(ids) {
+        for (base, ids) in queries_of[si].iter().zip(ids) {
             for id in ids {
                 if !w.alive() {
                     break;
@@ -297,6 +362,61 @@ pub async fn fetch(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Pages every query of stream `si` into the writers that read it.
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    group: &Group,
+    si: usize,
+    root: &DatasetSpec,
+    queries: &[Params],
+    writers: &mut [Writer<'_>],
+    pager: &Pager<'_>,
+    listing: Option<&MemberListing>,
+    payer: Option<&str>,
+) -> Result<(), UnitError> {
+    for params in queries {
+        for w in writers.iter_mut().filter(|w| w.reads(si)) {
+            match w.role(si) {
+                Some((Role::FanOut { .. }, _)) => w.ids.push(Vec::new()),
+                _ => w.set_params(params),
+            }
+        }
+        // The member listing made for the accounts is the sub_customers dataset:
+        // it is not asked for twice.
+        if let Some(l) = listing.filter(|_| root.api == Api(&sub_customers::API) && params.is_empty()) {
+            let page = Page {
+                offset: 0,
+                total: l.records.len() as u64,
+                currency: None,
+                records: l.records.clone(),
+            };
+            let tctx = TransformCtx {
+                cycle: group.cycle,
+                currency: None,
+                payer,
+                companion: false,
+            };
+            feed(writers, si, &page, &tctx)?;
+            for w in writers.iter_mut().filter(|w| w.reads(si)) {
+                w.pages = l.pages;
+            }
+            continue;
+        }
+        pager
+            .page_through(root.api, params, root.page_size(), |page| {
+                let tctx = TransformCtx {
+                    cycle: group.cycle,
+                    currency: page.currency.as_deref(),
+                    payer,
+                    companion: false,
+                };
+                feed(writers, si, &page, &tctx)
+            })
+            .await?;
     }
     Ok(())
 }

@@ -30,7 +30,11 @@ pub fn term_months(line: &Line) -> u32 {
 /// remainder in the last month, so the shares add up to `v` exactly.
 pub fn share(v: Decimal, n: u32, k: u32) -> Decimal {
     let each = (v / Decimal::from(n)).round_dp_with_strategy(8, RoundingStrategy::ToZero);
-    if k + 1 == n { v - each * Decimal::from(n - 1) } else { each }
+    if k + 1 == n {
+        v - each * Decimal::from(n - 1)
+    } else {
+        each
+    }
 }
 
 /// One row of the monthly breakdown.
@@ -179,7 +183,10 @@ mod tests {
         let mut sum = Decimal::ZERO;
         for k in 0..12 {
             let rows = breakdown(&l, 0, month);
-            let r = rows.iter().find(|r| r.order_id.as_deref() == Some(id.as_str())).unwrap();
+            let r = rows
+                .iter()
+                .find(|r| r.order_id.as_deref() == Some(id.as_str()))
+                .unwrap();
             assert_eq!(r.month, k);
             assert_eq!(r.past + r.current + r.future, r.consume, "month {k}");
             assert_eq!(r.cash + r.credit + r.coupon, r.current);
@@ -187,6 +194,10 @@ mod tests {
             month = month.succ();
         }
         assert_eq!(sum, order.consume, "twelve months sum to the order");
-        assert!(!breakdown(&l, 0, month).iter().any(|r| r.order_id.as_deref() == Some(id.as_str())));
+        assert!(
+            !breakdown(&l, 0, month)
+                .iter()
+                .any(|r| r.order_id.as_deref() == Some(id.as_str()))
+        );
     }
 }

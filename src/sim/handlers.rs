@@ -241,6 +241,8 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
     let acct = &l.accounts[line.account];
     let s = line.service;
     let on_demand = line.charge_mode == 3;
+    // Metered records: on-demand and reserved-instance usage (charge mode 10).
+    let metered = on_demand || line.charge_mode == 10;
     ResFeeRecordV2 {
         bill_date: line.bill_date.to_string(),
         bill_type: line.bill_type,
@@ -251,8 +253,8 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
         resource_type: s.rtype.into(),
         cloud_service_type_name: s.name.into(),
         resource_type_name: s.rname.into(),
-        effective_time: on_demand.then(|| utc(line.consume_time)),
-        expire_time: on_demand.then(|| utc(line.consume_time + Duration::hours(1))),
+        effective_time: metered.then(|| utc(line.consume_time)),
+        expire_time: metered.then(|| utc(line.consume_time + Duration::hours(1))),
         resource_id: line.resource_id.clone(),
         resource_name: line.resource_name.clone(),
         resource_tag: Some(format!("env=prod;owner={}", acct.name)),
@@ -273,15 +275,15 @@ fn res_fee_record(l: &Ledger, line: &Line, detail: bool) -> ResFeeRecordV2 {
         charge_mode: line.charge_mode.to_string(),
         order_id: (line.charge_mode == 1).then(|| line.trade_id.clone()),
         period_type: line.period_type.map(|p| p.to_string()),
-        usage_type: on_demand.then(|| s.usage_type.to_string()),
-        usage: on_demand.then_some(Num(line.usage)),
-        usage_measure_id: on_demand.then_some(s.usage_measure),
+        usage_type: metered.then(|| s.usage_type.to_string()),
+        usage: metered.then_some(Num(line.usage)),
+        usage_measure_id: metered.then_some(s.usage_measure),
         free_resource_usage: zero(),
         free_resource_measure_id: None,
         ri_usage: zero(),
         ri_usage_measure_id: None,
-        unit_price: (detail && on_demand).then_some(Num(line.unit_price)),
-        unit: (detail && on_demand).then(|| s.unit.to_string()),
+        unit_price: (detail && metered).then_some(Num(line.unit_price)),
+        unit: (detail && metered).then(|| s.unit.to_string()),
         official_amount: num(line.official),
         discount_amount: num(line.discount),
         amount: num(line.amount),
@@ -868,7 +870,10 @@ fn breakdown_record(l: &Ledger, month: BillCycle, r: &super::amortization::Row) 
     let usage_based = matches!(line.charge_mode, 3 | 10);
     let (effective, expire) = if r.term > 0 {
         let start = local_midnight_utc(r.bill_cycle.first_day());
-        (Some(utc(start)), Some(utc(start + Duration::days(i64::from(r.term) * 30))))
+        (
+            Some(utc(start)),
+            Some(utc(start + Duration::days(i64::from(r.term) * 30))),
+        )
     } else {
         (None, None)
     };

@@ -419,7 +419,13 @@ impl Ledger {
         let usage = Decimal::new(lr.below(100_000_000) as i64 + 1, 4);
         let official_m = lr.below(50_000_000_000) as i64 + 1_000_000; // 0.01 .. 500.01 yuan, 8 dp
         let discount_m = official_m * (lr.below(31) as i64) / 100;
-        let sign = if summary_bill_type(bill_type) == 2 { -1 } else { 1 };
+        // Refunds and compensations give money back: negative amounts, as
+        // Huawei signs every amount returned to the customer.
+        let sign = if summary_bill_type(bill_type) == 2 || bill_type == 9 {
+            -1
+        } else {
+            1
+        };
         let official = Decimal::new(sign * official_m, 8);
         let discount = Decimal::new(sign * discount_m, 8);
         let amount = official - discount;
@@ -454,7 +460,11 @@ impl Ledger {
             resource_name,
             bill_date,
             trade_time,
-            consume_time: trade_time + Duration::hours(pos as i64),
+            // An hour of use that starts and ends on the bill day (UTC+8).
+            consume_time: local_midnight_utc(bill_date)
+                + Duration::seconds(
+                    ((trade_time - local_midnight_utc(bill_date)).num_seconds() + pos as i64 * 3600) % (23 * 3600),
+                ),
             usage,
             unit_price,
             official,

@@ -5,8 +5,8 @@
 //! test what a real server does on a bad day. (Over 400 lines: the HTTP
 //! front — signature verification, throttling, faults — is one protocol.)
 
-mod handlers;
 pub mod amortization;
+mod handlers;
 pub mod ledger;
 mod params;
 pub mod records;

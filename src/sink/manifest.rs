@@ -37,6 +37,9 @@ pub struct FileEntry {
     pub finality: Finality,
     pub extracted_at: DateTime<Utc>,
     pub run_id: String,
+    /// What a reader of the file should know (e.g. FOCUS made without amortisation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +190,7 @@ mod tests {
             finality,
             extracted_at: Utc::now(),
             run_id: "r".into(),
+            notes: Vec::new(),
         }
     }
 

@@ -151,7 +151,10 @@ pub fn data_fingerprint(out: &Path) -> HashMap<String, Vec<String>> {
                 let mut lines = Vec::new();
                 for b in &batches {
                     let keep: Vec<usize> = (0..b.num_columns())
-                        .filter(|i| !b.schema().field(*i).name().starts_with("hcbill_"))
+                        .filter(|i| {
+                            let name = b.schema().field(*i).name().clone();
+                            !name.starts_with("hcbill_") && !name.starts_with("x_hcbill_")
+                        })
                         .collect();
                     let b = b.project(&keep).unwrap();
                     for r in 0..b.num_rows() {

@@ -83,15 +83,34 @@ async fn every_dataset_matches_what_was_served() {
 
             // FOCUS: BilledCost per cycle equals the consumption records' amounts.
             let focus = read(&part(out.path(), "focus", c, &key));
-            assert_eq!(rows(&focus), lines.len());
+            let kinds = strings(&focus, "x_RowKind");
+            let records = kinds.iter().filter(|k| k.as_deref() == Some("record")).count();
+            assert_eq!(records, lines.len(), "one FOCUS row per record");
+            assert_eq!(
+                rows(&focus) - records,
+                kinds.iter().filter(|k| k.as_deref() == Some("amortization")).count()
+            );
             assert_eq!(
                 dec_sum(&focus, "BilledCost"),
                 amount.normalize(),
-                "{c} {key}: FOCUS BilledCost"
+                "{c} {key}: FOCUS BilledCost (amortised rows bill nothing)"
             );
+            // ListCost: the list price of priced records; a credit's or adjustment's own amount.
+            let credit_like = |x: &hcbill::sim::ledger::Line| matches!(x.bill_type, 4 | 9 | 16 | 20 | 24 | 25);
             assert_eq!(
                 dec_sum(&focus, "ListCost"),
-                lines.iter().map(|x| x.official).sum::<Decimal>().normalize()
+                lines
+                    .iter()
+                    .map(|x| if credit_like(x) { x.amount } else { x.official })
+                    .sum::<Decimal>()
+                    .normalize()
+            );
+            // EffectiveCost: the cost center's amortised month, to the last decimal.
+            let amortised = read(&part(out.path(), "amortized_costs", c, &key));
+            assert_eq!(
+                dec_sum(&focus, "EffectiveCost"),
+                dec_sum(&amortised, "current_month_amortized_amount"),
+                "{c} {key}: Σ EffectiveCost = the month's amortised cost"
             );
             assert!(
                 strings(&focus, "SubAccountId")
@@ -410,11 +429,7 @@ async fn focus_has_every_mandatory_column_with_its_type_and_nullability() {
         (billed["NumericPrecision"].as_i64(), billed["NumberScale"].as_i64()),
         (Some(38), Some(10))
     );
-    assert_eq!(
-        defs.len(),
-        schema.fields().len() - 3,
-        "every column but hcbill's lineage"
-    );
+    assert_eq!(defs.len(), schema.fields().len(), "every column, x_ lineage included");
     assert_eq!(rows(&read(&part(out.path(), "focus", "2026-03", "self"))), 0);
 }
 
@@ -443,7 +458,11 @@ async fn every_page_is_requested_once_per_run() {
     let api = |name: &str| Api::named(name).path();
     // One fetch feeds both datasets: their page counts are the same pages.
     assert_eq!(per_path(api("res-fee-records")), pages_of("consumption_records"));
-    assert_eq!(pages_of("focus"), pages_of("consumption_records"));
+    assert_eq!(
+        pages_of("focus"),
+        pages_of("consumption_records") + pages_of("amortized_costs")
+    );
+    assert_eq!(per_path(api("monthly-breakdown")), pages_of("amortized_costs"));
     assert_eq!(per_path(api("usage-summary")), pages_of("usage_95_summary"));
     assert_eq!(per_path(api("usage-details")), pages_of("usage_95_details"));
     assert_eq!(per_path(api("sub-customers")), 1, "the member listing, once");

@@ -63,6 +63,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     key_columns: &["balance_type", "account_change_id"],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "",
     options: &[],
     queries: |q| {
         ["BALANCE_TYPE_DEBIT", "BALANCE_TYPE_CREDIT"]
@@ -77,5 +78,6 @@ pub static SPEC: DatasetSpec = DatasetSpec {
             .collect()
     },
     derives: None,
+    companion: None,
     sidecar: None,
 };

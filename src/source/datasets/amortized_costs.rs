@@ -126,8 +126,10 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     ],
     snapshot: false,
     max_age_months: Some(18),
+    lineage_prefix: "",
     options: &[],
     queries,
     derives: None,
+    companion: None,
     sidecar: None,
 };

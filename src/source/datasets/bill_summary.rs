@@ -79,8 +79,10 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     ],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "",
     options: &[],
     derives: None,
+    companion: None,
     sidecar: None,
     queries: |q| vec![vec![("bill_cycle", Param::Str(q.cycle.to_string()))]],
 };

@@ -1,26 +1,33 @@
-//! `focus`: FOCUS 1.2 cost-and-usage rows derived from the resource
-//! consumption records (same query as `consumption_records`). The mapping and
-//! every judgment call are documented in `schemas/focus.md`; a FOCUS metadata
-//! file is written beside the partitions. (Over 400 lines: the FOCUS
-//! mapping tables and the row transform belong together.)
+//! `focus`: FOCUS 1.2 cost-and-usage rows. Made from two sources read in one
+//! fetch with the datasets that own them: the cost center's amortised months
+//! (`amortized_costs`, read first) and the resource consumption records. With
+//! amortisation, a prepaid order's Purchase row keeps its BilledCost with
+//! EffectiveCost 0, and each month of its term gets a Usage row carrying that
+//! month's share; without it (Cost Center off, month too old) EffectiveCost is
+//! the billed cost and the partition says so. Every mapping decision and the
+//! conformance table are in `schemas/focus.md`. (Over 400 lines: the FOCUS
+//! mapping tables and both row transforms belong together.)
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{DatasetSpec, Derivation, TransformCtx};
+use super::{Companion, DatasetSpec, Derivation, TransformCtx};
 use crate::cycle::local_midnight_utc;
 use crate::model::{self, Column, Kind, MONEY, col};
+use crate::sink::manifest::Manifest;
 use crate::source::api::Api;
 
 pub const FOCUS_VERSION: &str = "1.2";
 pub const PROVIDER: &str = "Huawei Cloud";
+/// CommitmentDiscountType of a yearly/monthly (prepaid) order.
+pub const PREPAID: &str = "Yearly/Monthly Subscription";
 
-static COLUMNS: [Column; 57] = [
-    // FOCUS 1.2 columns.
+/// The FOCUS 1.2 columns hcbill emits, then its `x_` extras.
+pub static COLUMNS: [Column; 69] = [
     col("AvailabilityZone", Kind::Str),
     col("BilledCost", MONEY),
     col("BillingAccountId", Kind::Str),
@@ -35,9 +42,17 @@ static COLUMNS: [Column; 57] = [
     col("ChargeFrequency", Kind::Str),
     col("ChargePeriodEnd", Kind::Timestamp),
     col("ChargePeriodStart", Kind::Timestamp),
+    col("CommitmentDiscountCategory", Kind::Str),
+    col("CommitmentDiscountId", Kind::Str),
+    col("CommitmentDiscountName", Kind::Str),
+    col("CommitmentDiscountQuantity", MONEY),
+    col("CommitmentDiscountStatus", Kind::Str),
+    col("CommitmentDiscountType", Kind::Str),
+    col("CommitmentDiscountUnit", Kind::Str),
     col("ConsumedQuantity", MONEY),
     col("ConsumedUnit", Kind::Str),
     col("ContractedCost", MONEY),
+    col("ContractedUnitPrice", MONEY),
     col("EffectiveCost", MONEY),
     col("InvoiceId", Kind::Str),
     col("InvoiceIssuerName", Kind::Str),
@@ -58,28 +73,31 @@ static COLUMNS: [Column; 57] = [
     col("ServiceSubcategory", Kind::Str),
     col("SkuId", Kind::Str),
     col("SkuMeter", Kind::Str),
+    col("SkuPriceDetails", Kind::Str),
+    col("SkuPriceId", Kind::Str),
     col("SubAccountId", Kind::Str),
     col("SubAccountName", Kind::Str),
     col("SubAccountType", Kind::Str),
     col("Tags", Kind::Str),
-    // FOCUS 1.3 names where they differ (ProviderName is deprecated in 1.3).
-    col("ServiceProviderName", Kind::Str),
-    col("HostProviderName", Kind::Str),
-    // Huawei extras.
+    // Huawei extras and the FOCUS 1.3 names, prefixed as FOCUS 1.2 requires.
+    col("x_ServiceProviderName", Kind::Str),
+    col("x_HostProviderName", Kind::Str),
+    col("x_RowKind", Kind::Str),
     col("x_BillDate", Kind::Date),
     col("x_BillType", Kind::Int),
     col("x_ChargeMode", Kind::Int),
     col("x_TradeId", Kind::Str),
     col("x_RecordId", Kind::Str),
+    col("x_AmortizedFromCycle", Kind::Str),
     col("x_ServiceTypeCode", Kind::Str),
     col("x_ResourceTypeCode", Kind::Str),
     col("x_EnterpriseProjectId", Kind::Str),
     col("x_EnterpriseProjectName", Kind::Str),
     col("x_ProductId", Kind::Str),
     col("x_ProductSpecDesc", Kind::Str),
+    col("x_UsageMeasureId", Kind::Int),
     col("x_CashAmount", MONEY),
     col("x_CouponAmount", MONEY),
-    col("x_DiscountAmount", MONEY),
 ];
 
 /// ServiceCategory and ServiceSubcategory by Huawei cloud service type code.
@@ -115,21 +133,33 @@ const SERVICE_CATEGORIES: &[(&str, &str, &str)] = &[
     ("hws.service.type.lts", "Management and Governance", "Observability"),
 ];
 
-/// PricingUnit / ConsumedUnit of the Huawei measure ids the fact sheet documents
-/// (§10.7); others keep their number until mapped through /v2/bases/measurements.
-const MEASURES: &[(i64, &str)] = &[(10, "GB"), (11, "MB")];
+/// FOCUS units (UnitFormat) of Huawei usage measure ids; others are `Units`,
+/// with the id kept in `x_UsageMeasureId`.
+pub const MEASURES: &[(i64, &str)] = &[
+    (4, "Hours"),
+    (5, "Days"),
+    (10, "GB"),
+    (11, "MB"),
+    (12, "TB"),
+    (17, "GB-Hours"),
+    (33, "Mb/Second"),
+];
 
 /// Units of `period_num` by period_type (§10.3).
-const PERIODS: &[(i64, &str)] = &[(19, "Years"), (20, "Months"), (24, "Days"), (25, "Hours"), (5, "Units")];
+const PERIODS: &[(i64, &str)] = &[(19, "Years"), (20, "Months"), (24, "Days"), (25, "Hours")];
 
 struct Row<'a>(HashMap<&'a str, &'a RawValue>);
 
 impl<'a> Row<'a> {
+    fn parse(raw: &'a RawValue) -> Result<Self, String> {
+        serde_json::from_str(raw.get()).map(Row).map_err(|e| e.to_string())
+    }
+
     fn str(&self, k: &str) -> Option<String> {
         self.0
             .get(k)
             .and_then(|r| model::value::string(r).ok().flatten())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.trim().is_empty())
     }
 
     fn int(&self, k: &str) -> Option<i64> {
@@ -148,17 +178,22 @@ impl<'a> Row<'a> {
     }
 }
 
+/// FOCUS date/times: UTC, whole seconds, `Z`.
 fn utc(t: DateTime<Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// Decimals go out as JSON strings: the normaliser reads them exactly.
 fn dec(d: Option<Decimal>) -> Value {
-    d.map_or(Value::Null, |d| Value::String(d.to_string()))
+    d.map_or(Value::Null, |d| Value::String(d.normalize().to_string()))
 }
 
 fn opt(s: Option<String>) -> Value {
     s.map_or(Value::Null, Value::String)
+}
+
+fn when<T>(cond: bool, v: Option<T>) -> Option<T> {
+    v.filter(|_| cond)
 }
 
 /// `k=v;k2=v2` (or comma-separated) resource tags as a FOCUS Tags JSON object.
@@ -177,109 +212,228 @@ pub fn tags_json(tag: Option<&str>) -> Option<String> {
     Some(Value::Object(m).to_string())
 }
 
-/// ChargeCategory, ChargeFrequency of a §10.2 bill type and charge mode.
-pub fn charge_category(bill_type: Option<i64>, charge_mode: Option<i64>) -> (&'static str, &'static str) {
+/// ChargeCategory and ChargeFrequency of a §10.2 bill type, charge mode and
+/// amount. Refunds and compensations are Credits when they give money back;
+/// one that charges (a positive amount) is an Adjustment, so a Credit is never
+/// positive and every amount keeps its sign.
+pub fn charge_category(
+    bill_type: Option<i64>,
+    charge_mode: Option<i64>,
+    amount: Decimal,
+) -> (&'static str, &'static str) {
     let category = match bill_type {
         Some(5 | 12) => "Usage",
         Some(15 | 100 | 101 | 102) => "Tax",
-        Some(4 | 20 | 24 | 9) => "Credit",
-        Some(16 | 25) => "Adjustment",
-        _ => {
-            if charge_mode == Some(3) {
-                "Usage"
-            } else {
-                "Purchase"
-            }
-        }
+        Some(4 | 20 | 24 | 9) if amount <= Decimal::ZERO => "Credit",
+        Some(4 | 20 | 24 | 9 | 16 | 25) => "Adjustment",
+        _ if charge_mode == Some(3) => "Usage",
+        _ => "Purchase",
     };
     let frequency = match (category, charge_mode) {
         ("Usage", _) => "Usage-Based",
-        (_, Some(1)) if matches!(bill_type, Some(2 | 8 | 18 | 103)) => "Recurring",
+        ("Purchase", Some(1)) if matches!(bill_type, Some(2 | 8 | 18 | 103)) => "Recurring",
         _ => "One-Time",
     };
     (category, frequency)
 }
 
-fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Box<RawValue>, String> {
-    let map: HashMap<&str, &RawValue> = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-    let r = Row(map);
-    let amount = r.dec("amount")?.unwrap_or_default();
-    let official = r.dec("official_amount")?.unwrap_or(amount);
-    let discount = r.dec("discount_amount")?.unwrap_or_default();
-    let bill_type = r.int("bill_type");
-    let charge_mode = r.int("charge_mode");
-    let (category, frequency) = charge_category(bill_type, charge_mode);
-    let customer = r.str("customer_id");
-    let payer = ctx.payer.map(str::to_string).or_else(|| customer.clone());
-    let own = payer == customer;
-    let service = r.str("cloud_service_type").unwrap_or_default();
-    let (scat, ssub) = SERVICE_CATEGORIES
+/// Whether a record is a prepaid order whose cost covers months to come.
+pub fn is_prepaid_order(bill_type: Option<i64>, charge_mode: Option<i64>) -> bool {
+    charge_mode == Some(1) && matches!(bill_type, Some(1 | 2 | 8))
+}
+
+fn service_categories(code: &str) -> (&'static str, &'static str) {
+    SERVICE_CATEGORIES
         .iter()
-        .find(|(code, _, _)| *code == service)
-        .map_or(("Other", "Other (Other)"), |(_, c, s)| (*c, *s));
+        .find(|(c, _, _)| *c == code)
+        .map_or(("Other", "Other (Other)"), |(_, c, s)| (*c, *s))
+}
 
-    // Charge period: the CDR window for on-demand records, else the bill day
-    // (UTC+8) — clamped into the billing period, as FOCUS requires.
-    let (period_start, period_end) = (ctx.cycle.start_utc(), ctx.cycle.end_utc());
-    let bill_date = r
-        .str("bill_date")
-        .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
-    let day_start = bill_date.map(local_midnight_utc);
-    let start = r.time("effective_time").or(day_start).unwrap_or(period_start);
-    let end = r
-        .time("expire_time")
-        .filter(|e| *e > start)
-        .or(day_start.map(|d| d + Duration::days(1)))
-        .unwrap_or(period_end);
-    let start = start.clamp(period_start, period_end);
-    let end = end.clamp(start, period_end);
-
-    let usage = r.dec("usage")?;
-    let usage_unit = r.int("usage_measure_id").map(|m| {
+fn measure_unit(id: Option<i64>) -> Option<String> {
+    id.map(|m| {
         MEASURES
             .iter()
-            .find(|(id, _)| *id == m)
-            .map_or_else(|| format!("x_measure_{m}"), |(_, u)| u.to_string())
-    });
-    let tax = category == "Tax";
-    let (pricing_qty, pricing_unit) = if tax {
-        (None, None)
-    } else if usage.is_some() {
-        (usage, usage_unit.clone())
-    } else {
-        let unit = r
-            .int("period_type")
-            .and_then(|p| PERIODS.iter().find(|(id, _)| *id == p))
-            .map(|(_, u)| u.to_string());
-        match (r.dec("period_num")?, unit) {
-            (Some(n), Some(u)) => (Some(n), Some(u)),
-            _ => (None, None),
-        }
-    };
-    let consumed = (category == "Usage").then_some(usage).flatten();
-    let pricing_category = match (tax, charge_mode) {
-        (true, _) => None,
-        (_, Some(10 | 11)) => Some("Committed"),
-        _ => Some("Standard"),
-    };
+            .find(|(i, _)| *i == m)
+            .map_or("Units", |(_, u)| u)
+            .to_string()
+    })
+}
 
-    let mut o = Map::new();
+/// A unit price: cost ÷ quantity to the column's 10 decimals.
+fn unit_price(cost: Decimal, qty: Decimal) -> Option<Decimal> {
+    (!qty.is_zero()).then(|| {
+        (cost / qty)
+            .round_dp_with_strategy(u32::from(model::MONEY_SCALE), RoundingStrategy::MidpointNearestEven)
+            .abs()
+    })
+}
+
+/// The charge period: the record's usage window when it lies in the billing
+/// period, else its UTC+8 bill day; clamped into the billing period and never
+/// empty (FOCUS: start inclusive, end exclusive).
+fn charge_period(r: &Row<'_>, start_end: (DateTime<Utc>, DateTime<Utc>)) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (ps, pe) = start_end;
+    let inside = |s: DateTime<Utc>, e: DateTime<Utc>| {
+        let (s, e) = (s.max(ps), e.min(pe));
+        (s < e).then_some((s, e))
+    };
+    let window = r
+        .time("effective_time")
+        .zip(r.time("expire_time"))
+        .and_then(|(s, e)| inside(s, e));
+    let day = r
+        .str("bill_date")
+        .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        .map(local_midnight_utc)
+        .and_then(|d| inside(d, d + Duration::days(1)));
+    window.or(day).unwrap_or((ps, pe))
+}
+
+/// The columns every row shares, from the fields both sources name alike.
+#[allow(clippy::too_many_arguments)]
+fn common(
+    o: &mut Map<String, Value>,
+    r: &Row<'_>,
+    ctx: &TransformCtx<'_>,
+    service: &str,
+    service_name: Option<String>,
+    resource_type_code: Option<String>,
+    resource_type_name: Option<String>,
+    region: Option<String>,
+    region_name: Option<String>,
+) {
     let mut put = |k: &str, v: Value| {
         o.insert(k.to_string(), v);
     };
+    let customer = r.str("customer_id");
+    let payer = ctx.payer.map(str::to_string).or_else(|| customer.clone());
+    let own = payer == customer;
+    let (scat, ssub) = service_categories(service);
     put("AvailabilityZone", Value::Null);
-    put("BilledCost", dec(Some(amount)));
     put("BillingAccountId", opt(payer));
     put(
         "BillingAccountName",
-        if own { opt(r.str("account_name")) } else { Value::Null },
+        opt(when(own, r.str("account_name")).or(when(own, customer.clone()))),
     );
     put("BillingAccountType", Value::from("Huawei Cloud Account"));
     put("BillingCurrency", Value::from(ctx.currency.unwrap_or("CNY")));
-    put("BillingPeriodEnd", utc(period_end));
-    put("BillingPeriodStart", utc(period_start));
-    put("ChargeCategory", Value::from(category));
+    put("BillingPeriodEnd", utc(ctx.cycle.end_utc()));
+    put("BillingPeriodStart", utc(ctx.cycle.start_utc()));
     put("ChargeClass", Value::Null);
+    put("InvoiceId", Value::Null);
+    put("InvoiceIssuerName", Value::from(PROVIDER));
+    put("ProviderName", Value::from(PROVIDER));
+    put("PublisherName", Value::from(PROVIDER));
+    put("RegionName", opt(when(region.is_some(), region_name)));
+    put("RegionId", opt(region));
+    let resource = r.str("resource_id");
+    let has_resource = resource.is_some();
+    put("ResourceId", opt(resource));
+    put("ResourceName", opt(when(has_resource, r.str("resource_name"))));
+    put("ResourceType", opt(when(has_resource, resource_type_name)));
+    put("ServiceCategory", Value::from(scat));
+    put("ServiceName", opt(service_name.or(Some(service.to_string()))));
+    put("ServiceSubcategory", Value::from(ssub));
+    // The cost center does not name accounts: the id stands in for the name.
+    put(
+        "SubAccountName",
+        opt(when(customer.is_some(), r.str("account_name").or(customer.clone()))),
+    );
+    put(
+        "SubAccountType",
+        if customer.is_some() {
+            Value::from("Huawei Cloud Account")
+        } else {
+            Value::Null
+        },
+    );
+    put("SubAccountId", opt(customer));
+    put("x_ServiceProviderName", Value::from(PROVIDER));
+    put("x_HostProviderName", Value::from(PROVIDER));
+    put("x_ServiceTypeCode", Value::from(service));
+    put("x_ResourceTypeCode", opt(resource_type_code));
+    put("x_EnterpriseProjectId", opt(r.str("enterprise_project_id")));
+    put("x_EnterpriseProjectName", opt(r.str("enterprise_project_name")));
+}
+
+fn finish(o: Map<String, Value>) -> Result<Option<Box<RawValue>>, String> {
+    RawValue::from_string(Value::Object(o).to_string())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// One consumption record → one FOCUS row.
+fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+    let r = Row::parse(raw)?;
+    let amount = r.dec("amount")?.unwrap_or_default();
+    let official = r.dec("official_amount")?.unwrap_or(amount);
+    let discount = r.dec("discount_amount")?.unwrap_or_default();
+    let contracted = official
+        .checked_sub(discount)
+        .ok_or_else(|| format!("official_amount {official} minus discount_amount {discount} overflows"))?;
+    let bill_type = r.int("bill_type");
+    let charge_mode = r.int("charge_mode");
+    let (category, frequency) = charge_category(bill_type, charge_mode, amount);
+    let priced = matches!(category, "Usage" | "Purchase");
+    // With the cost center's months, a prepaid order is a commitment paid up
+    // front: its cost becomes effective month by month on the amortised rows.
+    let amortised = ctx.companion && category == "Purchase" && is_prepaid_order(bill_type, charge_mode);
+    let service = r.str("cloud_service_type").unwrap_or_default();
+    let mut o = Map::new();
+    common(
+        &mut o,
+        &r,
+        ctx,
+        &service,
+        r.str("cloud_service_type_name"),
+        r.str("resource_type"),
+        r.str("resource_type_name"),
+        r.str("region"),
+        r.str("region_name"),
+    );
+    let (start, end) = charge_period(&r, (ctx.cycle.start_utc(), ctx.cycle.end_utc()));
+    let usage = r.dec("usage")?;
+    let measure = r.int("usage_measure_id");
+    // Pricing: usage records by their quantity; prepaid orders by their term;
+    // a priced record without a quantity as one unit.
+    let (qty, unit) = if !priced {
+        (None, None)
+    } else if let (Some(u), Some(_)) = (usage, measure) {
+        (Some(u), measure_unit(measure))
+    } else if category == "Purchase" {
+        let period = r
+            .int("period_type")
+            .and_then(|p| PERIODS.iter().find(|(id, _)| *id == p))
+            .map(|(_, u)| u.to_string());
+        match (r.dec("period_num")?.filter(|n| !n.is_zero()), period) {
+            (Some(n), Some(u)) => (Some(n), Some(u)),
+            _ => (Some(Decimal::ONE), Some("Units".to_string())),
+        }
+    } else {
+        (Some(Decimal::ONE), Some("Units".to_string()))
+    };
+    let list_price = qty.and_then(|q| unit_price(official, q).or(Some(Decimal::ZERO)));
+    let contracted_price = qty.and_then(|q| unit_price(contracted, q).or(Some(Decimal::ZERO)));
+    // A Credit or Adjustment has no unit prices: its list and contracted costs are what it bills.
+    let (list_cost, contracted_cost) = if priced {
+        (official, contracted)
+    } else {
+        (amount, amount)
+    };
+    let consumed = (category == "Usage").then_some(qty).flatten();
+    let pricing_category = match (priced, charge_mode) {
+        (false, _) => None,
+        (_, Some(10 | 11)) => Some("Committed"),
+        _ => Some("Standard"),
+    };
+    let sku = when(priced, r.str("sku_code").or_else(|| r.str("resource_type")));
+    let order = r.str("order_id").or_else(|| r.str("trade_id"));
+    let commitment = when(amortised, order.clone());
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.to_string(), v);
+    };
+    put("BilledCost", dec(Some(amount)));
+    put("ChargeCategory", Value::from(category));
     put(
         "ChargeDescription",
         opt(r.str("product_name").or_else(|| r.str("product_spec_desc"))),
@@ -287,122 +441,157 @@ fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Box<RawValue>, St
     put("ChargeFrequency", Value::from(frequency));
     put("ChargePeriodEnd", utc(end));
     put("ChargePeriodStart", utc(start));
+    put(
+        "CommitmentDiscountCategory",
+        opt(commitment.as_ref().map(|_| "Spend".to_string())),
+    );
+    put("CommitmentDiscountName", Value::Null);
+    put("CommitmentDiscountQuantity", dec(commitment.as_ref().map(|_| amount)));
+    put("CommitmentDiscountStatus", Value::Null);
+    put(
+        "CommitmentDiscountType",
+        opt(commitment.as_ref().map(|_| PREPAID.to_string())),
+    );
+    put(
+        "CommitmentDiscountUnit",
+        opt(commitment.as_ref().map(|_| ctx.currency.unwrap_or("CNY").to_string())),
+    );
+    put("CommitmentDiscountId", opt(commitment));
     put("ConsumedQuantity", dec(consumed));
+    put("ConsumedUnit", opt(when(consumed.is_some(), unit.clone())));
+    put("ContractedCost", dec(Some(contracted_cost)));
+    put("ContractedUnitPrice", dec(contracted_price));
     put(
-        "ConsumedUnit",
-        if consumed.is_some() {
-            opt(usage_unit)
-        } else {
-            Value::Null
-        },
+        "EffectiveCost",
+        dec(Some(if amortised { Decimal::ZERO } else { amount })),
     );
-    let contracted = official
-        .checked_sub(discount)
-        .ok_or_else(|| format!("official_amount {official} minus discount_amount {discount} overflows"))?;
-    put("ContractedCost", dec(Some(contracted)));
-    // No amortisation in this source: the cost is effective when billed.
-    put("EffectiveCost", dec(Some(amount)));
-    put("InvoiceId", Value::Null);
-    put("InvoiceIssuerName", Value::from(PROVIDER));
-    put("ListCost", dec(Some(official)));
-    put(
-        "ListUnitPrice",
-        if tax { Value::Null } else { dec(r.dec("unit_price")?) },
-    );
+    put("ListCost", dec(Some(list_cost)));
+    put("ListUnitPrice", dec(list_price));
     put("PricingCategory", pricing_category.map_or(Value::Null, Value::from));
-    put("PricingQuantity", dec(pricing_qty));
-    put(
-        "PricingUnit",
-        if pricing_qty.is_some() {
-            opt(pricing_unit)
-        } else {
-            Value::Null
-        },
-    );
-    put("ProviderName", Value::from(PROVIDER));
-    put("PublisherName", Value::from(PROVIDER));
-    let region = r.str("region");
-    put(
-        "RegionName",
-        if region.is_some() {
-            opt(r.str("region_name"))
-        } else {
-            Value::Null
-        },
-    );
-    put("RegionId", opt(region));
-    let resource = r.str("resource_id");
-    let has_resource = resource.is_some();
-    put("ResourceId", opt(resource));
-    put(
-        "ResourceName",
-        if has_resource {
-            opt(r.str("resource_name"))
-        } else {
-            Value::Null
-        },
-    );
-    put(
-        "ResourceType",
-        if has_resource {
-            opt(r.str("resource_type_name"))
-        } else {
-            Value::Null
-        },
-    );
-    put("ServiceCategory", Value::from(scat));
-    put(
-        "ServiceName",
-        opt(r.str("cloud_service_type_name").or(Some(service.clone()))),
-    );
-    put("ServiceSubcategory", Value::from(ssub));
-    put("SkuId", if tax { Value::Null } else { opt(r.str("sku_code")) });
-    put("SkuMeter", if tax { Value::Null } else { opt(r.str("usage_type")) });
-    let sub = customer.clone();
-    put(
-        "SubAccountName",
-        if sub.is_some() {
-            opt(r.str("account_name"))
-        } else {
-            Value::Null
-        },
-    );
-    put(
-        "SubAccountType",
-        if sub.is_some() {
-            Value::from("Huawei Cloud Account")
-        } else {
-            Value::Null
-        },
-    );
-    put("SubAccountId", opt(sub));
+    put("PricingQuantity", dec(qty));
+    put("PricingUnit", opt(when(qty.is_some(), unit)));
+    put("SkuMeter", opt(when(sku.is_some(), r.str("usage_type"))));
+    put("SkuPriceId", opt(sku.clone()));
+    put("SkuPriceDetails", Value::Null);
+    put("SkuId", opt(sku));
     put("Tags", opt(tags_json(r.str("resource_tag").as_deref())));
-    put("ServiceProviderName", Value::from(PROVIDER));
-    put("HostProviderName", Value::from(PROVIDER));
+    put("x_RowKind", Value::from("record"));
     put("x_BillDate", opt(r.str("bill_date")));
     put("x_BillType", bill_type.map_or(Value::Null, Value::from));
     put("x_ChargeMode", charge_mode.map_or(Value::Null, Value::from));
     put("x_TradeId", opt(r.str("trade_id")));
     put("x_RecordId", opt(r.str("id")));
-    put("x_ServiceTypeCode", Value::String(service));
-    put("x_ResourceTypeCode", opt(r.str("resource_type")));
-    put("x_EnterpriseProjectId", opt(r.str("enterprise_project_id")));
-    put("x_EnterpriseProjectName", opt(r.str("enterprise_project_name")));
+    put("x_AmortizedFromCycle", Value::Null);
     put("x_ProductId", opt(r.str("product_id")));
     put("x_ProductSpecDesc", opt(r.str("product_spec_desc")));
+    put("x_UsageMeasureId", measure.map_or(Value::Null, Value::from));
     put("x_CashAmount", dec(r.dec("cash_amount")?));
     put("x_CouponAmount", dec(r.dec("coupon_amount")?));
-    put("x_DiscountAmount", dec(Some(discount)));
-    RawValue::from_string(Value::Object(o).to_string()).map_err(|e| e.to_string())
+    finish(o)
 }
 
-/// The FOCUS metadata (schema id, version, column definitions).
-fn metadata(spec: &DatasetSpec) -> (&'static str, String) {
+/// One month of a prepaid order from the cost center → one FOCUS Usage row
+/// carrying that month's amortised cost (BilledCost 0; the order's Purchase
+/// row carries the payment). Other breakdown rows repeat the consumption
+/// records and make no row.
+fn amortized(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+    let r = Row::parse(raw)?;
+    let (bill_type, charge_mode) = (r.int("bill_type"), r.int("charging_mode"));
+    let Some(order) = r.str("order_id").filter(|_| is_prepaid_order(bill_type, charge_mode)) else {
+        return Ok(None);
+    };
+    let current = r.dec("current_month_amortized_amount")?.unwrap_or_default();
+    let shared = r.str("shared_month").unwrap_or_else(|| ctx.cycle.to_string());
+    let service = r.str("service_type_code").unwrap_or_default();
+    let mut o = Map::new();
+    common(
+        &mut o,
+        &r,
+        ctx,
+        &service,
+        r.str("service_type_name"),
+        r.str("resource_type_code"),
+        r.str("resource_type_name"),
+        r.str("region_code"),
+        r.str("region_name"),
+    );
+    let tags: Map<String, Value> =
+        r.0.get("effective_tag_pairs")
+            .and_then(|t| serde_json::from_str::<Vec<HashMap<String, Option<String>>>>(t.get()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let k = p.get("tag_key").cloned().flatten()?;
+                let v = p.get("tag_value").cloned().flatten();
+                Some((k, v.map_or(Value::Bool(true), Value::String)))
+            })
+            .collect();
+    let month = Some("Months".to_string());
+    let mut put = |k: &str, v: Value| {
+        o.insert(k.to_string(), v);
+    };
+    put("BilledCost", dec(Some(Decimal::ZERO)));
+    put("ChargeCategory", Value::from("Usage"));
+    put(
+        "ChargeDescription",
+        opt(r.str("product_spec_desc").map(|d| format!("{d} (amortised month)"))),
+    );
+    put("ChargeFrequency", Value::from("Usage-Based"));
+    put("ChargePeriodEnd", utc(ctx.cycle.end_utc()));
+    put("ChargePeriodStart", utc(ctx.cycle.start_utc()));
+    put("CommitmentDiscountCategory", Value::from("Spend"));
+    put("CommitmentDiscountId", Value::String(order.clone()));
+    put("CommitmentDiscountName", Value::Null);
+    put("CommitmentDiscountQuantity", dec(Some(current)));
+    put("CommitmentDiscountStatus", Value::from("Used"));
+    put("CommitmentDiscountType", Value::from(PREPAID));
+    put("CommitmentDiscountUnit", Value::from(ctx.currency.unwrap_or("CNY")));
+    put("ConsumedQuantity", dec(Some(Decimal::ONE)));
+    put("ConsumedUnit", opt(month.clone()));
+    // The list and contracted costs of the order are on its Purchase row.
+    put("ContractedCost", dec(Some(Decimal::ZERO)));
+    put("ContractedUnitPrice", dec(Some(Decimal::ZERO)));
+    put("EffectiveCost", dec(Some(current)));
+    put("ListCost", dec(Some(Decimal::ZERO)));
+    put("ListUnitPrice", dec(Some(Decimal::ZERO)));
+    put("PricingCategory", Value::from("Committed"));
+    put("PricingQuantity", dec(Some(Decimal::ONE)));
+    put("PricingUnit", opt(month));
+    let sku = r.str("resource_type_code").or_else(|| Some(service.clone()));
+    put("SkuMeter", Value::from("Amortised subscription"));
+    put("SkuPriceId", opt(sku.clone()));
+    put("SkuPriceDetails", Value::Null);
+    put("SkuId", opt(sku));
+    put(
+        "Tags",
+        if tags.is_empty() {
+            Value::Null
+        } else {
+            Value::String(Value::Object(tags).to_string())
+        },
+    );
+    put("x_RowKind", Value::from("amortization"));
+    put("x_BillDate", Value::Null);
+    put("x_BillType", bill_type.map_or(Value::Null, Value::from));
+    put("x_ChargeMode", charge_mode.map_or(Value::Null, Value::from));
+    put("x_TradeId", Value::String(order.clone()));
+    put("x_RecordId", Value::String(format!("amortized-{order}-{shared}")));
+    put("x_AmortizedFromCycle", opt(r.str("bill_cycle")));
+    put("x_ProductId", Value::Null);
+    put("x_ProductSpecDesc", opt(r.str("product_spec_desc")));
+    put("x_UsageMeasureId", Value::Null);
+    put("x_CashAmount", dec(r.dec("amortized_cash_amount")?));
+    put("x_CouponAmount", dec(r.dec("amortized_coupon_amount")?));
+    finish(o)
+}
+
+/// The FOCUS metadata (DataGenerator, schema, column definitions), and which
+/// partitions were made without the cost center's amortisation.
+fn metadata(spec: &DatasetSpec, manifest: &Manifest) -> (&'static str, String) {
     let schema = spec.schema();
     let columns: Vec<Value> = schema
         .fields()
         .iter()
-        .filter(|f| !f.name().starts_with("hcbill_"))
         .map(|f| {
             let mut c = Map::new();
             c.insert("ColumnName".into(), Value::from(f.name().as_str()));
@@ -422,19 +611,27 @@ fn metadata(spec: &DatasetSpec) -> (&'static str, String) {
                     c.insert("DataType".into(), Value::from("INTEGER"));
                     c.insert("NumericPrecision".into(), Value::from(19));
                 }
-                _ if f.name() == "Tags" => {
+                _ if matches!(f.name().as_str(), "Tags" | "SkuPriceDetails") => {
                     c.insert("DataType".into(), Value::from("JSON"));
-                    c.insert("ProviderTagPrefixes".into(), Value::Array(vec![]));
+                    if f.name() == "Tags" {
+                        c.insert("ProviderTagPrefixes".into(), Value::Array(vec![]));
+                    }
                 }
                 _ => {
                     c.insert("DataType".into(), Value::from("STRING"));
                     c.insert("StringEncoding".into(), Value::from("UTF-8"));
                 }
             }
-            if matches!(f.name().as_str(), "ProviderName" | "PublisherName") {
-                c.insert("Deprecated".into(), Value::Bool(true));
-            }
             Value::Object(c)
+        })
+        .collect();
+    let unamortized: Vec<Value> = manifest
+        .partitions
+        .values()
+        .flat_map(|p| {
+            p.files.iter().filter(|(_, f)| !f.notes.is_empty()).map(|(account, f)| {
+                serde_json::json!({ "BillingPeriod": p.bill_cycle, "Account": account, "Notes": f.notes })
+            })
         })
         .collect();
     let doc = serde_json::json!({
@@ -444,9 +641,11 @@ fn metadata(spec: &DatasetSpec) -> (&'static str, String) {
             "SchemaId": format!("hcbill-focus-v{}", spec.version),
             "FocusVersion": FOCUS_VERSION,
             "DataGeneratorVersion": env!("CARGO_PKG_VERSION"),
-            "CreationDate": "2026-11-23T00:00:00Z",
+            "CreationDate": "2026-12-01T00:00:00Z",
             "ColumnDefinition": columns,
         },
+        "x_EffectiveCost": "Amortised from the Huawei Cloud Cost Center (monthly breakdown) except in the partitions listed in x_Unamortized, where EffectiveCost equals BilledCost",
+        "x_Unamortized": unamortized,
     });
     (
         "_focus_metadata.json",
@@ -456,19 +655,24 @@ fn metadata(spec: &DatasetSpec) -> (&'static str, String) {
 
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "focus",
-    description: "FOCUS 1.2 cost and usage rows derived from the resource consumption records",
+    description: "FOCUS 1.2 cost and usage rows, amortised with the cost center's monthly breakdown",
     api: Api(&super::consumption_records::API),
-    version: 1,
+    version: 2,
     columns: &COLUMNS,
     money_columns: &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"],
     key_columns: &["x_RecordId", "SubAccountId", "ChargePeriodStart"],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "x_",
     options: &[],
     queries: super::consumption_records::queries,
     derives: Some(Derivation::Rows {
         from: &super::consumption_records::SPEC,
         transform,
+    }),
+    companion: Some(Companion {
+        from: &super::amortized_costs::SPEC,
+        transform: amortized,
     }),
     sidecar: Some(metadata),
 };
@@ -477,13 +681,33 @@ pub static SPEC: DatasetSpec = DatasetSpec {
 mod tests {
     use super::*;
 
+    fn ctx(companion: bool) -> TransformCtx<'static> {
+        TransformCtx {
+            cycle: "2026-03".parse().unwrap(),
+            currency: Some("CNY"),
+            payer: None,
+            companion,
+        }
+    }
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
     #[test]
     fn categories_and_tags() {
-        assert_eq!(charge_category(Some(5), Some(3)), ("Usage", "Usage-Based"));
-        assert_eq!(charge_category(Some(1), Some(1)), ("Purchase", "One-Time"));
-        assert_eq!(charge_category(Some(2), Some(1)), ("Purchase", "Recurring"));
-        assert_eq!(charge_category(Some(4), Some(1)).0, "Credit");
-        assert_eq!(charge_category(Some(15), None).0, "Tax");
+        let one = Decimal::ONE;
+        assert_eq!(charge_category(Some(5), Some(3), one), ("Usage", "Usage-Based"));
+        assert_eq!(charge_category(Some(1), Some(1), one), ("Purchase", "One-Time"));
+        assert_eq!(charge_category(Some(2), Some(1), one), ("Purchase", "Recurring"));
+        assert_eq!(charge_category(Some(4), Some(1), -one).0, "Credit");
+        assert_eq!(charge_category(Some(9), Some(3), -one).0, "Credit");
+        assert_eq!(
+            charge_category(Some(9), Some(3), one).0,
+            "Adjustment",
+            "a credit never raises cost"
+        );
+        assert_eq!(charge_category(Some(15), None, one).0, "Tax");
         assert_eq!(
             tags_json(Some("env=prod; owner=数据;flag")).unwrap(),
             r#"{"env":"prod","flag":true,"owner":"数据"}"#
@@ -493,36 +717,69 @@ mod tests {
 
     #[test]
     fn a_record_becomes_a_focus_row_with_exact_costs() {
-        let rec = RawValue::from_string(
+        let rec = raw(
             r#"{"bill_date":"2026-03-01","bill_type":5,"charge_mode":"3","customer_id":"c1","account_name":"主账号",
                "cloud_service_type":"hws.service.type.ec2","cloud_service_type_name":"ECS","region":"cn-north-4",
                "region_name":"Beijing4","resource_id":"r1","resource_name":"vm","resource_type_name":"ECS",
-               "effective_time":"2026-02-28T17:00:00Z","expire_time":"2026-02-28T18:00:00Z",
-               "usage":1.5,"usage_measure_id":10,"unit_price":0.1,"official_amount":12345678901234.12345678,
-               "discount_amount":0.00000001,"amount":12345678901234.12345677,"resource_tag":"k=v"}"#
-                .into(),
-        )
-        .unwrap();
-        let ctx = TransformCtx {
-            cycle: "2026-03".parse().unwrap(),
-            currency: Some("CNY"),
-            payer: None,
-        };
-        let row: Value = serde_json::from_str(transform(&rec, &ctx).unwrap().get()).unwrap();
+               "effective_time":"2026-02-28T17:00:00Z","expire_time":"2026-02-28T18:00:00Z","sku_code":"s6",
+               "usage":1.5,"usage_measure_id":4,"unit_price":0.1,"official_amount":12345678901234.12345678,
+               "discount_amount":0.00000001,"amount":12345678901234.12345677,"resource_tag":"k=v"}"#,
+        );
+        let row: Value = serde_json::from_str(transform(&rec, &ctx(true)).unwrap().unwrap().get()).unwrap();
         assert_eq!(row["BillingPeriodStart"], "2026-02-28T16:00:00Z");
         assert_eq!(row["BillingPeriodEnd"], "2026-03-31T16:00:00Z");
         assert_eq!(row["ChargePeriodStart"], "2026-02-28T17:00:00Z");
         assert_eq!(row["BilledCost"], "12345678901234.12345677");
+        assert_eq!(row["EffectiveCost"], "12345678901234.12345677");
         assert_eq!(row["ContractedCost"], "12345678901234.12345677");
         assert_eq!(row["ListCost"], "12345678901234.12345678");
         assert_eq!(row["ChargeCategory"], "Usage");
         assert_eq!(row["ServiceCategory"], "Compute");
-        assert_eq!(row["PricingUnit"], "GB");
+        assert_eq!(row["PricingUnit"], "Hours");
         assert_eq!(row["ConsumedQuantity"], "1.5");
+        assert_eq!(row["SkuPriceId"], "s6");
         assert_eq!(row["Tags"], r#"{"k":"v"}"#);
         assert_eq!(row["BillingAccountId"], "c1");
         for c in COLUMNS.iter() {
             assert!(row.get(c.name).is_some(), "{} missing from the transform", c.name);
         }
+    }
+
+    #[test]
+    fn a_prepaid_order_is_amortised_only_with_the_cost_center() {
+        let rec = raw(
+            r#"{"bill_date":"2026-03-05","bill_type":8,"charge_mode":"1","period_type":"19","period_num":1,
+               "customer_id":"c1","trade_id":"CS1","order_id":"CS1","cloud_service_type":"hws.service.type.ebs",
+               "official_amount":1200,"discount_amount":200,"amount":1000}"#,
+        );
+        let with: Value = serde_json::from_str(transform(&rec, &ctx(true)).unwrap().unwrap().get()).unwrap();
+        assert_eq!(with["ChargeCategory"], "Purchase");
+        assert_eq!(with["BilledCost"], "1000");
+        assert_eq!(with["EffectiveCost"], "0");
+        assert_eq!(with["CommitmentDiscountId"], "CS1");
+        assert_eq!(
+            (with["PricingQuantity"].as_str(), with["PricingUnit"].as_str()),
+            (Some("1"), Some("Years"))
+        );
+        assert_eq!(with["ListUnitPrice"], "1200");
+        let without: Value = serde_json::from_str(transform(&rec, &ctx(false)).unwrap().unwrap().get()).unwrap();
+        assert_eq!(without["EffectiveCost"], "1000");
+        assert_eq!(without["CommitmentDiscountId"], Value::Null);
+
+        let month = raw(
+            r#"{"shared_month":"2026-03","bill_cycle":"2026-01","customer_id":"c1","bill_type":8,"charging_mode":1,
+               "order_id":"CS1","service_type_code":"hws.service.type.ebs","current_month_amortized_amount":83.33333333,
+               "effective_tag_pairs":[{"tag_key":"env","tag_value":"prod"}]}"#,
+        );
+        let row: Value = serde_json::from_str(amortized(&month, &ctx(true)).unwrap().unwrap().get()).unwrap();
+        assert_eq!(row["ChargeCategory"], "Usage");
+        assert_eq!(row["BilledCost"], "0");
+        assert_eq!(row["EffectiveCost"], "83.33333333");
+        assert_eq!(row["CommitmentDiscountStatus"], "Used");
+        assert_eq!(row["x_AmortizedFromCycle"], "2026-01");
+        assert_eq!(row["Tags"], r#"{"env":"prod"}"#);
+        let on_demand =
+            raw(r#"{"shared_month":"2026-03","bill_type":5,"charging_mode":3,"current_month_amortized_amount":1}"#);
+        assert!(amortized(&on_demand, &ctx(true)).unwrap().is_none());
     }
 }

@@ -88,20 +88,35 @@ impl Derivation {
     }
 }
 
+/// A second source a dataset also reads, before its own rows: FOCUS takes the
+/// cost center's amortised months from `amortized_costs`' pages. Optional by
+/// nature: when it cannot be had (Cost Center off, month too old), the dataset
+/// is made without it and says so.
+#[derive(Clone, Copy, Debug)]
+pub struct Companion {
+    pub from: &'static DatasetSpec,
+    pub transform: Transform,
+}
+
 /// Context for a row transform (derived datasets such as FOCUS).
+#[derive(Clone, Copy)]
 pub struct TransformCtx<'a> {
     pub cycle: BillCycle,
     /// `currency` of the answer the row came from.
     pub currency: Option<&'a str>,
     /// The paying account: the caller's domain id when known.
     pub payer: Option<&'a str>,
+    /// Whether the dataset's companion was read (FOCUS: amortisation available).
+    pub companion: bool,
 }
 
-/// Rewrites one API row into the dataset's own row (JSON, exact tokens kept).
-pub type Transform = fn(&RawValue, &TransformCtx<'_>) -> Result<Box<RawValue>, String>;
+/// Rewrites one API row into the dataset's own row (JSON, exact tokens kept),
+/// or into none when the row is not the dataset's concern.
+pub type Transform = fn(&RawValue, &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String>;
 
-/// A file written beside a dataset's partitions: (name, content).
-pub type Sidecar = fn(&DatasetSpec) -> (&'static str, String);
+/// A file written beside a dataset's partitions at the end of a run, from its
+/// manifest: (name, content).
+pub type Sidecar = fn(&DatasetSpec, &crate::sink::manifest::Manifest) -> (&'static str, String);
 
 /// Static description of a dataset: everything the shared machinery needs.
 #[derive(Debug)]
@@ -125,17 +140,21 @@ pub struct DatasetSpec {
     /// How far back the API answers (months before the current cycle, this
     /// one included); older cycles are skipped with a warning, not failed.
     pub max_age_months: Option<u32>,
+    /// Prefix of the lineage columns (`hcbill_account_id`…): `x_` where the
+    /// format reserves unprefixed names (FOCUS).
+    pub lineage_prefix: &'static str,
     pub options: &'static [DatasetOption],
     /// The queries (without offset/limit/method) that together return one cycle.
     pub queries: fn(&QueryCtx) -> Vec<Params>,
     pub derives: Option<Derivation>,
+    pub companion: Option<Companion>,
     /// A file written beside the dataset's partitions (name, content).
     pub sidecar: Option<Sidecar>,
 }
 
 impl DatasetSpec {
     pub fn schema(&self) -> arrow_schema::SchemaRef {
-        model::schema(self.name, self.version, self.columns)
+        model::schema_with_lineage(self.name, self.version, self.columns, self.lineage_prefix)
     }
 
     pub fn page_size(&self) -> u32 {

@@ -163,9 +163,11 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     key_columns: &["id", "customer_id", "trade_id", "res_instance_id", "bill_date"],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "",
     options: &OPTIONS,
     queries,
     derives: None,
+    companion: None,
     sidecar: None,
 };
 

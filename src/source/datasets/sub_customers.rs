@@ -45,8 +45,10 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     key_columns: &["id"],
     snapshot: true,
     max_age_months: None,
+    lineage_prefix: "",
     options: &[],
     queries: |_| vec![vec![]],
     derives: None,
+    companion: None,
     sidecar: None,
 };

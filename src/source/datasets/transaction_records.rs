@@ -96,6 +96,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     key_columns: &["trade_id", "id", "customer_id"],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "",
     options: &[],
     queries: |q| {
         vec![vec![
@@ -104,5 +105,6 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         ]]
     },
     derives: None,
+    companion: None,
     sidecar: None,
 };

@@ -89,9 +89,11 @@ pub static SUMMARY: DatasetSpec = DatasetSpec {
     key_columns: &["service_type_code", "resource_type_code", "usage_type", "resource_id"],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "",
     options: &[],
     queries,
     derives: None,
+    companion: None,
     sidecar: None,
 };
 
@@ -116,8 +118,10 @@ pub static DETAILS: DatasetSpec = DatasetSpec {
     key_columns: &["usage_type", "resource_id", "stat_time"],
     snapshot: false,
     max_age_months: None,
+    lineage_prefix: "",
     options: &[],
     queries,
+    companion: None,
     derives: Some(Derivation::FanOut {
         from: &SUMMARY,
         id_key: "resource_id",
