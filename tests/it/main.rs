@@ -5,6 +5,7 @@ mod common;
 mod contract;
 mod e2e;
 mod families;
+mod focus_conformance;
 mod fuzz;
 mod hostile;
 mod resilience;
