@@ -507,6 +507,7 @@ PATH_USAGE_DET = "/v2/bills/customer-bills/resources/usage/details"
 PATH_FEE = "/v2/bills/customer-bills/fee-records"
 PATH_ACCOUNT = "/v2/accounts/customer-accounts/account-change-records"
 PATH_SUBS = "/v2/enterprises/multi-accounts/sub-customers"
+PATH_BREAKDOWN = "/v2/costs/cost-analysed-bills/monthly-breakdown"
 
 USAGE = dict(service_type_code="hws.service.type.cdn", resource_type_code="hws.resource.type.cdn",
              usage_type="95Peak")
@@ -586,6 +587,15 @@ def op_fee_records():
               invalid=("limit=5000 (max 1000)", make(0, 5000)), scope="oneself")
 
 
+def op_monthly_breakdown():
+    def make(offset, limit):
+        return M.ListCustomerBillsMonthlyBreakDownRequest(shared_month=CYCLE, method="oneself",
+                                                          offset=offset, limit=limit)
+    return Op("#8a monthly-breakdown", "list_customer_bills_monthly_break_down", "GET", PATH_BREAKDOWN,
+              10, 1000, M.ListCustomerBillsMonthlyBreakDownResponse, "details", make,
+              invalid=("limit=5000 (max 1000)", make(0, 5000)), scope="oneself")
+
+
 def op_account_changes():
     def make(offset, limit):
         return M.ListCustomerAccountChangeRecordsRequest(
@@ -649,6 +659,9 @@ X_APIS = {
     "SubCustomers": ("list_enterprise_sub_customers", "GET", PATH_SUBS, 10, 100,
                      M.ListEnterpriseSubCustomersRequest, M.ListEnterpriseSubCustomersResponse,
                      "sub_customer_infos"),
+    "MonthlyBreakdown": ("list_customer_bills_monthly_break_down", "GET", PATH_BREAKDOWN, 10, 1000,
+                         M.ListCustomerBillsMonthlyBreakDownRequest,
+                         M.ListCustomerBillsMonthlyBreakDownResponse, "details"),
 }
 
 
@@ -673,6 +686,8 @@ def x_member_ops(account, member):
         x_op("x resource_bill_details %s" % account, "ResRecords", res_records_params(3) + acc, scope),
         x_op("x transaction_records %s" % account, "FeeRecords",
              [("bill_cycle", CYCLE), ("include_zero_record", True)] + acc, scope),
+        x_op("x amortized_costs+focus %s" % account, "MonthlyBreakdown",
+             [("shared_month", CYCLE)] + acc, scope),
     ]
 
 
@@ -972,7 +987,7 @@ class Conformance:
         else:
             rep.check(False, details.label, "call", "not run: usage/summary returned no resource_id")
 
-        for op in (op_fee_records(), op_account_changes()):
+        for op in (op_fee_records(), op_account_changes(), op_monthly_breakdown()):
             ops.append(op)
             self.check_scope(op, self.run_listing(op))
 
