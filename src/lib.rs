@@ -8,6 +8,7 @@
 //! * `pipeline` — runs: plan, units, writers, commit, reports, pipeline files;
 //! * `contract` — schema contracts and warehouse DDL per dataset;
 //! * `sim` — the BSS simulator;
+//! * `verify` — integrity and cross-dataset reconciliation of a lake;
 //! * `cli` — the command line.
 
 pub mod cli;
@@ -19,3 +20,4 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod verify;

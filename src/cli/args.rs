@@ -75,6 +75,9 @@ pub enum Command {
     Sim(SimArgs),
     /// List the datasets: their API, what they are derived from, and their options.
     Datasets,
+    /// Check an output directory: files against their manifest (size, sha256, schema), and the datasets'
+    /// money totals against each other with Huawei's rounding. Exit 1 when a final cycle fails.
+    Verify(VerifyArgs),
     /// Print a dataset's schema, or DDL to register the output in a warehouse.
     Schema {
         /// A dataset name (default: every dataset).
@@ -128,9 +131,30 @@ pub struct RunArgs {
     /// Stop cleanly after this long (e.g. 6h, 90m; default 6h): exit 1, and the next run resumes.
     #[arg(long)]
     pub deadline: Option<String>,
+    /// After the run, verify the cycles it touched (`hcbill verify`): exit 1 on bad data, not only on failed requests.
+    #[arg(long)]
+    pub verify: bool,
     /// Also write the JSON run report here (it is always saved under <out>/.hcbill/reports/).
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// The output directory.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Only these cycles: YYYY-MM, comma-separated, or a range YYYY-MM..YYYY-MM.
+    #[arg(long)]
+    pub cycles: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -113,6 +113,22 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             print!("{}", datasets_listing());
             Ok(())
         }
+        Command::Verify(a) => {
+            let cycles = a
+                .cycles
+                .as_deref()
+                .map(settings::parse_cycles)
+                .transpose()
+                .map_err(usage)?;
+            let report = crate::verify::verify(&a.out, cycles.as_ref()).map_err(usage)?;
+            match a.format {
+                args::ReportFormat::Table => print!("{}", report.table()),
+                args::ReportFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"))
+                }
+            }
+            verify_outcome(&report)
+        }
         Command::Backfill(a) => {
             let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Backfill), "backfill")?;
             execute_plan(plan).await
@@ -127,6 +143,23 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             execute_plan(settings::resolve(file, args, None, &name)?).await
         }
     }
+}
+
+/// Exit 1, with the first failure as the line, when verification failed.
+fn verify_outcome(report: &crate::verify::VerifyReport) -> Result<(), Failure> {
+    if report.success() {
+        return Ok(());
+    }
+    let first = report
+        .findings
+        .iter()
+        .find(|f| f.verdict == crate::verify::Verdict::Failed)
+        .map(|f| format!("{} {} {} {}: {}", f.check, f.dataset, f.bill_cycle, f.account, f.detail))
+        .unwrap_or_default();
+    Err(failed(format!(
+        "verify found {} failures in {} ({first})",
+        report.failures, report.out
+    )))
 }
 
 /// `hcbill datasets`: one paragraph per dataset.
@@ -166,6 +199,7 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
         source,
         mut client,
         report,
+        verify,
     } = plan;
     let (_sim, creds) = match source {
         Source::Endpoint(c) => (None, c),
@@ -203,6 +237,20 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
     println!("report: {}", saved.display());
     let halted = client.halt.reason();
     let code = Outcome::of_run(report_json.success, halted.is_some()).exit_code();
+    if verify && halted.is_none() {
+        let cycles: std::collections::BTreeSet<crate::cycle::BillCycle> = report_json
+            .units
+            .iter()
+            .filter_map(|u| u.bill_cycle.parse().ok())
+            .collect();
+        if !cycles.is_empty() {
+            let v = crate::verify::verify(&job.out, Some(&cycles)).map_err(failed)?;
+            print!("{}", v.table());
+            if code == 0 {
+                return verify_outcome(&v);
+            }
+        }
+    }
     if code == 0 {
         return Ok(());
     }

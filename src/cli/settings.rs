@@ -27,6 +27,8 @@ pub struct Plan {
     pub source: Source,
     pub client: ClientConfig,
     pub report: Option<PathBuf>,
+    /// Verify the touched cycles after the run.
+    pub verify: bool,
 }
 
 pub enum Source {
@@ -183,6 +185,7 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
         source,
         client,
         report: a.report,
+        verify: a.verify,
     })
 }
 
@@ -232,4 +235,30 @@ fn sim_config(s: &SimulatorSection) -> Result<SimConfig, Failure> {
         cfg.members = v;
     }
     Ok(cfg)
+}
+
+/// `--cycles`: `YYYY-MM`, a comma-separated list, or a range `YYYY-MM..YYYY-MM`.
+pub fn parse_cycles(s: &str) -> Result<std::collections::BTreeSet<BillCycle>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once("..") {
+            Some((a, b)) => {
+                let (a, b): (BillCycle, BillCycle) = (
+                    a.trim().parse().map_err(|e| format!("--cycles {part}: {e}"))?,
+                    b.trim().parse().map_err(|e| format!("--cycles {part}: {e}"))?,
+                );
+                if a > b {
+                    return Err(format!("--cycles {part}: {a} is after {b}"));
+                }
+                out.extend(BillCycle::range(a, b));
+            }
+            None => {
+                out.insert(part.parse().map_err(|e| format!("--cycles {part}: {e}"))?);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("--cycles names no cycle".into());
+    }
+    Ok(out)
 }

@@ -128,6 +128,8 @@ impl Committer {
                 e.finality = p.finality;
                 e.query_digest = p.query_digest;
                 e.notes = p.notes;
+                // Same rows; totals of money columns added since are filled in.
+                e.money_totals = p.money_totals;
                 e
             }
             _ => {

@@ -10,3 +10,4 @@ mod fuzz;
 mod hostile;
 mod resilience;
 mod simulator;
+mod verify;

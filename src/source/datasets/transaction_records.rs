@@ -88,6 +88,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     columns: &COLUMNS,
     money_columns: &[
         "consume_amount",
+        "erase_amount",
         "official_amount",
         "cash_amount",
         "credit_amount",

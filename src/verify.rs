@@ -1,0 +1,448 @@
+//! `hcbill verify`: can the lake be trusted? Two kinds of checks, read from
+//! the manifests and the files' own bytes and footers (never by loading rows):
+//!
+//! * **Integrity** — every file's size, sha256 and schema against its manifest
+//!   entry and the dataset's contract; no file the manifest does not name, no
+//!   entry without its file.
+//! * **Reconciliation** — per cycle and account, across datasets, from the
+//!   manifests' exact money totals, with the rounding Huawei documents:
+//!   resource-level amounts carry 8 decimals and what is charged is rounded to
+//!   cents per transaction, so relations with transactions hold within half a
+//!   cent per transaction; relations between views of the same records are exact.
+//!
+//! A broken file or a mismatch in a final cycle fails (exit 1); in a
+//! provisional cycle, whose data Huawei may still change, it only warns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::cycle::BillCycle;
+use crate::sink::Layout;
+use crate::sink::manifest::{FileEntry, Finality, Manifest};
+use crate::sink::parquet::file_sha256;
+use crate::source::datasets::{self, DatasetSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0} is not an hcbill output directory (no dataset manifest in it)")]
+    NotAnOutput(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Holds to the last decimal.
+    Exact,
+    /// Holds within the documented rounding (`bound`).
+    WithinRounding,
+    /// Integrity checks passed.
+    Ok,
+    /// Fails: a mismatch, or a broken, missing or unknown file.
+    Failed,
+    /// Fails, but in a provisional cycle: a warning.
+    Warning,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// `integrity` or the relation's name.
+    pub check: String,
+    pub dataset: String,
+    pub bill_cycle: String,
+    pub account: String,
+    pub verdict: Verdict,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub right: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub difference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub out: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub relations: usize,
+    pub failures: usize,
+    pub warnings: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    pub fn success(&self) -> bool {
+        self.failures == 0
+    }
+
+    /// One line per problem and per relation, then the verdict.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<38} {:<22} {:<9} {:<34} {:<16} detail",
+            "check", "dataset", "cycle", "account", "verdict"
+        );
+        for f in self
+            .findings
+            .iter()
+            .filter(|f| f.check != "integrity" || f.verdict != Verdict::Ok)
+        {
+            let _ = writeln!(
+                s,
+                "{:<38} {:<22} {:<9} {:<34} {:<16} {}",
+                f.check,
+                f.dataset,
+                f.bill_cycle,
+                f.account,
+                format!("{:?}", f.verdict).to_lowercase(),
+                f.detail
+            );
+        }
+        let _ = writeln!(
+            s,
+            "verify {}: {} files ({} bytes) checked, {} relations, {} failures, {} warnings",
+            self.out, self.files, self.bytes, self.relations, self.failures, self.warnings
+        );
+        s
+    }
+}
+
+/// A relation between two datasets' totals for one cycle and account.
+struct Relation {
+    name: &'static str,
+    left: (&'static str, &'static [&'static str]),
+    right: (&'static str, &'static [&'static str]),
+    /// Half a cent per row of this dataset (its transactions), or exact.
+    rounding_per_row_of: Option<&'static str>,
+}
+
+/// The relations checked (see the module doc for why each bound).
+const RELATIONS: &[Relation] = &[
+    Relation {
+        name: "focus BilledCost = consumption",
+        left: ("focus", &["BilledCost"]),
+        right: ("consumption_records", &["amount"]),
+        rounding_per_row_of: None,
+    },
+    Relation {
+        name: "transactions = consumption",
+        left: ("transaction_records", &["consume_amount", "erase_amount"]),
+        right: ("consumption_records", &["amount"]),
+        rounding_per_row_of: Some("transaction_records"),
+    },
+    Relation {
+        name: "transactions = resource bill details",
+        left: ("transaction_records", &["consume_amount", "erase_amount"]),
+        right: ("resource_bill_details", &["consume_amount"]),
+        rounding_per_row_of: Some("transaction_records"),
+    },
+    Relation {
+        name: "monthly sum = transactions",
+        left: ("bill_summary", &["consume_amount"]),
+        right: ("transaction_records", &["consume_amount", "erase_amount"]),
+        rounding_per_row_of: Some("transaction_records"),
+    },
+    Relation {
+        name: "focus EffectiveCost = amortised month",
+        left: ("focus", &["EffectiveCost"]),
+        right: ("amortized_costs", &["current_month_amortized_amount"]),
+        rounding_per_row_of: None,
+    },
+];
+
+/// Verifies the lake at `out`, for `cycles` (every cycle when `None`).
+pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<VerifyReport, VerifyError> {
+    let layout = Layout::new(out);
+    let mut manifests: BTreeMap<&'static str, Manifest> = BTreeMap::new();
+    let mut findings = Vec::new();
+    for spec in datasets::ALL {
+        let path = layout.manifest_path(spec.name);
+        if !path.exists() {
+            continue;
+        }
+        match Manifest::load(&path, spec.name, spec.version) {
+            Ok(m) => {
+                manifests.insert(spec.name, m);
+            }
+            Err(e) => findings.push(finding("integrity", spec.name, "", "", Verdict::Failed, e.to_string())),
+        }
+    }
+    if manifests.is_empty() && findings.is_empty() {
+        return Err(VerifyError::NotAnOutput(out.display().to_string()));
+    }
+    let wanted = |cycle: &str| cycles.is_none_or(|c| cycle.parse::<BillCycle>().is_ok_and(|x| c.contains(&x)));
+    let (mut files, mut bytes) = (0, 0);
+    for (name, m) in &manifests {
+        let spec = datasets::by_name(name).expect("a catalogue dataset");
+        let dir = layout.dataset_dir(name);
+        for p in m.partitions.values().filter(|p| wanted(&p.bill_cycle)) {
+            for (account, entry) in &p.files {
+                files += 1;
+                bytes += entry.bytes;
+                let (verdict, detail) = match check_file(spec, &dir.join(&entry.path), entry) {
+                    Ok(()) => (Verdict::Ok, "size, sha256 and schema as recorded".to_string()),
+                    Err(why) => (Verdict::Failed, why),
+                };
+                findings.push(finding("integrity", name, &p.bill_cycle, account, verdict, detail));
+            }
+        }
+        for extra in unknown_files(&dir, m) {
+            let cycle = extra
+                .parent()
+                .and_then(|d| d.file_name())
+                .and_then(|d| d.to_str())
+                .and_then(|d| d.strip_prefix("bill_cycle="))
+                .unwrap_or("")
+                .to_string();
+            if wanted(&cycle) || cycle.is_empty() {
+                findings.push(finding(
+                    "integrity",
+                    name,
+                    &cycle,
+                    "",
+                    Verdict::Failed,
+                    format!("{} is not in the manifest", extra.display()),
+                ));
+            }
+        }
+    }
+    let mut relations = 0;
+    for r in RELATIONS {
+        let (Some(lm), Some(rm)) = (manifests.get(r.left.0), manifests.get(r.right.0)) else {
+            continue;
+        };
+        for (cycle, lp) in lm.partitions.iter().filter(|(c, _)| wanted(c)) {
+            let Some(rp) = rm.partitions.get(cycle) else { continue };
+            for (account, le) in &lp.files {
+                let Some(re) = rp.files.get(account) else { continue };
+                // A FOCUS file made without amortisation is not the amortised month.
+                if r.right.0 == "amortized_costs" && !le.notes.is_empty() {
+                    continue;
+                }
+                relations += 1;
+                findings.push(reconcile(r, cycle, account, le, re, &manifests));
+            }
+        }
+    }
+    let failures = findings.iter().filter(|f| f.verdict == Verdict::Failed).count();
+    let warnings = findings.iter().filter(|f| f.verdict == Verdict::Warning).count();
+    Ok(VerifyReport {
+        out: out.display().to_string(),
+        files,
+        bytes,
+        relations,
+        failures,
+        warnings,
+        findings,
+    })
+}
+
+fn finding(check: &str, dataset: &str, cycle: &str, account: &str, verdict: Verdict, detail: String) -> Finding {
+    Finding {
+        check: check.to_string(),
+        dataset: dataset.to_string(),
+        bill_cycle: cycle.to_string(),
+        account: account.to_string(),
+        verdict,
+        detail,
+        left: None,
+        right: None,
+        difference: None,
+        bound: None,
+    }
+}
+
+/// Size, then sha256, then the footer's schema against the contract.
+fn check_file(spec: &DatasetSpec, path: &Path, entry: &FileEntry) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|_| format!("{} is missing", entry.path))?;
+    if meta.len() != entry.bytes {
+        return Err(format!(
+            "{}: {} bytes, the manifest recorded {}",
+            entry.path,
+            meta.len(),
+            entry.bytes
+        ));
+    }
+    let (_, sha) = file_sha256(path).map_err(|e| e.to_string())?;
+    if sha != entry.sha256 {
+        return Err(format!("{}: sha256 differs from the manifest's", entry.path));
+    }
+    if entry.schema_version == spec.version {
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| format!("{}: not a readable Parquet file: {e}", entry.path))?;
+        let want = spec.schema();
+        let have = reader.schema();
+        let same = have.fields().len() == want.fields().len()
+            && have.fields().iter().zip(want.fields()).all(|(h, w)| {
+                h.name() == w.name() && h.data_type() == w.data_type() && h.is_nullable() == w.is_nullable()
+            });
+        if !same {
+            return Err(format!(
+                "{}: its schema differs from schemas/{}.json",
+                entry.path, spec.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Data files under a dataset directory that its manifest does not name.
+fn unknown_files(dir: &Path, m: &Manifest) -> Vec<PathBuf> {
+    let known: BTreeSet<PathBuf> = m
+        .partitions
+        .values()
+        .flat_map(|p| p.files.values())
+        .map(|f| dir.join(&f.path))
+        .collect();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if p.is_dir() {
+            for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                let fname = f.file_name().to_string_lossy().to_string();
+                if !known.contains(&f.path()) && !fname.starts_with('.') {
+                    out.push(f.path());
+                }
+            }
+        } else if !name.starts_with('_') && !name.starts_with('.') {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn total(entry: &FileEntry, columns: &[&str]) -> Option<Decimal> {
+    let mut sum = Decimal::ZERO;
+    let mut any = false;
+    for c in columns {
+        if let Some(v) = entry.money_totals.get(*c) {
+            sum = sum.checked_add(v.parse().ok()?)?;
+            any = true;
+        }
+    }
+    any.then_some(sum)
+}
+
+fn reconcile(
+    r: &Relation,
+    cycle: &str,
+    account: &str,
+    le: &FileEntry,
+    re: &FileEntry,
+    manifests: &BTreeMap<&'static str, Manifest>,
+) -> Finding {
+    let mut f = finding(r.name, r.left.0, cycle, account, Verdict::Exact, String::new());
+    let (Some(l), Some(rt)) = (total(le, r.left.1), total(re, r.right.1)) else {
+        f.verdict = Verdict::Failed;
+        f.detail = "a money total is missing from a manifest".into();
+        return f;
+    };
+    let diff = l - rt;
+    let rows = r.rounding_per_row_of.map(|d| {
+        manifests
+            .get(d)
+            .and_then(|m| m.file(cycle, account))
+            .map_or(0, |e| e.rows)
+    });
+    let bound = rows.map(|n| Decimal::new(5, 3) * Decimal::from(n));
+    f.left = Some(l.normalize().to_string());
+    f.right = Some(rt.normalize().to_string());
+    f.difference = Some(diff.normalize().to_string());
+    f.bound = bound.map(|b| b.normalize().to_string());
+    let final_cycle = le.finality == Finality::Final && re.finality == Finality::Final;
+    (f.verdict, f.detail) = if diff.is_zero() {
+        (Verdict::Exact, format!("{} = {}", l.normalize(), rt.normalize()))
+    } else if let Some(b) = bound.filter(|b| diff.abs() <= *b) {
+        (
+            Verdict::WithinRounding,
+            format!(
+                "differs by {} within the bound {} (half a cent × {} transactions)",
+                diff.normalize(),
+                b.normalize(),
+                rows.unwrap_or(0)
+            ),
+        )
+    } else {
+        (
+            if final_cycle { Verdict::Failed } else { Verdict::Warning },
+            format!(
+                "{} vs {}: differs by {}{}{}",
+                l.normalize(),
+                rt.normalize(),
+                diff.normalize(),
+                bound.map_or(String::new(), |b| format!(
+                    ", more than the rounding bound {}",
+                    b.normalize()
+                )),
+                if final_cycle {
+                    ""
+                } else {
+                    " (provisional cycle: a warning)"
+                }
+            ),
+        )
+    };
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(totals: &[(&str, &str)], rows: u64) -> FileEntry {
+        FileEntry {
+            path: "p".into(),
+            rows,
+            bytes: 0,
+            sha256: String::new(),
+            content_digest: String::new(),
+            money_totals: totals.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            schema_version: 1,
+            query_digest: String::new(),
+            finality: Finality::Final,
+            extracted_at: chrono::Utc::now(),
+            run_id: String::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn relations_are_exact_within_rounding_or_mismatched() {
+        let mut tx = Manifest::new("transaction_records", 1);
+        tx.record(
+            "2026-09",
+            "self",
+            chrono::Utc::now(),
+            entry(&[("consume_amount", "10.00")], 4),
+        );
+        let manifests = BTreeMap::from([("transaction_records", tx)]);
+        let r = &RELATIONS[1];
+        let consumption = |v: &str| entry(&[("amount", v)], 9);
+        let t = manifests["transaction_records"]
+            .file("2026-09", "self")
+            .unwrap()
+            .clone();
+        let f = reconcile(r, "2026-09", "self", &t, &consumption("10"), &manifests);
+        assert_eq!(f.verdict, Verdict::Exact);
+        let f = reconcile(r, "2026-09", "self", &t, &consumption("9.98000001"), &manifests);
+        assert_eq!(f.verdict, Verdict::WithinRounding, "{}", f.detail);
+        assert_eq!(f.bound.as_deref(), Some("0.02"));
+        let f = reconcile(r, "2026-09", "self", &t, &consumption("9.97"), &manifests);
+        assert_eq!(f.verdict, Verdict::Failed, "{}", f.detail);
+        assert_eq!(f.difference.as_deref(), Some("0.03"));
+    }
+}

@@ -1,0 +1,248 @@
+//! `hcbill verify`: a fresh backfill passes (rounding-only differences
+//! included); every kind of damage to the lake fails with its line.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use arrow_array::{Array, Decimal128Array, RecordBatch};
+use hcbill::pipeline::{self, Accounts};
+
+use crate::cli::bin;
+use crate::common::*;
+
+const DATASETS: &str =
+    "bill_summary,consumption_records,resource_bill_details,transaction_records,amortized_costs,focus";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn verify(out: &Path, extra: &[&str]) -> Output {
+    bin().arg("verify").arg("--out").arg(out).args(extra).output().unwrap()
+}
+
+fn last_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A lake of two months, an enterprise with members, every reconciled dataset.
+async fn lake() -> tempfile::TempDir {
+    let sim = start_sim(|_| {}).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut job = job(out.path(), DATASETS, "2026-09", "2026-10");
+    job.accounts = Accounts::All;
+    let r = pipeline::run(&job, &client(&sim.url())).await.unwrap();
+    assert!(r.success, "{:?}", r.failures);
+    out
+}
+
+fn a_file(out: &Path) -> PathBuf {
+    part(out, "consumption_records", "2026-10", "self")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_lake_passes_and_every_damage_fails_with_its_line() {
+    let lake = lake().await;
+    let o = verify(lake.path(), &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report["relations"].as_u64().unwrap() >= 15, "{report}");
+    let verdicts: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["verdict"].as_str().unwrap())
+        .collect();
+    assert!(verdicts.contains(&"exact"));
+    assert!(
+        verdicts.contains(&"within_rounding"),
+        "cent rounding per transaction passes"
+    );
+    assert!(!verdicts.contains(&"failed"));
+
+    type Damage = Box<dyn Fn(&Path)>;
+    let damages: Vec<(&str, Damage, &str)> = vec![
+        (
+            "truncated",
+            Box::new(|out: &Path| {
+                let f = a_file(out);
+                let len = std::fs::metadata(&f).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&f)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
+            }),
+            "bytes, the manifest recorded",
+        ),
+        (
+            "a flipped byte",
+            Box::new(|out: &Path| {
+                let f = a_file(out);
+                let mut b = std::fs::read(&f).unwrap();
+                let i = b.len() / 3;
+                b[i] ^= 0x20;
+                std::fs::write(&f, b).unwrap();
+            }),
+            "sha256 differs",
+        ),
+        (
+            "deleted",
+            Box::new(|out: &Path| std::fs::remove_file(a_file(out)).unwrap()),
+            "is missing",
+        ),
+        (
+            "a foreign file",
+            Box::new(|out: &Path| {
+                std::fs::copy(a_file(out), a_file(out).with_file_name("part-intruder.parquet")).unwrap();
+            }),
+            "is not in the manifest",
+        ),
+        (
+            "an amount altered, the manifest kept",
+            Box::new(|out: &Path| alter_first_amount(&a_file(out))),
+            "integrity consumption_records 2026-10 self",
+        ),
+        (
+            "a manifest total that no longer reconciles",
+            Box::new(|out: &Path| {
+                set_total(
+                    out,
+                    "transaction_records",
+                    "2026-10",
+                    "self",
+                    "consume_amount",
+                    "1",
+                    None,
+                )
+            }),
+            "differs by",
+        ),
+    ];
+    for (what, damage, needle) in damages {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(lake.path(), copy.path());
+        damage(copy.path());
+        let o = verify(copy.path(), &[]);
+        let line = last_line(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {line}");
+        assert!(
+            line.starts_with("hcbill: verify found") && line.contains(needle),
+            "{what}: {line}"
+        );
+        let table = String::from_utf8_lossy(&o.stdout);
+        assert!(table.contains("failed"), "{what}: {table}");
+    }
+
+    // The same mismatch in a provisional cycle only warns.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(lake.path(), copy.path());
+    set_total(
+        copy.path(),
+        "transaction_records",
+        "2026-10",
+        "self",
+        "consume_amount",
+        "1",
+        Some("provisional"),
+    );
+    let o = verify(copy.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", last_line(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("warning"));
+    // Verification can be limited to cycles: the damaged one is left out.
+    let o = verify(copy.path(), &["--cycles", "2026-09"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("2026-10"));
+    let o = verify(copy.path(), &["--cycles", "2026-13"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Rewrites a file with its first non-zero `amount` changed by one cent.
+fn alter_first_amount(path: &Path) {
+    let batches = read(path);
+    let schema = batches[0].schema();
+    let mut out: Vec<RecordBatch> = Vec::new();
+    let mut done = false;
+    for b in batches {
+        let i = schema.index_of("amount").unwrap();
+        let a = b.column(i).as_any().downcast_ref::<Decimal128Array>().unwrap();
+        let values: Vec<Option<i128>> = (0..a.len())
+            .map(|r| {
+                let v = a.is_valid(r).then(|| a.value(r));
+                match v {
+                    Some(x) if !done && x != 0 => {
+                        done = true;
+                        Some(x + 100_000_000)
+                    }
+                    other => other,
+                }
+            })
+            .collect();
+        let altered = Decimal128Array::from(values).with_data_type(a.data_type().clone());
+        let mut cols = b.columns().to_vec();
+        cols[i] = std::sync::Arc::new(altered);
+        out.push(RecordBatch::try_new(schema.clone(), cols).unwrap());
+    }
+    let f = std::fs::File::create(path).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(f, schema, Some(hcbill::sink::parquet::writer_properties())).unwrap();
+    for b in &out {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+}
+
+fn set_total(out: &Path, dataset: &str, cycle: &str, account: &str, col: &str, value: &str, finality: Option<&str>) {
+    let p = out.join(dataset).join("_manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let e = &mut m["partitions"][cycle]["files"][account];
+    e["money_totals"][col] = serde_json::Value::from(value);
+    if let Some(f) = finality {
+        e["finality"] = serde_json::Value::from(f);
+    }
+    std::fs::write(&p, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn a_run_with_verify_checks_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args([
+            "backfill",
+            "--simulator",
+            "--from",
+            "2026-10",
+            "--to",
+            "2026-10",
+            "--datasets",
+            "bill_summary,transaction_records,consumption_records",
+            "--accounts",
+            "self",
+            "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("monthly sum = transactions") && stdout.contains("0 failures"),
+        "{stdout}"
+    );
+    let o = verify(&dir.path().join("nowhere"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(last_line(&o).contains("not an hcbill output directory"));
+}
