@@ -8,6 +8,7 @@
 //! * `pipeline` — runs: plan, units, writers, commit, reports, pipeline files;
 //! * `contract` — schema contracts and warehouse DDL per dataset;
 //! * `sim` — the BSS simulator;
+//! * `report` — the polars cost report (feature `report`);
 //! * `verify` — integrity and cross-dataset reconciliation of a lake;
 //! * `cli` — the command line.
 
@@ -16,6 +17,8 @@ pub mod contract;
 pub mod cycle;
 pub mod model;
 pub mod pipeline;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod sim;
 pub mod sink;
 pub mod source;

@@ -78,6 +78,9 @@ pub enum Command {
     /// Check an output directory: files against their manifest (size, sha256, schema), and the datasets'
     /// money totals against each other with Huawei's rounding. Exit 1 when a final cycle fails.
     Verify(VerifyArgs),
+    /// What did we spend, where, and what changed: totals, breakdowns, top resources and movers, the daily
+    /// trend (needs the `report` feature: cargo build --release --features report).
+    Report(ReportArgs),
     /// Print a dataset's schema, or DDL to register the output in a warehouse.
     Schema {
         /// A dataset name (default: every dataset).
@@ -149,6 +152,35 @@ pub struct VerifyArgs {
     pub cycles: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The output directory.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The cycle to report (default: the latest one held).
+    #[arg(long)]
+    pub cycle: Option<BillCycle>,
+    /// Breakdowns, comma-separated: service, account, region, charge_mode, resource.
+    #[arg(long, default_value = "service,account,region")]
+    pub by: String,
+    /// Lines in the top resources and top movers.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    #[arg(long, value_enum, default_value_t = CostFormat::Table)]
+    pub format: CostFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum CostFormat {
+    Table,
+    Markdown,
+    Json,
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -129,6 +129,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             }
             verify_outcome(&report)
         }
+        Command::Report(a) => cost_report(a),
         Command::Backfill(a) => {
             let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Backfill), "backfill")?;
             execute_plan(plan).await
@@ -141,6 +142,43 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             let file = PipelineFile::load(&pipeline).map_err(usage)?;
             let name = format!("run {}", pipeline.display());
             execute_plan(settings::resolve(file, args, None, &name)?).await
+        }
+    }
+}
+
+#[cfg(not(feature = "report"))]
+fn cost_report(_: args::ReportArgs) -> Result<(), Failure> {
+    Err(usage(
+        "hcbill report needs the report feature (polars): cargo build --release --features report",
+    ))
+}
+
+#[cfg(feature = "report")]
+fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
+    use crate::report::{self, Dimension, Format};
+    let by = Dimension::parse(&a.by).map_err(usage)?;
+    if a.top == 0 {
+        return Err(usage("--top must be at least 1"));
+    }
+    let r = report::build(&report::Options {
+        out: &a.out,
+        cycle: a.cycle,
+        by,
+        top: a.top,
+    })
+    .map_err(failed)?;
+    let format = match a.format {
+        args::CostFormat::Table => Format::Table,
+        args::CostFormat::Markdown => Format::Markdown,
+        args::CostFormat::Json => Format::Json,
+        args::CostFormat::Html => Format::Html,
+    };
+    let text = report::render(&r, format);
+    match &a.output {
+        Some(p) => atomic_write(p, text.as_bytes()).map_err(failed),
+        None => {
+            print!("{text}");
+            Ok(())
         }
     }
 }

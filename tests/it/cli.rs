@@ -303,3 +303,11 @@ fn the_simulators_secret_stays_out_of_ps_and_debug_output() {
     let cfg = hcbill::sim::SimConfig::new(AK, SK);
     assert!(!format!("{cfg:?}").contains(SK));
 }
+
+#[cfg(not(feature = "report"))]
+#[test]
+fn report_without_the_feature_says_how_to_get_it() {
+    let o = bin().args(["report", "--out", "/nonexistent"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line_error(&o).contains("--features report"));
+}

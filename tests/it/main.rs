@@ -8,6 +8,8 @@ mod families;
 mod focus_conformance;
 mod fuzz;
 mod hostile;
+#[cfg(feature = "report")]
+mod report;
 mod resilience;
 mod simulator;
 mod verify;

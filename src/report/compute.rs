@@ -1,0 +1,223 @@
+//! The report's figures, computed by polars over the lake. Sums stay
+//! `Decimal(38,10)` end to end; nothing passes through a float.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rust_decimal::Decimal;
+
+use super::{Breakdown, Dimension, Line, Options, Report};
+use crate::cycle::BillCycle;
+use crate::sink::Layout;
+use crate::sink::manifest::{Finality, Manifest};
+use crate::source::datasets::consumption_records;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no consumption_records in {0}: run a backfill first")]
+    NoData(String),
+    #[error("{0}")]
+    Manifest(#[from] crate::sink::SinkError),
+    #[error("{cycle} is not in {out} (cycles held: {held})")]
+    NoCycle { cycle: String, out: String, held: String },
+    #[error("reading the Parquet files: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("a sum does not fit an exact decimal: {0}")]
+    Overflow(String),
+}
+
+const AMOUNT: &str = "amount";
+
+/// Builds the report of `o.cycle` (default: the latest cycle held).
+pub fn build(o: &Options<'_>) -> Result<Report, ReportError> {
+    let layout = Layout::new(o.out);
+    let spec = &consumption_records::SPEC;
+    let path = layout.manifest_path(spec.name);
+    if !path.exists() {
+        return Err(ReportError::NoData(o.out.display().to_string()));
+    }
+    let manifest = Manifest::load(&path, spec.name, spec.version)?;
+    let held: BTreeSet<BillCycle> = manifest.partitions.keys().filter_map(|c| c.parse().ok()).collect();
+    let cycle = match o.cycle {
+        Some(c) => c,
+        None => *held
+            .last()
+            .ok_or_else(|| ReportError::NoData(o.out.display().to_string()))?,
+    };
+    let Some(partition) = manifest.partitions.get(&cycle.to_string()) else {
+        return Err(ReportError::NoCycle {
+            cycle: cycle.to_string(),
+            out: o.out.display().to_string(),
+            held: held.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+        });
+    };
+    let previous_cycle = cycle.pred();
+    let manifest_total = partition
+        .files
+        .values()
+        .filter_map(|f| f.money_totals.get(AMOUNT).and_then(|v| v.parse::<Decimal>().ok()))
+        .sum::<Decimal>();
+    let finality = match partition.finality {
+        Finality::Final => format!("{cycle} is final (closed by Huawei)"),
+        Finality::Provisional => format!("{cycle} is provisional: Huawei may still change it"),
+    };
+    let verify = match crate::verify::verify(o.out, Some(&BTreeSet::from([cycle]))) {
+        Ok(v) if v.success() => format!(
+            "verify: {} files intact, {} relations hold, {} warnings",
+            v.files, v.relations, v.warnings
+        ),
+        Ok(v) => format!("verify: {} failures — run hcbill verify", v.failures),
+        Err(e) => format!("verify: {e}"),
+    };
+
+    let scan = scan(&layout.dataset_dir(spec.name))?;
+    let month = |c: BillCycle| scan.clone().filter(col("bill_cycle").eq(lit(c.to_string())));
+    let (cur, prev) = (month(cycle), month(previous_cycle));
+    let has_prev = held.contains(&previous_cycle);
+
+    let total = sum_all(cur.clone())?;
+    let previous_total = if has_prev {
+        sum_all(prev.clone())?
+    } else {
+        Decimal::ZERO
+    };
+    let lines = |d: Dimension| -> Result<Vec<Line>, ReportError> {
+        let now = grouped(cur.clone(), d)?;
+        let before = if has_prev {
+            grouped(prev.clone(), d)?
+        } else {
+            Vec::new()
+        };
+        Ok(merge(now, before))
+    };
+    let mut breakdowns = Vec::new();
+    for d in &o.by {
+        let mut l = lines(*d)?;
+        l.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
+        breakdowns.push(Breakdown { by: *d, lines: l });
+    }
+    let resources = lines(Dimension::Resource)?;
+    let mut top_resources = resources.clone();
+    top_resources.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
+    top_resources.truncate(o.top);
+    let mut movers: Vec<Line> = if has_prev { resources } else { Vec::new() };
+    movers.sort_by(|a, b| b.change().abs().cmp(&a.change().abs()).then(a.key.cmp(&b.key)));
+    movers.truncate(o.top);
+    let mut split = lines(Dimension::ChargeMode)?;
+    split.sort_by_key(|l| std::cmp::Reverse(l.amount));
+    Ok(super::Report {
+        cycle,
+        previous_cycle,
+        currency: "CNY".into(),
+        total,
+        previous_total,
+        manifest_total,
+        breakdowns,
+        top_resources,
+        movers,
+        daily: daily(cur)?,
+        split,
+        finality,
+        verify,
+    })
+}
+
+/// A lazy scan of a dataset's Hive-partitioned files; `bill_cycle` stays text.
+fn scan(dir: &std::path::Path) -> Result<LazyFrame, ReportError> {
+    let mut hive = HiveOptions::new_enabled();
+    hive.try_parse_dates = false;
+    let args = ScanArgsParquet {
+        hive_options: hive,
+        ..Default::default()
+    };
+    let glob = format!("{}/**/*.parquet", dir.display());
+    Ok(LazyFrame::scan_parquet(glob.as_str().into(), args)?)
+}
+
+/// Exact decimals of a Decimal column (nulls as zero).
+fn decimals(df: &DataFrame, name: &str) -> Result<Vec<Decimal>, ReportError> {
+    let c = df.column(name)?.decimal()?;
+    let scale = c.scale() as u32;
+    let phys = c.physical();
+    (0..phys.len())
+        .map(|i| {
+            Decimal::try_from_i128_with_scale(phys.get(i).unwrap_or(0), scale)
+                .map(|d| d.normalize())
+                .map_err(|e| ReportError::Overflow(e.to_string()))
+        })
+        .collect()
+}
+
+fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>, ReportError> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    let s = c.str()?;
+    Ok((0..s.len()).map(|i| s.get(i).unwrap_or("").to_string()).collect())
+}
+
+fn sum_all(lf: LazyFrame) -> Result<Decimal, ReportError> {
+    let df = lf.select([col(AMOUNT).sum()]).collect()?;
+    Ok(decimals(&df, AMOUNT)?.into_iter().next().unwrap_or_default())
+}
+
+/// (key, label, Σ amount) per value of a dimension.
+fn grouped(lf: LazyFrame, d: Dimension) -> Result<Vec<(String, String, Decimal)>, ReportError> {
+    let (key, label) = d.columns();
+    let df = lf
+        .group_by([col(key).cast(DataType::String).alias("key")])
+        .agg([
+            col(label).cast(DataType::String).first().alias("label"),
+            col(AMOUNT).sum().alias(AMOUNT),
+        ])
+        .collect()?;
+    let (keys, labels, amounts) = (strings(&df, "key")?, strings(&df, "label")?, decimals(&df, AMOUNT)?);
+    Ok(keys
+        .into_iter()
+        .zip(labels)
+        .zip(amounts)
+        .map(|((k, l), a)| (k, l, a))
+        .collect())
+}
+
+fn merge(now: Vec<(String, String, Decimal)>, before: Vec<(String, String, Decimal)>) -> Vec<Line> {
+    let mut lines: BTreeMap<String, Line> = BTreeMap::new();
+    for (k, l, a) in now {
+        lines.insert(
+            k.clone(),
+            Line {
+                label: if l.is_empty() { k.clone() } else { l },
+                key: k,
+                amount: a,
+                previous: Decimal::ZERO,
+            },
+        );
+    }
+    let mut labels: HashMap<String, String> = HashMap::new();
+    for (k, l, a) in before {
+        labels.insert(k.clone(), l.clone());
+        lines
+            .entry(k.clone())
+            .or_insert_with(|| Line {
+                label: if l.is_empty() { k.clone() } else { l },
+                key: k,
+                amount: Decimal::ZERO,
+                previous: Decimal::ZERO,
+            })
+            .previous = a;
+    }
+    lines.into_values().collect()
+}
+
+fn daily(lf: LazyFrame) -> Result<Vec<(NaiveDate, Decimal)>, ReportError> {
+    let df = lf
+        .group_by([col("bill_date").cast(DataType::String).alias("day")])
+        .agg([col(AMOUNT).sum().alias(AMOUNT)])
+        .collect()?;
+    let mut out: Vec<(NaiveDate, Decimal)> = strings(&df, "day")?
+        .into_iter()
+        .zip(decimals(&df, AMOUNT)?)
+        .filter_map(|(d, a)| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok().map(|d| (d, a)))
+        .collect();
+    out.sort();
+    Ok(out)
+}
