@@ -104,9 +104,16 @@ pub struct RunArgs {
     /// Comma-separated dataset names, or "all".
     #[arg(long)]
     pub datasets: Option<String>,
-    /// Output directory.
+    /// Output: a directory, obs://bucket/prefix (Huawei OBS) or s3://bucket/prefix (any S3-compatible store;
+    /// endpoint from AWS_ENDPOINT_URL).
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub out: Option<String>,
+    /// OBS endpoint (default https://obs.<region>.myhuaweicloud.com).
+    #[arg(long, env = "HCBILL_OBS_ENDPOINT")]
+    pub obs_endpoint: Option<String>,
+    /// OBS region (default cn-north-4).
+    #[arg(long, env = "HCBILL_OBS_REGION")]
+    pub obs_region: Option<String>,
     /// BSS endpoint (default https://bss.myhuaweicloud.com; plain http only for loopback).
     #[arg(long, env = "HCBILL_ENDPOINT")]
     pub endpoint: Option<String>,

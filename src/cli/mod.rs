@@ -262,17 +262,11 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
         message: e.to_string(),
     })?;
     let text = serde_json::to_vec_pretty(&report_json).expect("report serialises");
-    let layout = crate::sink::Layout::new(&job.out);
-    let stamp = report_json.finished_at.format("%Y%m%dT%H%M%SZ");
-    let saved = layout
-        .reports_dir()
-        .join(format!("{stamp}-{}.json", report_json.run_id));
-    atomic_write(&saved, &text).map_err(failed)?;
     if let Some(p) = &report {
         atomic_write(p, &text).map_err(failed)?;
     }
     print!("{}", report_json.human());
-    println!("report: {}", saved.display());
+    println!("report: {}", report_json.saved_as);
     let halted = client.halt.reason();
     let code = Outcome::of_run(report_json.success, halted.is_some()).exit_code();
     if verify && halted.is_none() {
@@ -281,8 +275,13 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
             .iter()
             .filter_map(|u| u.bill_cycle.parse().ok())
             .collect();
+        let crate::sink::output::Location::Local(dir) = &job.out else {
+            return Err(usage(
+                "--verify reads a local output; for a bucket, verify a synced copy",
+            ));
+        };
         if !cycles.is_empty() {
-            let v = crate::verify::verify(&job.out, Some(&cycles)).map_err(failed)?;
+            let v = crate::verify::verify(dir, Some(&cycles)).map_err(failed)?;
             print!("{}", v.table());
             if code == 0 {
                 return verify_outcome(&v);

@@ -16,6 +16,7 @@ use crate::cycle::BillCycle;
 use crate::pipeline::config::{AccountsSetting, PipelineFile, SimulatorSection};
 use crate::pipeline::{self, Accounts, Job, Mode};
 use crate::sim::SimConfig;
+use crate::sink::output::{Location, StoreConfig};
 use crate::source::api::Api;
 use crate::source::client::{BssClient, ClientConfig, DEFAULT_ENDPOINT, RetryPolicy};
 use crate::source::credentials::Credentials;
@@ -110,14 +111,38 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
         Some(d) => pipeline::parse_duration(d).map_err(|e| usage(format!("limits.unit_deadline: {e}")))?,
         None => pipeline::DEFAULT_UNIT_DEADLINE,
     };
-    let out = a
+    let out: Location = a
         .out
         .clone()
-        .or(file.out.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("out"));
-    if out.exists() && !out.is_dir() {
-        return Err(usage(format!("--out {} exists and is not a directory", out.display())));
+        .or(file.out.clone())
+        .unwrap_or_else(|| "out".to_string())
+        .parse()
+        .map_err(usage)?;
+    if let Location::Local(dir) = &out
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        return Err(usage(format!("--out {} exists and is not a directory", dir.display())));
     }
+    // OBS: its own keys if given, else the BSS client's (the same Huawei account).
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let obs_keys = match (env("HCBILL_OBS_AK"), env("HCBILL_OBS_SK")) {
+        (Some(ak), Some(sk)) => Some((ak, sk, env("HCBILL_OBS_SECURITY_TOKEN"))),
+        _ => None,
+    };
+    let store_config = |bss: Option<&Credentials>| StoreConfig {
+        obs_endpoint: a.obs_endpoint.clone(),
+        obs_region: a.obs_region.clone(),
+        obs_keys: obs_keys.clone().or_else(|| {
+            bss.map(|c| {
+                (
+                    c.ak.clone(),
+                    c.sk.expose().to_string(),
+                    c.security_token.as_ref().map(|t| t.expose().to_string()),
+                )
+            })
+        }),
+    };
     let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
     let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
     let sim_section = if a.simulator || (endpoint_flag.is_none() && file.source.simulator.is_some()) {
@@ -162,9 +187,14 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
     // wait for them unless told otherwise.
     let grace_hours = a.grace_hours.or(file.grace_hours).unwrap_or(24);
     pipeline::check_grace_hours(grace_hours).map_err(|e| usage(format!("--grace-hours: {e}")))?;
+    let store = store_config(match &source {
+        Source::Endpoint(c) => Some(c),
+        Source::Simulator(_) => None,
+    });
     Ok(Plan {
         job: Job {
             command: command.to_string(),
+            store,
             mode,
             datasets: specs,
             cycles,

@@ -1,12 +1,15 @@
 //! Publishing a unit: its file, then the manifest, then the checkpoint.
 //!
 //! Crash-safety protocol (each step durable before the next starts):
-//! 1. The file is written and fsynced under `.hcbill/staging/` (a name with no
-//!    API text in it); a crash here leaves garbage the next run deletes.
+//! 1. The file is written and fsynced under `.hcbill/staging/` (a bucket's
+//!    output: a local spool) with a name with no API text in it; a crash here
+//!    leaves garbage the next run deletes.
 //! 2. It is renamed over `<dataset>/bill_cycle=…/part-<account>.parquet` and the
-//!    directory fsynced: readers see the old file or the new one, never a
+//!    directory fsynced (a bucket: one PUT, or a multipart upload completed
+//!    only when whole): readers see the old file or the new one, never a
 //!    partial one. A file whose served content did not change is not touched.
-//! 3. The dataset's manifest records it (atomic write). A crash between 2 and
+//! 3. The dataset's manifest records it (atomic write; in a bucket, a put
+//!    conditional on the version this run last saw). A crash between 2 and
 //!    3 leaves a published file the manifest does not name yet: the unit is
 //!    not checkpointed, so the next run extracts and records it again.
 //! 4. The unit is checkpointed in `state.json`. A crash between 3 and 4 makes
@@ -26,20 +29,21 @@ use chrono::{DateTime, Utc};
 use super::error::UnitError;
 use super::plan::Unit;
 use super::report::UnitStatus;
+use crate::sink::Layout;
 use crate::sink::manifest::{FileEntry, Finality, Manifest, Restatement};
+use crate::sink::output::{Output, OutputError};
 use crate::sink::parquet::StagedFile;
-use crate::sink::{Layout, SinkError, atomic_write, publish};
 use crate::state::StateStore;
 
-/// One dataset's manifest, and the newest version of it on disk.
+/// One dataset's manifest, and the newest version of it written.
 struct Slot {
     manifest: Mutex<(Manifest, u64)>,
     /// Sequence number of the version last written; held while writing.
-    written: Mutex<u64>,
+    written: tokio::sync::Mutex<u64>,
 }
 
 pub struct Committer {
-    pub layout: Layout,
+    pub out: std::sync::Arc<Output>,
     slots: HashMap<&'static str, Slot>,
     pub state: StateStore,
     pub run_id: String,
@@ -59,7 +63,12 @@ pub struct Produced {
 }
 
 impl Committer {
-    pub fn new(layout: Layout, manifests: HashMap<&'static str, Manifest>, state: StateStore, run_id: String) -> Self {
+    pub fn new(
+        out: std::sync::Arc<Output>,
+        manifests: HashMap<&'static str, Manifest>,
+        state: StateStore,
+        run_id: String,
+    ) -> Self {
         let slots = manifests
             .into_iter()
             .map(|(k, m)| {
@@ -67,13 +76,13 @@ impl Committer {
                     k,
                     Slot {
                         manifest: Mutex::new((m, 0)),
-                        written: Mutex::new(0),
+                        written: tokio::sync::Mutex::new(0),
                     },
                 )
             })
             .collect();
         Self {
-            layout,
+            out,
             slots,
             state,
             run_id,
@@ -111,16 +120,17 @@ impl Committer {
     }
 
     /// Steps 2–4 of the protocol for one unit. Returns the status and the entry recorded.
-    pub fn commit(&self, unit: &Unit, p: Produced) -> Result<(UnitStatus, FileEntry), UnitError> {
+    pub async fn commit(&self, unit: &Unit, p: Produced) -> Result<(UnitStatus, FileEntry), UnitError> {
         let spec = unit.spec;
         let cycle = unit.cycle.to_string();
         let account = unit.account.key();
         let rel = Layout::file_rel(unit.cycle, account);
-        let dest = self.layout.dataset_dir(spec.name).join(&rel);
+        let dest = format!("{}/{rel}", spec.name);
         let previous = self.entry(unit);
-        let unchanged = previous
+        let same = previous
             .as_ref()
-            .is_some_and(|e| e.content_digest == p.content_digest && e.schema_version == spec.version && dest.exists());
+            .is_some_and(|e| e.content_digest == p.content_digest && e.schema_version == spec.version);
+        let unchanged = same && self.out.exists(&dest).await.map_err(UnitError::output)?;
         let entry = match previous {
             Some(mut e) if unchanged => {
                 // The file stays as it was, lineage included; only its finality may advance.
@@ -133,7 +143,10 @@ impl Committer {
                 e
             }
             _ => {
-                publish(&p.staged.path, &dest)?;
+                self.out
+                    .publish(&p.staged.path, &dest)
+                    .await
+                    .map_err(UnitError::output)?;
                 FileEntry {
                     path: rel,
                     rows: p.staged.rows,
@@ -150,7 +163,10 @@ impl Committer {
                 }
             }
         };
-        let restated = self.record(spec.name, &cycle, account, p.final_at, entry.clone())?;
+        let restated = self
+            .record(spec.name, &cycle, account, p.final_at, entry.clone())
+            .await
+            .map_err(UnitError::output)?;
         if let Some(r) = restated {
             tracing::warn!(
                 dataset = spec.name,
@@ -160,7 +176,7 @@ impl Committer {
                 r.new_rows
             );
         }
-        self.state.mark_done(&unit.key())?;
+        self.state.mark_done(&unit.key()).await?;
         let status = if unchanged {
             UnitStatus::Unchanged
         } else {
@@ -170,14 +186,14 @@ impl Committer {
     }
 
     /// Records an entry and makes the manifest durable before returning.
-    fn record(
+    async fn record(
         &self,
         dataset: &str,
         cycle: &str,
         account: &str,
         final_at: DateTime<Utc>,
         entry: FileEntry,
-    ) -> Result<Option<Restatement>, SinkError> {
+    ) -> Result<Option<Restatement>, OutputError> {
         let slot = self.slot(dataset);
         let (restated, bytes, seq) = {
             let mut g = slot.manifest.lock().expect("manifest lock");
@@ -185,10 +201,10 @@ impl Committer {
             g.1 += 1;
             (restated, g.0.to_bytes(Utc::now()), g.1)
         };
-        let mut written = slot.written.lock().expect("manifest write lock");
-        // A newer version (which includes this entry) may already be on disk.
+        let mut written = slot.written.lock().await;
+        // A newer version (which includes this entry) may already be written.
         if *written < seq {
-            atomic_write(&self.layout.manifest_path(dataset), &bytes)?;
+            self.out.write(&Layout::manifest_rel(dataset), &bytes, true).await?;
             *written = seq;
         }
         Ok(restated)

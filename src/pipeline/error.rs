@@ -18,6 +18,8 @@ pub enum RunError {
     Members(SourceError),
     #[error("{0}")]
     Account(#[from] super::accounts::AccountIdError),
+    #[error(transparent)]
+    Output(#[from] crate::sink::output::OutputError),
 }
 
 /// Why one unit (or the group sharing its pages) failed.
@@ -51,6 +53,8 @@ pub enum UnitError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{0}")]
+    Output(String),
 }
 
 impl From<PagingError<UnitError>> for UnitError {
@@ -65,6 +69,10 @@ impl From<PagingError<UnitError>> for UnitError {
 }
 
 impl UnitError {
+    pub fn output(e: crate::sink::output::OutputError) -> Self {
+        UnitError::Output(e.to_string())
+    }
+
     /// A repeated key means overlapping pages: the data moved, so page again.
     pub fn data(offset: u64, source: ModelError) -> Self {
         match source {
@@ -109,6 +117,12 @@ impl Outcome {
     pub fn of_error(e: &RunError) -> Self {
         match e {
             RunError::State(StateError::Locked(..)) => Outcome::BadInput,
+            // One writer at a time, and a bucket the credentials cannot use: before any request.
+            RunError::Output(
+                crate::sink::output::OutputError::Leased { .. }
+                | crate::sink::output::OutputError::Denied { .. }
+                | crate::sink::output::OutputError::State(StateError::Locked(..)),
+            ) => Outcome::BadInput,
             RunError::Members(s) if s.is_fatal() => Outcome::CredentialsRefused,
             _ => Outcome::UnitsFailed,
         }

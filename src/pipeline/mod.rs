@@ -17,7 +17,6 @@ mod unit;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -31,10 +30,11 @@ pub use error::{Outcome, RunError};
 use crate::cycle::BillCycle;
 use crate::sink::Layout;
 use crate::sink::manifest::Manifest;
+use crate::sink::output::Output;
 use crate::source::api::Api;
 use crate::source::client::BssClient;
 use crate::source::datasets::{DatasetOptions, DatasetSpec};
-use crate::state::{OutputLock, StateStore, fingerprint};
+use crate::state::{StateStore, fingerprint};
 use commit::Committer;
 use report::{RunReport, UnitReport, UnitStatus};
 use unit::Deadline;
@@ -78,7 +78,10 @@ pub struct Job {
     /// Cycles asked for; nightly adds the provisional ones of the manifests.
     pub cycles: Vec<BillCycle>,
     pub accounts: Accounts,
-    pub out: PathBuf,
+    /// A local directory, or `obs://` / `s3://` bucket and prefix.
+    pub out: crate::sink::output::Location,
+    /// How to reach a bucket output.
+    pub store: crate::sink::output::StoreConfig,
     pub endpoint: String,
     pub force: bool,
     /// Added to Huawei's 10:00-on-the-3rd finality time.
@@ -120,16 +123,38 @@ pub(crate) struct Ctx {
 pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunError> {
     let started_at = Utc::now();
     let clock = Instant::now();
-    let layout = Layout::new(&job.out);
-    let _lock = OutputLock::acquire(&layout.meta_dir())?;
+    let out = Arc::new(Output::open(&job.out, &job.store)?);
+    let new_run_id = uuid::Uuid::now_v7().to_string();
+    // One writer at a time, checked before any request is spent.
+    let guard = out.lock(&new_run_id).await?;
+    let result = run_locked(job, client, out, &new_run_id, started_at, clock).await;
+    guard.release().await;
+    result
+}
+
+async fn run_locked(
+    job: &Job,
+    client: &Arc<BssClient>,
+    out: Arc<Output>,
+    new_run_id: &str,
+    started_at: chrono::DateTime<Utc>,
+    clock: Instant,
+) -> Result<RunReport, RunError> {
     // Staging files of a killed run are garbage: their units were not published.
-    let _ = std::fs::remove_dir_all(layout.staging_dir());
+    out.clear_staging();
 
     let mut manifests = HashMap::new();
     for spec in &job.datasets {
+        let rel = Layout::manifest_rel(spec.name);
+        let bytes = out.read(&rel).await?;
         manifests.insert(
             spec.name,
-            Manifest::load(&layout.manifest_path(spec.name), spec.name, spec.version)?,
+            Manifest::from_bytes(
+                bytes.as_deref(),
+                spec.name,
+                spec.version,
+                &format!("{}/{rel}", out.url()),
+            )?,
         );
     }
     let snapshot_cycle = BillCycle::containing(Utc::now());
@@ -168,8 +193,7 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
     }
     fp_parts.extend(units.iter().map(|u| u.key()));
     let total = units.len();
-    let new_run_id = uuid::Uuid::now_v7().to_string();
-    let state = StateStore::begin(&layout.meta_dir(), &fingerprint(&fp_parts), &new_run_id)?;
+    let state = StateStore::begin(out.clone(), &fingerprint(&fp_parts), new_run_id).await?;
     let resumed = state.resumed;
     if resumed {
         tracing::info!(
@@ -187,7 +211,7 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
     let ctx = Arc::new(Ctx {
         job: job.clone(),
         client: client.clone(),
-        committer: Committer::new(layout, manifests, state, run_id.clone()),
+        committer: Committer::new(out.clone(), manifests, state, run_id.clone()),
         counters: progress::Counters::default(),
     });
     let listing = Arc::new(listing);
@@ -263,19 +287,19 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
     for spec in &job.datasets {
         if let Some(sidecar) = spec.sidecar {
             let (name, text) = sidecar(spec, &ctx.committer.manifest(spec.name));
-            let path = ctx.committer.layout.dataset_dir(spec.name).join(name);
-            crate::sink::atomic_write(&path, text.as_bytes())?;
+            out.write(&format!("{}/{name}", spec.name), text.as_bytes(), false)
+                .await?;
         }
     }
     if failures.is_empty() {
-        ctx.committer.state.complete()?;
+        ctx.committer.state.complete().await?;
     }
     let finished_at = Utc::now();
-    Ok(RunReport {
+    let report = RunReport {
         run_id,
         command: job.command.clone(),
         resumed,
-        out: job.out.display().to_string(),
+        out: out.url(),
         started_at,
         finished_at,
         duration_seconds: clock.elapsed().as_secs_f64(),
@@ -289,7 +313,19 @@ pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunErr
         accounts: accounts.iter().map(|a| a.key().to_string()).collect(),
         failures,
         units: reports,
-    })
+        saved_as: String::new(),
+    };
+    // The run report lives with the data, so a fresh container sees the last run.
+    let rel = format!(
+        ".hcbill/reports/{}-{}.json",
+        report.finished_at.format("%Y%m%dT%H%M%SZ"),
+        report.run_id
+    );
+    let mut report = report;
+    report.saved_as = format!("{}/{rel}", out.url());
+    let text = serde_json::to_vec_pretty(&report).expect("report serialises");
+    out.write(&rel, &text, false).await?;
+    Ok(report)
 }
 
 /// The units of a group whose task panicked are failed units, not a dead run.

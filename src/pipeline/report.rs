@@ -86,6 +86,9 @@ pub struct RunReport {
     pub accounts: Vec<String>,
     pub failures: Vec<String>,
     pub units: Vec<UnitReport>,
+    /// Where this report was saved, below the output.
+    #[serde(skip)]
+    pub saved_as: String,
 }
 
 impl RunReport {

@@ -52,14 +52,23 @@ pub async fn run_group(
             }
             continue;
         }
-        if let Some(e) = existing
-            && e.finality == Finality::Final
-            && !ctx.job.force
-            && e.schema_version == unit.spec.version
-            && (e.query_digest == plan::query_digest(&ctx.job, unit.spec, unit.cycle)
-                || e.query_digest == plan::legacy_query_digest(&ctx.job, unit.spec, unit.cycle))
-            && ctx.committer.layout.dataset_dir(unit.spec.name).join(&e.path).exists()
-        {
+        let skippable = existing.as_ref().is_some_and(|e| {
+            e.finality == Finality::Final
+                && !ctx.job.force
+                && e.schema_version == unit.spec.version
+                && (e.query_digest == plan::query_digest(&ctx.job, unit.spec, unit.cycle)
+                    || e.query_digest == plan::legacy_query_digest(&ctx.job, unit.spec, unit.cycle))
+        });
+        let in_place = match &existing {
+            Some(e) if skippable => ctx
+                .committer
+                .out
+                .exists(&format!("{}/{}", unit.spec.name, e.path))
+                .await
+                .unwrap_or(false),
+            _ => false,
+        };
+        if let Some(e) = existing.filter(|_| skippable && in_place) {
             report.status = UnitStatus::SkippedFinal;
             report.finality = Some(Finality::Final);
             report.rows = e.rows;
@@ -180,16 +189,24 @@ async fn extract(
                 final_at,
                 finality,
             };
-            let (status, entry) = ctx.committer.commit(unit, produced)?;
-            Ok(Committed {
-                status,
-                finality,
-                rows: entry.rows,
-                pages: f.pages,
-                money_totals: entry.money_totals,
-                notes,
-            })
+            Ok((produced, f.pages, notes))
         });
+        let r = match r {
+            Ok((produced, pages, notes)) => {
+                ctx.committer
+                    .commit(unit, produced)
+                    .await
+                    .map(|(status, entry)| Committed {
+                        status,
+                        finality,
+                        rows: entry.rows,
+                        pages,
+                        money_totals: entry.money_totals,
+                        notes,
+                    })
+            }
+            Err(e) => Err(e),
+        };
         out.push(r);
     }
     Ok(out)

@@ -110,7 +110,7 @@ impl<'u> Writer<'u> {
         let norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage)
             .with_unique_key(spec.key_columns);
         // Staging names carry no text from the API or the command line.
-        let staging = ctx.committer.layout.staging_dir().join(format!(
+        let staging = ctx.committer.out.staging_file(&format!(
             "{}-{}-{}.parquet",
             spec.name,
             unit.cycle,

@@ -85,6 +85,17 @@ impl Manifest {
         }
     }
 
+    /// A manifest read from `bytes` (`None`: there is none yet).
+    pub fn from_bytes(bytes: Option<&[u8]>, dataset: &str, schema_version: u32, name: &str) -> Result<Self, SinkError> {
+        match bytes {
+            Some(b) => serde_json::from_slice(b).map_err(|e| SinkError::Manifest {
+                path: name.to_string(),
+                reason: e.to_string(),
+            }),
+            None => Ok(Self::new(dataset, schema_version)),
+        }
+    }
+
     pub fn load(path: &Path, dataset: &str, schema_version: u32) -> Result<Self, SinkError> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SinkError::Manifest {

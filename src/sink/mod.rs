@@ -11,6 +11,7 @@
 //! Trino, DuckDB and polars globbing.
 
 pub mod manifest;
+pub mod output;
 pub mod parquet;
 
 use std::fs::{self, File};
@@ -78,6 +79,11 @@ impl Layout {
 
     pub fn manifest_path(&self, dataset: &str) -> PathBuf {
         self.dataset_dir(dataset).join("_manifest.json")
+    }
+
+    /// A dataset's manifest, relative to the output.
+    pub fn manifest_rel(dataset: &str) -> String {
+        format!("{dataset}/_manifest.json")
     }
 
     pub fn meta_dir(&self) -> PathBuf {

@@ -9,14 +9,14 @@
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::sink::{SinkError, atomic_write};
+use crate::sink::SinkError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -28,6 +28,8 @@ pub enum StateError {
     Corrupt { path: String, reason: String },
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("{0}")]
+    Output(String),
 }
 
 /// An exclusive advisory lock on the output directory, released on drop or
@@ -80,14 +82,17 @@ pub struct JobState {
 }
 
 pub struct StateStore {
-    path: PathBuf,
+    out: std::sync::Arc<crate::sink::output::Output>,
     /// The state and the number of its latest version.
     state: Mutex<(JobState, u64)>,
     /// The version last written; held while writing, so writes stay ordered
-    /// without holding `state` across an fsync.
-    written: Mutex<u64>,
+    /// without holding `state` across an fsync or an upload.
+    written: tokio::sync::Mutex<u64>,
     pub resumed: bool,
 }
+
+/// Where the checkpoints live, below the output.
+pub const STATE_REL: &str = ".hcbill/state.json";
 
 /// Stable fingerprint of a job description.
 pub fn fingerprint(parts: &[String]) -> String {
@@ -101,20 +106,21 @@ pub fn fingerprint(parts: &[String]) -> String {
 
 impl StateStore {
     /// Opens the state for a job, resuming an unfinished job with the same fingerprint.
-    pub fn begin(meta_dir: &Path, fingerprint: &str, new_run_id: &str) -> Result<Self, StateError> {
-        let path = meta_dir.join("state.json");
-        let previous: Option<JobState> = match std::fs::read(&path) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
-                path: path.display().to_string(),
+    pub async fn begin(
+        out: std::sync::Arc<crate::sink::output::Output>,
+        fingerprint: &str,
+        new_run_id: &str,
+    ) -> Result<Self, StateError> {
+        let bytes = out
+            .read(STATE_REL)
+            .await
+            .map_err(|e| StateError::Output(e.to_string()))?;
+        let previous: Option<JobState> = match bytes {
+            Some(b) => Some(serde_json::from_slice(&b).map_err(|e| StateError::Corrupt {
+                path: format!("{}/{STATE_REL}", out.url()),
                 reason: e.to_string(),
             })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(StateError::Io {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
+            None => None,
         };
         let (state, resumed) = match previous {
             Some(p) if p.fingerprint == fingerprint && p.status == JobStatus::Running => (p, true),
@@ -130,34 +136,33 @@ impl StateStore {
             ),
         };
         let store = Self {
-            path,
+            out,
             state: Mutex::new((state, 0)),
-            written: Mutex::new(0),
+            written: tokio::sync::Mutex::new(0),
             resumed,
         };
-        store.save()?;
+        store.update(|_| {}).await?;
         Ok(store)
     }
 
     /// Changes the state, then writes it: a write already covered by a newer
     /// version is skipped, and none is lost or reordered.
-    fn update(&self, change: impl FnOnce(&mut JobState)) -> Result<(), StateError> {
+    async fn update(&self, change: impl FnOnce(&mut JobState)) -> Result<(), StateError> {
         let (text, seq) = {
             let mut g = self.state.lock().expect("state lock");
             change(&mut g.0);
             g.1 += 1;
             (serde_json::to_vec_pretty(&g.0).expect("state serialises"), g.1)
         };
-        let mut written = self.written.lock().expect("state write lock");
+        let mut written = self.written.lock().await;
         if *written < seq {
-            atomic_write(&self.path, &text)?;
+            self.out
+                .write(STATE_REL, &text, true)
+                .await
+                .map_err(|e| StateError::Output(e.to_string()))?;
             *written = seq;
         }
         Ok(())
-    }
-
-    fn save(&self) -> Result<(), StateError> {
-        self.update(|_| {})
     }
 
     pub fn run_id(&self) -> String {
@@ -172,14 +177,15 @@ impl StateStore {
         self.state.lock().expect("state lock").0.done.len()
     }
 
-    pub fn mark_done(&self, unit: &str) -> Result<(), StateError> {
+    pub async fn mark_done(&self, unit: &str) -> Result<(), StateError> {
         self.update(|s| {
             s.done.insert(unit.to_string());
         })
+        .await
     }
 
-    pub fn complete(&self) -> Result<(), StateError> {
-        self.update(|s| s.status = JobStatus::Complete)
+    pub async fn complete(&self) -> Result<(), StateError> {
+        self.update(|s| s.status = JobStatus::Complete).await
     }
 }
 
@@ -187,43 +193,47 @@ impl StateStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn resumes_only_an_unfinished_job_with_the_same_fingerprint() {
+    fn out(dir: &Path) -> std::sync::Arc<crate::sink::output::Output> {
+        std::sync::Arc::new(crate::sink::output::Output::local(dir))
+    }
+
+    #[tokio::test]
+    async fn resumes_only_an_unfinished_job_with_the_same_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
-        let s = StateStore::begin(dir.path(), "fp1", "run-a").unwrap();
+        let s = StateStore::begin(out(dir.path()), "fp1", "run-a").await.unwrap();
         assert!(!s.resumed);
-        s.mark_done("u1").unwrap();
+        s.mark_done("u1").await.unwrap();
         drop(s);
-        let s = StateStore::begin(dir.path(), "fp1", "run-b").unwrap();
+        let s = StateStore::begin(out(dir.path()), "fp1", "run-b").await.unwrap();
         assert!(s.resumed);
         assert_eq!(s.run_id(), "run-a");
         assert!(s.is_done("u1") && !s.is_done("u2"));
-        s.complete().unwrap();
-        let s = StateStore::begin(dir.path(), "fp1", "run-c").unwrap();
+        s.complete().await.unwrap();
+        let s = StateStore::begin(out(dir.path()), "fp1", "run-c").await.unwrap();
         assert!(!s.resumed, "a complete job starts over");
         assert_eq!(s.run_id(), "run-c");
-        let s = StateStore::begin(dir.path(), "fp2", "run-d").unwrap();
+        let s = StateStore::begin(out(dir.path()), "fp2", "run-d").await.unwrap();
         assert!(!s.resumed && s.done_count() == 0);
     }
 
-    #[test]
-    fn concurrent_checkpoints_all_land() {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_checkpoints_all_land() {
         let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(StateStore::begin(dir.path(), "fp", "run").unwrap());
-        let threads: Vec<_> = (0..4)
+        let s = std::sync::Arc::new(StateStore::begin(out(dir.path()), "fp", "run").await.unwrap());
+        let tasks: Vec<_> = (0..4)
             .map(|t| {
                 let s = s.clone();
-                std::thread::spawn(move || {
+                tokio::spawn(async move {
                     for i in 0..25 {
-                        s.mark_done(&format!("u{t}-{i}")).unwrap();
+                        s.mark_done(&format!("u{t}-{i}")).await.unwrap();
                     }
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
+        for t in tasks {
+            t.await.unwrap();
         }
-        let again = StateStore::begin(dir.path(), "fp", "other").unwrap();
+        let again = StateStore::begin(out(dir.path()), "fp", "other").await.unwrap();
         assert!(again.resumed);
         assert_eq!(again.done_count(), 100);
     }
