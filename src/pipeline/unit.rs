@@ -177,7 +177,7 @@ async fn extract(
     let mut out = Vec::with_capacity(writers.len());
     for w in writers {
         let unit = w.unit;
-        let r = w.finish().and_then(|f| {
+        let r = w.finish().map(|f| {
             let notes = f.notes.clone();
             let produced = super::commit::Produced {
                 notes: f.notes,
@@ -189,7 +189,7 @@ async fn extract(
                 final_at,
                 finality,
             };
-            Ok((produced, f.pages, notes))
+            (produced, f.pages, notes)
         });
         let r = match r {
             Ok((produced, pages, notes)) => {

@@ -251,6 +251,8 @@ impl Output {
             Location::Bucket { scheme, bucket, prefix } => (*scheme, bucket, prefix),
         };
         let url = location.to_string();
+        // Built without a default TLS provider (no C build): install ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let retry = RetryConfig {
             max_retries: 8,
             retry_timeout: Duration::from_secs(120),

@@ -1,5 +1,6 @@
 //! End-to-end tests against the simulator (one test binary: see rust-stack notes).
 
+mod bucket;
 mod cli;
 mod common;
 mod contract;
