@@ -7,7 +7,7 @@
 //! ```
 //! A file is written under `.hcbill/staging/` and published by one rename on
 //! the same filesystem, so a reader sees the old file or the new one, never a
-//! partial one. Names starting with `_` or `.` are skipped by Spark, Hive,
+//! partial one (for a bucket, see `output`). Names starting with `_` or `.` are skipped by Spark, Hive,
 //! Trino, DuckDB and polars globbing.
 
 pub mod manifest;
