@@ -24,8 +24,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// More detail in the logs (HCBILL_LOG overrides, e.g. HCBILL_LOG=hcbill=trace).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Warnings and errors only (for cron mail).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,6 +78,19 @@ pub enum Command {
     Sim(SimArgs),
     /// List the datasets: their API, what they are derived from, and their options.
     Datasets,
+    /// Shell completions, generated from this command line's definition.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (troff), generated from this command line's definition.
+    Man,
+    /// What a backfill (or with --nightly, a nightly run) would do: the units and why, the pages per API and
+    /// the time under the quotas. Writes nothing; spends one limit=1 probe per query of unknown size.
+    Plan(PlanArgs),
+    /// What the output holds: cycles per dataset, finality, rows, money totals, last extraction and
+    /// restatement, the last run, and when the next nightly will change something.
+    Status(StatusArgs),
     /// Check an output directory: files against their manifest (size, sha256, schema), and the datasets'
     /// money totals against each other with Huawei's rounding. Exit 1 when a final cycle fails.
     Verify(VerifyArgs),
@@ -141,12 +157,45 @@ pub struct RunArgs {
     /// Stop cleanly after this long (e.g. 6h, 90m; default 6h): exit 1, and the next run resumes.
     #[arg(long)]
     pub deadline: Option<String>,
+    /// Only plan: print what `hcbill plan` prints and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// After the run, verify the cycles it touched (`hcbill verify`): exit 1 on bad data, not only on failed requests.
     #[arg(long)]
     pub verify: bool,
+    /// Write Prometheus metrics here at the end of every run (for node_exporter's textfile collector).
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
     /// Also write the JSON run report here (it is always saved under <out>/.hcbill/reports/).
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Plan a nightly run instead of a backfill.
+    #[arg(long)]
+    pub nightly: bool,
+    /// A pipeline file to plan (flags override it).
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The output: a directory, obs://bucket/prefix or s3://bucket/prefix.
+    #[arg(long, default_value = "out")]
+    pub out: String,
+    #[arg(long, env = "HCBILL_OBS_ENDPOINT")]
+    pub obs_endpoint: Option<String>,
+    #[arg(long, env = "HCBILL_OBS_REGION")]
+    pub obs_region: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging(cli.log_format, cli.verbose);
+    init_logging(cli.log_format, cli.verbose, cli.quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -79,12 +79,29 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, verbose: bool) {
-    let default = if verbose { "hcbill=debug" } else { "hcbill=info" };
+/// Colour only on a terminal, and never when NO_COLOR is set (no-color.org):
+/// cron mail and log shippers get plain text.
+pub fn colour_wanted(is_terminal: bool, no_color: Option<&str>) -> bool {
+    is_terminal && no_color.is_none_or(str::is_empty)
+}
+
+fn init_logging(format: LogFormat, verbose: bool, quiet: bool) {
+    let default = if verbose {
+        "hcbill=debug"
+    } else if quiet {
+        "hcbill=warn"
+    } else {
+        "hcbill=info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HCBILL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = colour_wanted(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var("NO_COLOR").ok().as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -113,6 +130,19 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             print!("{}", datasets_listing());
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "hcbill", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out).map_err(failed)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&out).map_err(failed)?;
+            Ok(())
+        }
         Command::Verify(a) => {
             let cycles = a
                 .cycles
@@ -131,17 +161,73 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Report(a) => cost_report(a),
         Command::Backfill(a) => {
+            let dry = a.dry_run;
             let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Backfill), "backfill")?;
-            execute_plan(plan).await
+            if dry {
+                dry_run(plan, args::ReportFormat::Table).await
+            } else {
+                execute_plan(plan).await
+            }
         }
         Command::Nightly(a) => {
+            let dry = a.dry_run;
             let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Nightly), "nightly")?;
-            execute_plan(plan).await
+            if dry {
+                dry_run(plan, args::ReportFormat::Table).await
+            } else {
+                execute_plan(plan).await
+            }
         }
         Command::Run { pipeline, args } => {
             let file = PipelineFile::load(&pipeline).map_err(usage)?;
             let name = format!("run {}", pipeline.display());
-            execute_plan(settings::resolve(file, args, None, &name)?).await
+            let dry = args.dry_run;
+            let plan = settings::resolve(file, args, None, &name)?;
+            if dry {
+                dry_run(plan, args::ReportFormat::Table).await
+            } else {
+                execute_plan(plan).await
+            }
+        }
+        Command::Plan(a) => {
+            let (file, name) = match &a.pipeline {
+                Some(p) => (PipelineFile::load(p).map_err(usage)?, format!("run {}", p.display())),
+                None => (
+                    PipelineFile::default(),
+                    if a.nightly {
+                        "nightly".to_string()
+                    } else {
+                        "backfill".to_string()
+                    },
+                ),
+            };
+            let mode = match (&a.pipeline, a.nightly) {
+                (_, true) => Some(Mode::Nightly),
+                (None, false) => Some(Mode::Backfill),
+                (Some(_), false) => None,
+            };
+            let plan = settings::resolve(file, a.run, mode, &name)?;
+            dry_run(plan, a.format).await
+        }
+        Command::Status(a) => {
+            let location: crate::sink::output::Location = a.out.parse().map_err(usage)?;
+            let cfg = crate::sink::output::StoreConfig {
+                obs_endpoint: a.obs_endpoint,
+                obs_region: a.obs_region,
+                obs_keys: settings::obs_keys_from_env(),
+            };
+            let out = crate::sink::output::Output::open(&location, &cfg).map_err(usage)?;
+            let st = pipeline::status::status(&out).await.map_err(failed)?;
+            if st.datasets.is_empty() && st.last_run.is_none() {
+                return Err(usage(format!("{} holds no hcbill output", out.url())));
+            }
+            match a.format {
+                args::ReportFormat::Table => print!("{}", st.table()),
+                args::ReportFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&st).expect("status serialises"))
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -181,6 +267,42 @@ fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `hcbill plan` / `--dry-run`: the plan, printed; nothing written.
+async fn dry_run(plan: Plan, format: args::ReportFormat) -> Result<(), Failure> {
+    let Plan {
+        job,
+        source,
+        mut client,
+        ..
+    } = plan;
+    let (_sim, creds) = match source {
+        Source::Endpoint(c) => (None, c),
+        Source::Simulator(cfg) => {
+            let creds = Credentials {
+                ak: cfg.ak.clone(),
+                sk: Secret::new(cfg.sk.clone()),
+                domain_id: None,
+                security_token: None,
+            };
+            let running = sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| failed(format!("cannot start the embedded simulator: {e}")))?;
+            client.endpoint = running.url();
+            (Some(running), creds)
+        }
+    };
+    let client = BssClient::new(creds, client).map_err(usage)?;
+    let report = pipeline::dry_run::dry_run(&job, &client).await.map_err(|e| Failure {
+        code: Outcome::of_error(&e).exit_code(),
+        message: e.to_string(),
+    })?;
+    match format {
+        args::ReportFormat::Table => print!("{}", report.table()),
+        args::ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).expect("plan serialises")),
+    }
+    Ok(())
 }
 
 /// Exit 1, with the first failure as the line, when verification failed.
@@ -232,12 +354,36 @@ fn datasets_listing() -> String {
 }
 
 pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
+    let started_at = chrono::Utc::now();
+    let metrics_file = plan.metrics_file.clone();
+    let command = plan.job.command.clone();
+    let (result, report) = run_plan(plan).await;
+    if let Some(path) = metrics_file {
+        let code = result.as_ref().err().map_or(0, |f| f.code);
+        let previous = std::fs::read_to_string(&path).ok();
+        let text = pipeline::metrics::render(
+            &command,
+            started_at,
+            chrono::Utc::now(),
+            code,
+            report.as_ref(),
+            previous.as_deref(),
+        );
+        if let Err(e) = atomic_write(&path, text.as_bytes()) {
+            tracing::error!("writing the metrics file: {e}");
+        }
+    }
+    result
+}
+
+async fn run_plan(plan: Plan) -> (Result<(), Failure>, Option<pipeline::report::RunReport>) {
     let Plan {
         job,
         source,
         mut client,
         report,
         verify,
+        ..
     } = plan;
     let (_sim, creds) = match source {
         Source::Endpoint(c) => (None, c),
@@ -248,20 +394,43 @@ pub async fn execute_plan(plan: Plan) -> Result<(), Failure> {
                 domain_id: None,
                 security_token: None,
             };
-            let running = sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .map_err(|e| failed(format!("cannot start the embedded simulator: {e}")))?;
+            let running = match sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await {
+                Ok(r) => r,
+                Err(e) => return (Err(failed(format!("cannot start the embedded simulator: {e}"))), None),
+            };
             tracing::info!("embedded simulator at {}", running.url());
             client.endpoint = running.url();
             (Some(running), creds)
         }
     };
-    let client = std::sync::Arc::new(BssClient::new(creds, client).map_err(usage)?);
-    let report_json = pipeline::run(&job, &client).await.map_err(|e| Failure {
-        code: Outcome::of_error(&e).exit_code(),
-        message: e.to_string(),
-    })?;
-    let text = serde_json::to_vec_pretty(&report_json).expect("report serialises");
+    let client = match BssClient::new(creds, client) {
+        Ok(c) => std::sync::Arc::new(c),
+        Err(e) => return (Err(usage(e)), None),
+    };
+    let report_json = match pipeline::run(&job, &client).await {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Err(Failure {
+                    code: Outcome::of_error(&e).exit_code(),
+                    message: e.to_string(),
+                }),
+                None,
+            );
+        }
+    };
+    let r = finish_run(&job, &client, &report, verify, &report_json);
+    (r, Some(report_json))
+}
+
+fn finish_run(
+    job: &pipeline::Job,
+    client: &BssClient,
+    report: &Option<std::path::PathBuf>,
+    verify: bool,
+    report_json: &pipeline::report::RunReport,
+) -> Result<(), Failure> {
+    let text = serde_json::to_vec_pretty(report_json).expect("report serialises");
     if let Some(p) = &report {
         atomic_write(p, &text).map_err(failed)?;
     }

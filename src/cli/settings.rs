@@ -30,6 +30,8 @@ pub struct Plan {
     pub report: Option<PathBuf>,
     /// Verify the touched cycles after the run.
     pub verify: bool,
+    /// Prometheus metrics written at the end of the run.
+    pub metrics_file: Option<PathBuf>,
 }
 
 pub enum Source {
@@ -125,11 +127,7 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
         return Err(usage(format!("--out {} exists and is not a directory", dir.display())));
     }
     // OBS: its own keys if given, else the BSS client's (the same Huawei account).
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let obs_keys = match (env("HCBILL_OBS_AK"), env("HCBILL_OBS_SK")) {
-        (Some(ak), Some(sk)) => Some((ak, sk, env("HCBILL_OBS_SECURITY_TOKEN"))),
-        _ => None,
-    };
+    let obs_keys = obs_keys_from_env();
     let store_config = |bss: Option<&Credentials>| StoreConfig {
         obs_endpoint: a.obs_endpoint.clone(),
         obs_region: a.obs_region.clone(),
@@ -216,6 +214,7 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
         client,
         report: a.report,
         verify: a.verify,
+        metrics_file: a.metrics_file.clone(),
     })
 }
 
@@ -291,4 +290,13 @@ pub fn parse_cycles(s: &str) -> Result<std::collections::BTreeSet<BillCycle>, St
         return Err("--cycles names no cycle".into());
     }
     Ok(out)
+}
+
+/// OBS keys of their own (`HCBILL_OBS_AK`/`SK`/`SECURITY_TOKEN`), if set.
+pub fn obs_keys_from_env() -> Option<(String, String, Option<String>)> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (env("HCBILL_OBS_AK"), env("HCBILL_OBS_SK")) {
+        (Some(ak), Some(sk)) => Some((ak, sk, env("HCBILL_OBS_SECURITY_TOKEN"))),
+        _ => None,
+    }
 }

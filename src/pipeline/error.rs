@@ -16,6 +16,8 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error("listing enterprise members: {0}")]
     Members(SourceError),
+    #[error("probing the size of a query: {0}")]
+    Probe(SourceError),
     #[error("{0}")]
     Account(#[from] super::accounts::AccountIdError),
     #[error(transparent)]
@@ -123,7 +125,7 @@ impl Outcome {
                 | crate::sink::output::OutputError::Denied { .. }
                 | crate::sink::output::OutputError::State(StateError::Locked(..)),
             ) => Outcome::BadInput,
-            RunError::Members(s) if s.is_fatal() => Outcome::CredentialsRefused,
+            RunError::Members(s) | RunError::Probe(s) if s.is_fatal() => Outcome::CredentialsRefused,
             _ => Outcome::UnitsFailed,
         }
     }

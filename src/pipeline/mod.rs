@@ -9,10 +9,13 @@
 pub mod accounts;
 mod commit;
 pub mod config;
+pub mod dry_run;
 pub mod error;
+pub mod metrics;
 pub mod plan;
 mod progress;
 pub mod report;
+pub mod status;
 mod unit;
 mod write;
 
@@ -34,7 +37,7 @@ use crate::sink::output::Output;
 use crate::source::api::Api;
 use crate::source::client::BssClient;
 use crate::source::datasets::{DatasetOptions, DatasetSpec};
-use crate::state::{StateStore, fingerprint};
+use crate::state::StateStore;
 use commit::Committer;
 use report::{RunReport, UnitReport, UnitStatus};
 use unit::Deadline;
@@ -181,19 +184,9 @@ async fn run_locked(
         plan::dataset_cycles(job, spec, &manifests[spec.name], snapshot_cycle)
     });
     let units: Vec<&plan::Unit> = groups.iter().flat_map(|g| &g.units).collect();
-    let mut fp_parts = vec![
-        job.command.clone(),
-        job.endpoint.clone(),
-        format!("{:?}", job.accounts),
-        format!("force={} grace={}", job.force, job.grace),
-    ];
-    for (name, o) in &job.options {
-        let set: Vec<String> = o.iter().map(|(k, v)| format!("{name}.{k}={v}")).collect();
-        fp_parts.push(set.join(","));
-    }
-    fp_parts.extend(units.iter().map(|u| u.key()));
+    let job_fingerprint = plan::fingerprint_of(job, &units);
     let total = units.len();
-    let state = StateStore::begin(out.clone(), &fingerprint(&fp_parts), new_run_id).await?;
+    let state = StateStore::begin(out.clone(), &job_fingerprint, new_run_id).await?;
     let resumed = state.resumed;
     if resumed {
         tracing::info!(

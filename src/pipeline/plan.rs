@@ -214,3 +214,20 @@ pub fn is_final(job: &Job, cycle: BillCycle, at: DateTime<Utc>) -> (DateTime<Utc
     let final_at = cycle.final_at(job.grace);
     (final_at, at >= final_at)
 }
+
+/// What identifies a job for resuming: same command, endpoint, accounts,
+/// options and units.
+pub fn fingerprint_of(job: &Job, units: &[&Unit]) -> String {
+    let mut parts = vec![
+        job.command.clone(),
+        job.endpoint.clone(),
+        format!("{:?}", job.accounts),
+        format!("force={} grace={}", job.force, job.grace),
+    ];
+    for (name, o) in &job.options {
+        let set: Vec<String> = o.iter().map(|(k, v)| format!("{name}.{k}={v}")).collect();
+        parts.push(set.join(","));
+    }
+    parts.extend(units.iter().map(|u| u.key()));
+    crate::state::fingerprint(&parts)
+}

@@ -31,6 +31,8 @@ pub struct UnitReport {
     pub status: UnitStatus,
     pub finality: Option<Finality>,
     pub rows: u64,
+    /// Size of the unit's file.
+    pub bytes: u64,
     pub pages: u64,
     pub restarts: u32,
     pub money_totals: BTreeMap<String, String>,
@@ -55,6 +57,7 @@ impl UnitReport {
             status: UnitStatus::Failed,
             finality: None,
             rows: 0,
+            bytes: 0,
             pages: 0,
             restarts: 0,
             money_totals: BTreeMap::new(),
@@ -121,10 +124,12 @@ impl RunReport {
                 (false, n) => format!("{n} enterprise members"),
             }
         );
+        // Columns sized to their widest cell, so member rows line up.
+        let aw = self.units.iter().map(|u| u.account.len()).max().unwrap_or(7).max(7);
         let _ = writeln!(
             s,
-            "{:<22} {:<9} {:<14} {:>9}  {:<13} {:>22}  money column",
-            "dataset", "cycle", "status", "rows", "finality", "total"
+            "{:<22} {:<9} {:<aw$} {:<14} {:>9}  {:<13} {:>22}  money column",
+            "dataset", "cycle", "account", "status", "rows", "finality", "total"
         );
         let mut units: Vec<&UnitReport> = self.units.iter().collect();
         units.sort_by(|a, b| (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account)));
@@ -138,16 +143,12 @@ impl RunReport {
                 Some(Finality::Provisional) => "provisional",
                 None => "",
             };
-            let cycle = if u.account == "self" {
-                u.bill_cycle.clone()
-            } else {
-                format!("{} [{}]", u.bill_cycle, u.account)
-            };
             let _ = writeln!(
                 s,
-                "{:<22} {:<9} {:<14} {:>9}  {:<13} {:>22}  {}",
+                "{:<22} {:<9} {:<aw$} {:<14} {:>9}  {:<13} {:>22}  {}",
                 u.dataset,
-                cycle,
+                u.bill_cycle,
+                u.account,
                 format!("{:?}", u.status).to_lowercase(),
                 u.rows,
                 fin,
@@ -164,5 +165,46 @@ impl RunReport {
             let _ = writeln!(s, "FAILED: {f}");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_rows_line_up_with_the_others() {
+        let mut a = UnitReport::failed("bill_summary".into(), "2026-05".into(), "self".into(), None);
+        a.status = UnitStatus::Published;
+        let mut b = a.clone();
+        b.account = "65a7efa9c6d84c0b9a1e2f3d4c5b6a79".into();
+        let r = RunReport {
+            run_id: "r".into(),
+            command: "test".into(),
+            resumed: false,
+            out: "out".into(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            duration_seconds: 0.0,
+            success: true,
+            units_total: 2,
+            units_failed: 0,
+            rows: 0,
+            pages: 0,
+            requests: Default::default(),
+            restatements: 0,
+            accounts: vec!["self".into()],
+            failures: vec![],
+            units: vec![a, b],
+            saved_as: String::new(),
+        };
+        let text = r.human();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("bill_summary") || l.starts_with("dataset"))
+            .collect();
+        let col = |l: &str| l.find("published").or_else(|| l.find("status")).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert!(lines.iter().all(|l| col(l) == col(lines[0])), "{text}");
     }
 }

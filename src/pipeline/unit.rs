@@ -48,6 +48,7 @@ pub async fn run_group(
             if let Some(e) = existing {
                 report.finality = Some(e.finality);
                 report.rows = e.rows;
+                report.bytes = e.bytes;
                 report.money_totals = e.money_totals;
             }
             continue;
@@ -72,6 +73,7 @@ pub async fn run_group(
             report.status = UnitStatus::SkippedFinal;
             report.finality = Some(Finality::Final);
             report.rows = e.rows;
+            report.bytes = e.bytes;
             report.money_totals = e.money_totals;
             continue;
         }
@@ -96,6 +98,7 @@ pub async fn run_group(
                             report.status = c.status;
                             report.finality = Some(c.finality);
                             report.rows = c.rows;
+                            report.bytes = c.bytes;
                             report.pages = c.pages;
                             report.money_totals = c.money_totals;
                             report.notes = c.notes;
@@ -135,6 +138,7 @@ struct Committed {
     status: UnitStatus,
     finality: Finality,
     rows: u64,
+    bytes: u64,
     pages: u64,
     money_totals: std::collections::BTreeMap<String, String>,
     notes: Vec<String>,
@@ -200,6 +204,7 @@ async fn extract(
                         status,
                         finality,
                         rows: entry.rows,
+                        bytes: entry.bytes,
                         pages,
                         money_totals: entry.money_totals,
                         notes,

@@ -554,6 +554,36 @@ impl Output {
         }
     }
 
+    /// Names of the files directly under `rel_dir` (e.g. the run reports).
+    pub async fn list(&self, rel_dir: &str) -> Result<Vec<String>, OutputError> {
+        match &self.inner {
+            Inner::Local(l) => Ok(std::fs::read_dir(l.root.join(rel_dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()),
+            Inner::Remote(r) => {
+                let prefix = Self::obj(r, rel_dir);
+                let listed: Vec<_> = r
+                    .store
+                    .list_with_delimiter(Some(&prefix))
+                    .await
+                    .map(|l| l.objects)
+                    .or_else(|e| match e {
+                        object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                        e => Err(e),
+                    })
+                    .map_err(|e| store_error(&r.url, e))?;
+                Ok(listed
+                    .into_iter()
+                    .filter_map(|m| m.location.filename().map(str::to_string))
+                    .collect())
+            }
+        }
+    }
+
     /// Makes a staged file the object `rel` in one step, then drops the staged copy.
     pub async fn publish(&self, staged: &Path, rel: &str) -> Result<(), OutputError> {
         self.check_lease()?;

@@ -218,6 +218,7 @@ impl BssClient {
                             });
                         }
                         self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        Stats::bump(&self.stats.retries_per_api, api);
                         tokio::time::sleep(delay).await;
                     }
                 }
@@ -318,6 +319,7 @@ impl BssClient {
         let throttled = status == 429 || code.ends_with(".0308") || code == "CBC.0250";
         if throttled {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            Stats::bump(&self.stats.throttled_per_api, api);
             let rate = self.limits.throttled(api, &self.creds.ak);
             tracing::warn!(
                 api = api.name(),

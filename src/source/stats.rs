@@ -18,9 +18,11 @@ pub struct Stats {
     pub transport_errors: AtomicU64,
     pub bad_bodies: AtomicU64,
     pub per_api: Mutex<HashMap<Api, u64>>,
+    pub retries_per_api: Mutex<HashMap<Api, u64>>,
+    pub throttled_per_api: Mutex<HashMap<Api, u64>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct StatsSnapshot {
     pub requests: u64,
     pub retries: u64,
@@ -29,6 +31,10 @@ pub struct StatsSnapshot {
     pub transport_errors: u64,
     pub unparseable_bodies: u64,
     pub requests_per_api: std::collections::BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub retries_per_api: std::collections::BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub throttled_per_api: std::collections::BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -40,15 +46,24 @@ impl Stats {
             server_errors: self.server_errors.load(Ordering::Relaxed),
             transport_errors: self.transport_errors.load(Ordering::Relaxed),
             unparseable_bodies: self.bad_bodies.load(Ordering::Relaxed),
-            requests_per_api: self
-                .per_api
-                .lock()
-                .expect("stats lock")
-                .iter()
-                .map(|(a, n)| (a.name().to_string(), *n))
-                .collect(),
+            requests_per_api: by_name(&self.per_api),
+            retries_per_api: by_name(&self.retries_per_api),
+            throttled_per_api: by_name(&self.throttled_per_api),
         }
     }
+
+    /// Counts one event of an API.
+    pub fn bump(map: &Mutex<HashMap<Api, u64>>, api: Api) {
+        *map.lock().expect("stats lock").entry(api).or_default() += 1;
+    }
+}
+
+fn by_name(m: &Mutex<HashMap<Api, u64>>) -> std::collections::BTreeMap<String, u64> {
+    m.lock()
+        .expect("stats lock")
+        .iter()
+        .map(|(a, n)| (a.name().to_string(), *n))
+        .collect()
 }
 
 /// Set once by the first fatal error; every later request stops before sending.

@@ -1,0 +1,159 @@
+//! Performance of the release binary, measured from outside: `cargo bench --bench perf`.
+//!
+//! The simulator runs as a separate process (`hcbill sim`), so the figures are
+//! the client's own. Printed, in one run:
+//! * quota use: wall ÷ (pages ÷ quota) for a month of 400+ pages of
+//!   res-fee-records with 200 ms latency (1.00 is the quota's limit);
+//! * CPU: rows per second per core of the hcbill process (user + system time);
+//! * memory: the hcbill process's peak RSS for 0.1M, 0.5M and 2M-row months.
+//!
+//! Options (environment): HCBILL_BENCH_SIZES (e.g. "0.1,0.5,2", millions of
+//! rows), HCBILL_BENCH_LATENCY_MS (200).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+const AK: &str = "AKBENCHHCBILL";
+const SK: &str = "SK-bench-secret-0123456789";
+const CYCLE: &str = "2026-10";
+/// Members of the simulated enterprise: rows ≈ 2000 × scale × (2 + members).
+const MEMBERS: u32 = 3;
+
+struct Sim {
+    child: Child,
+    url: String,
+}
+
+impl Sim {
+    fn start(bin: &str, scale: f64, latency_ms: u64, dir: &Path) -> Sim {
+        let sk = dir.join("sk");
+        std::fs::write(&sk, SK).unwrap();
+        let mut child = Command::new(bin)
+            .args(["sim", "--port", "0", "--ak", AK, "--sk-file"])
+            .arg(&sk)
+            .args(["--seed", "42", "--from", CYCLE, "--to", CYCLE])
+            .args(["--members", &MEMBERS.to_string(), "--scale", &scale.to_string()])
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hcbill sim starts");
+        let mut url = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut url)
+            .unwrap();
+        Sim {
+            child,
+            url: url.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Measured {
+    rows: u64,
+    pages: u64,
+    wall: f64,
+    cpu: f64,
+    peak_rss_mib: f64,
+}
+
+/// Runs one backfill of consumption records and measures the hcbill process.
+fn run(bin: &str, sim: &Sim, dir: &Path) -> Measured {
+    let out = dir.join("out");
+    let report = dir.join("report.json");
+    let _ = std::fs::remove_dir_all(&out);
+    let t = Instant::now();
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(bin)
+        .args(["backfill", "--endpoint", &sim.url, "--from", CYCLE, "--to", CYCLE])
+        .args(["--datasets", "consumption_records", "--accounts", "all", "--out"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .env("HUAWEICLOUD_SDK_AK", AK)
+        .env("HUAWEICLOUD_SDK_SK", SK)
+        .env("HCBILL_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("hcbill runs");
+    // wait4 (not Child::wait): the child's own CPU time and peak RSS.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the backfill failed"
+    );
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    Measured {
+        rows: report["rows"].as_u64().unwrap(),
+        pages: report["pages"].as_u64().unwrap(),
+        wall,
+        cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    }
+}
+
+fn scale_for(million_rows: f64) -> f64 {
+    (million_rows * 1e6 / (2000.0 * f64::from(2 + MEMBERS))).max(0.01)
+}
+
+fn main() {
+    let bin = env!("CARGO_BIN_EXE_hcbill");
+    let dir = tempfile::tempdir().unwrap();
+    let latency: u64 = std::env::var("HCBILL_BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let sizes: Vec<f64> = std::env::var("HCBILL_BENCH_SIZES")
+        .unwrap_or_else(|_| "0.1,0.5,2".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+
+    // Quota use: 400+ pages under latency.
+    let sim = Sim::start(bin, scale_for(0.42), latency, dir.path());
+    let m = run(bin, &sim, dir.path());
+    drop(sim);
+    let ideal = m.pages as f64 / 30.0;
+    println!(
+        "quota: {} pages, {} rows, {latency} ms latency: {:.1} s for an ideal {:.1} s at 30 req/s -> ratio {:.3}",
+        m.pages,
+        m.rows,
+        m.wall,
+        ideal,
+        m.wall / ideal
+    );
+
+    println!(
+        "{:>10} {:>7} {:>9} {:>12} {:>14} {:>12}",
+        "rows", "pages", "wall s", "cpu s", "rows/s/core", "peak RSS"
+    );
+    for size in sizes {
+        let sim = Sim::start(bin, scale_for(size), 0, dir.path());
+        let m = run(bin, &sim, dir.path());
+        drop(sim);
+        println!(
+            "{:>10} {:>7} {:>9.1} {:>12.2} {:>14.0} {:>9.1} MiB",
+            m.rows,
+            m.pages,
+            m.wall,
+            m.cpu,
+            m.rows as f64 / m.cpu.max(1e-9),
+            m.peak_rss_mib
+        );
+    }
+}
