@@ -214,7 +214,15 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             let cfg = crate::sink::output::StoreConfig {
                 obs_endpoint: a.obs_endpoint,
                 obs_region: a.obs_region,
-                obs_keys: settings::obs_keys_from_env(),
+                obs_keys: settings::obs_keys_from_env().or_else(|| {
+                    Credentials::from_env().ok().map(|c| {
+                        (
+                            c.ak,
+                            c.sk.expose().to_string(),
+                            c.security_token.map(|t| t.expose().to_string()),
+                        )
+                    })
+                }),
             };
             let out = crate::sink::output::Output::open(&location, &cfg).map_err(usage)?;
             let st = pipeline::status::status(&out).await.map_err(failed)?;

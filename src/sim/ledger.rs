@@ -410,8 +410,10 @@ impl Ledger {
         let resource_name = format!("{}-{:02}", service.resource_prefix, resource_no);
         let bill_date = cycle.first_day() + Duration::days(i64::from(day));
         let trade_time = local_midnight_utc(bill_date) + Duration::seconds(tr.below(86_400) as i64);
+        // Order ids are unique, as Huawei's are: the trade's own number, not a
+        // random one (a random six digits repeat in a large month).
         let trade_id = if charge_mode == 1 {
-            format!("CS{}{:06}", bill_date.format("%y%m%d"), tr.below(1_000_000))
+            format!("CS{}{:06}", bill_date.format("%y%m%d"), trade_key % 1_000_000_000_000)
         } else {
             format!("BC{}", tr.hex(24))
         };

@@ -316,7 +316,7 @@ async fn kill_9_mid_run_then_resume_gives_the_same_objects() {
     let pipeline = work.path().join("slow.toml");
     std::fs::write(
         &pipeline,
-        "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\nlatency_ms = 150\n",
+        "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\nlatency_ms = 400\n",
     )
     .unwrap();
     let mut cmd = backfill(work.path(), "s3://lake/killed", Some(&s3), &[]);
