@@ -17,10 +17,17 @@ use super::{SinkError, io_err};
 /// Rows per row group: bounds the writer's buffer (~tens of MB at most).
 pub const ROW_GROUP_ROWS: usize = 65_536;
 
+/// A column's dictionary may grow to this before the column falls back to
+/// plain encoding: columns that repeat (services, regions, codes) stay
+/// dictionary-encoded, near-unique ones (ids) stop holding a large dictionary
+/// per writer in memory.
+pub const DICTIONARY_LIMIT: usize = 128 << 10;
+
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(DICTIONARY_LIMIT)
         .set_created_by(format!("hcbill {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
