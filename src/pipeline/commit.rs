@@ -130,7 +130,10 @@ impl Committer {
         let same = previous
             .as_ref()
             .is_some_and(|e| e.content_digest == p.content_digest && e.schema_version == spec.version);
-        let unchanged = same && self.out.exists(&dest).await.map_err(UnitError::output)?;
+        // The file in place must be the one the manifest describes (a crash may
+        // have left another): its size is checked, cheaply, before it is kept.
+        let unchanged =
+            same && self.out.size(&dest).await.map_err(UnitError::output)? == previous.as_ref().map(|e| e.bytes);
         let entry = match previous {
             Some(mut e) if unchanged => {
                 // The file stays as it was, lineage included; only its finality may advance.

@@ -88,7 +88,7 @@ impl UnitError {
     pub fn is_shared(&self) -> bool {
         !matches!(
             self,
-            UnitError::Data { .. } | UnitError::Transform { .. } | UnitError::Batch(_)
+            UnitError::Data { .. } | UnitError::Transform { .. } | UnitError::Batch(_) | UnitError::Sink(_)
         )
     }
 }

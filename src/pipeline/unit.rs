@@ -90,8 +90,27 @@ pub async fn run_group(
             .await
             .unwrap_or_else(|_| Err(UnitError::Deadline(deadline.what.clone())));
         match outcome {
-            Ok(done) => {
-                for (i, r) in active.iter().zip(done) {
+            Ok(staged) => {
+                for (i, r) in active.iter().zip(staged) {
+                    let unit = &group.units[*i];
+                    let r = match r {
+                        Ok(st) => {
+                            let (pages, finality, notes) = (st.pages, st.produced.finality, st.produced.notes.clone());
+                            ctx.committer
+                                .commit(unit, st.produced)
+                                .await
+                                .map(|(status, entry)| Committed {
+                                    status,
+                                    finality,
+                                    rows: entry.rows,
+                                    bytes: entry.bytes,
+                                    pages,
+                                    money_totals: entry.money_totals,
+                                    notes,
+                                })
+                        }
+                        Err(e) => Err(e),
+                    };
                     let report = &mut reports[*i];
                     match r {
                         Ok(c) => {
@@ -144,16 +163,23 @@ struct Committed {
     notes: Vec<String>,
 }
 
-/// One try at the group: every active unit staged from one fetch, then each
-/// committed. An error shared by the pages is returned for the whole group;
-/// a unit's own error is its entry in the result.
+/// A unit's finished staging file, waiting for its commit.
+struct Staged {
+    produced: super::commit::Produced,
+    pages: u64,
+}
+
+/// One try at the group: every active unit staged from one fetch. An error
+/// shared by the pages is returned for the whole group; a unit's own error is
+/// its entry in the result. Commits happen after, outside the deadline, so a
+/// deadline never cuts one short.
 async fn extract(
     ctx: &Ctx,
     group: &Group,
     active: &[usize],
     budget: &WaitBudget,
     listing: Option<&MemberListing>,
-) -> Result<Vec<Result<Committed, UnitError>>, UnitError> {
+) -> Result<Vec<Result<Staged, UnitError>>, UnitError> {
     let extracted_at = Utc::now();
     let mut writers = Vec::with_capacity(active.len());
     for &i in active {
@@ -181,10 +207,9 @@ async fn extract(
     let mut out = Vec::with_capacity(writers.len());
     for w in writers {
         let unit = w.unit;
-        let r = w.finish().map(|f| {
-            let notes = f.notes.clone();
-            let produced = super::commit::Produced {
-                notes: f.notes,
+        out.push(w.finish().map(|f| Staged {
+            produced: super::commit::Produced {
+                notes: f.notes.clone(),
                 staged: f.staged,
                 content_digest: f.content_digest,
                 money_totals: f.money_totals,
@@ -192,27 +217,9 @@ async fn extract(
                 extracted_at,
                 final_at,
                 finality,
-            };
-            (produced, f.pages, notes)
-        });
-        let r = match r {
-            Ok((produced, pages, notes)) => {
-                ctx.committer
-                    .commit(unit, produced)
-                    .await
-                    .map(|(status, entry)| Committed {
-                        status,
-                        finality,
-                        rows: entry.rows,
-                        bytes: entry.bytes,
-                        pages,
-                        money_totals: entry.money_totals,
-                        notes,
-                    })
-            }
-            Err(e) => Err(e),
-        };
-        out.push(r);
+            },
+            pages: f.pages,
+        }));
     }
     Ok(out)
 }

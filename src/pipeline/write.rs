@@ -145,7 +145,18 @@ impl<'u> Writer<'u> {
     /// One row of stream `si`. A shared error (a repeated key: the pages
     /// moved) is returned; one of this writer's own is kept.
     fn push(&mut self, si: usize, rec: &RawValue, tctx: &TransformCtx<'_>, offset: u64) -> Result<(), UnitError> {
-        let Some((role, _)) = self.role(si) else { return Ok(()) };
+        let Some((role, optional)) = self.role(si) else {
+            return Ok(());
+        };
+        // A repeated key in a companion's rewritten rows is this writer's own
+        // problem, not the pages moving (its own stream says that).
+        let own = |offset: u64, e: crate::model::ModelError| {
+            if optional {
+                UnitError::Data { offset, source: e }
+            } else {
+                UnitError::data(offset, e)
+            }
+        };
         let tctx = TransformCtx {
             companion: self.companion.unwrap_or(false),
             ..*tctx
@@ -155,7 +166,7 @@ impl<'u> Writer<'u> {
             Role::Transformed(t) => t(rec, &tctx)
                 .map_err(|reason| UnitError::Transform { offset, reason })
                 .and_then(|row| match row {
-                    Some(row) => self.norm.push(&row).map_err(|e| UnitError::data(offset, e)),
+                    Some(row) => self.norm.push(&row).map_err(|e| own(offset, e)),
                     None => Ok(()),
                 }),
             Role::FanOut { id_key, .. } => {

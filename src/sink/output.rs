@@ -161,7 +161,7 @@ pub struct Output {
 
 enum Inner {
     Local(Layout),
-    Remote(Remote),
+    Remote(Box<Remote>),
 }
 
 struct Remote {
@@ -172,7 +172,12 @@ struct Remote {
     spool: Spool,
     /// Last known version of each conditionally updated object.
     versions: tokio::sync::Mutex<HashMap<String, UpdateVersion>>,
+    /// Bytes of the last guarded write of each object, to recognise our own
+    /// write when its answer was lost.
+    attempted: tokio::sync::Mutex<HashMap<String, Vec<u8>>>,
     lease_lost: Arc<AtomicBool>,
+    /// When the lease was last renewed (Unix ms; 0 before it is taken).
+    renewed_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A private local directory for files on their way to a bucket, removed when dropped.
@@ -199,15 +204,25 @@ pub enum OutputGuard {
         renew: tokio::task::JoinHandle<()>,
         store: Arc<dyn ObjectStore>,
         path: ObjPath,
+        lost: Arc<AtomicBool>,
     },
 }
 
 impl OutputGuard {
-    /// Releases the lock or deletes the lease (a dead run's lease just expires).
+    /// Releases the lock or deletes the lease (a dead run's lease just expires;
+    /// a lease taken over by another run is theirs and stays).
     pub async fn release(self) {
-        if let OutputGuard::Remote { renew, store, path } = self {
+        if let OutputGuard::Remote {
+            renew,
+            store,
+            path,
+            lost,
+        } = self
+        {
             renew.abort();
-            let _ = store.delete(&path).await;
+            if !lost.load(Ordering::SeqCst) {
+                let _ = store.delete(&path).await;
+            }
         }
     }
 }
@@ -225,8 +240,7 @@ fn store_error(url: &str, e: object_store::Error) -> OutputError {
     if matches!(
         e,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
-    ) || lower.contains("403")
-        || lower.contains("accessdenied")
+    ) || lower.contains("accessdenied")
         || lower.contains("signaturedoesnotmatch")
         || lower.contains("invalidaccesskeyid")
     {
@@ -264,10 +278,18 @@ impl Output {
             Scheme::S3 => AmazonS3Builder::from_env(),
             Scheme::Obs => {
                 let region = cfg.obs_region.clone().unwrap_or_else(|| "cn-north-4".to_string());
-                let endpoint = cfg
+                let base = cfg
                     .obs_endpoint
                     .clone()
                     .unwrap_or_else(|| format!("https://obs.{region}.myhuaweicloud.com"));
+                // Virtual-hosted style: the bucket is the first label of the host,
+                // and object_store takes such an endpoint as given.
+                let endpoint = match base.split_once("://") {
+                    Some((scheme, host)) if !host.starts_with(&format!("{bucket}.")) => {
+                        format!("{scheme}://{bucket}.{}", host.trim_end_matches('/'))
+                    }
+                    _ => base.trim_end_matches('/').to_string(),
+                };
                 let mut b = AmazonS3Builder::new()
                     .with_region(region)
                     .with_endpoint(endpoint)
@@ -292,14 +314,16 @@ impl Output {
             reason: format!("cannot make a local spool directory: {e}"),
         })?;
         Ok(Self {
-            inner: Inner::Remote(Remote {
+            inner: Inner::Remote(Box::new(Remote {
                 store: Arc::new(store),
                 prefix: ObjPath::from(prefix.as_str()),
                 url,
                 spool,
                 versions: tokio::sync::Mutex::new(HashMap::new()),
+                attempted: tokio::sync::Mutex::new(HashMap::new()),
                 lease_lost: Arc::new(AtomicBool::new(false)),
-            }),
+                renewed_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+            })),
         })
     }
 
@@ -316,14 +340,16 @@ impl Output {
             reason: e.to_string(),
         })?;
         Ok(Self {
-            inner: Inner::Remote(Remote {
+            inner: Inner::Remote(Box::new(Remote {
                 store,
                 prefix: ObjPath::from(prefix),
                 url: url.into(),
                 spool,
                 versions: tokio::sync::Mutex::new(HashMap::new()),
+                attempted: tokio::sync::Mutex::new(HashMap::new()),
                 lease_lost: Arc::new(AtomicBool::new(false)),
-            }),
+                renewed_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+            })),
         })
     }
 
@@ -412,7 +438,9 @@ impl Output {
             }
             Err(e) => return Err(store_error(&r.url, e)),
         };
+        r.renewed_ms.store(Utc::now().timestamp_millis(), Ordering::SeqCst);
         let (store, lost, hint) = (r.store.clone(), r.lease_lost.clone(), run_hint.to_string());
+        let renewed = r.renewed_ms.clone();
         let renew_path = path.clone();
         let renew = tokio::spawn(async move {
             loop {
@@ -425,6 +453,7 @@ impl Output {
                 let opts = PutOptions::from(PutMode::Update(version.clone()));
                 match store.put_opts(&renew_path, body(&l), opts).await {
                     Ok(res) => {
+                        renewed.store(Utc::now().timestamp_millis(), Ordering::SeqCst);
                         version = UpdateVersion {
                             e_tag: res.e_tag,
                             version: res.version,
@@ -444,16 +473,21 @@ impl Output {
             renew,
             store: r.store.clone(),
             path,
+            lost: r.lease_lost.clone(),
         })
     }
 
+    /// Refuses to write once the lease is lost or could have expired (renewals
+    /// failing for most of its life): another run may hold the output by now.
     fn check_lease(&self) -> Result<(), OutputError> {
-        match &self.inner {
-            Inner::Remote(r) if r.lease_lost.load(Ordering::SeqCst) => {
-                Err(OutputError::LeaseLost { url: r.url.clone() })
-            }
-            _ => Ok(()),
+        let Inner::Remote(r) = &self.inner else { return Ok(()) };
+        let renewed = r.renewed_ms.load(Ordering::SeqCst);
+        let margin = (LEASE_TTL - LEASE_TTL / 4).as_millis() as i64;
+        let stale = renewed > 0 && Utc::now().timestamp_millis() - renewed > margin;
+        if r.lease_lost.load(Ordering::SeqCst) || stale {
+            return Err(OutputError::LeaseLost { url: r.url.clone() });
         }
+        Ok(())
     }
 
     /// Removes what a killed run left in staging.
@@ -514,32 +548,71 @@ impl Output {
                     (true, None) => PutMode::Create,
                 };
                 let path = Self::obj(r, rel);
-                match r
-                    .store
-                    .put_opts(&path, PutPayload::from(bytes.to_vec()), PutOptions::from(mode))
-                    .await
-                {
-                    Ok(res) => {
-                        if guarded {
-                            versions.insert(
-                                rel.to_string(),
-                                UpdateVersion {
-                                    e_tag: res.e_tag,
-                                    version: res.version,
-                                },
-                            );
+                let mut attempted = r.attempted.lock().await;
+                let mut mode = mode;
+                for retry in [false, true] {
+                    if guarded {
+                        attempted.insert(rel.to_string(), bytes.to_vec());
+                    }
+                    let opts = PutOptions::from(mode.clone());
+                    match r.store.put_opts(&path, PutPayload::from(bytes.to_vec()), opts).await {
+                        Ok(res) => {
+                            if guarded {
+                                versions.insert(
+                                    rel.to_string(),
+                                    UpdateVersion {
+                                        e_tag: res.e_tag,
+                                        version: res.version,
+                                    },
+                                );
+                            }
+                            return Ok(());
                         }
-                        Ok(())
+                        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. })
+                            if guarded && !retry =>
+                        {
+                            // An earlier write of ours may have landed with its answer
+                            // lost: if the object holds what we last sent, it is ours.
+                            let got = r.store.get(&path).await.map_err(|e| store_error(&r.url, e))?;
+                            let v = UpdateVersion {
+                                e_tag: got.meta.e_tag.clone(),
+                                version: got.meta.version.clone(),
+                            };
+                            let now = got.bytes().await.map_err(|e| store_error(&r.url, e))?;
+                            if bytes == now.as_ref() {
+                                versions.insert(rel.to_string(), v);
+                                return Ok(());
+                            }
+                            let ours = versions.get(rel).is_some() && attempted_before(&attempted, rel, &now);
+                            if !ours {
+                                break;
+                            }
+                            mode = PutMode::Update(v);
+                        }
+                        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                            break;
+                        }
+                        // The outcome is unknown; a later write re-checks the version.
+                        Err(e) => return Err(store_error(&r.url, e)),
                     }
-                    Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
-                        Err(OutputError::Conflict {
-                            url: r.url.clone(),
-                            what: rel.to_string(),
-                        })
-                    }
-                    Err(e) => Err(store_error(&r.url, e)),
                 }
+                Err(OutputError::Conflict {
+                    url: r.url.clone(),
+                    what: rel.to_string(),
+                })
             }
+        }
+    }
+
+    /// The size of `rel`, if it exists.
+    pub async fn size(&self, rel: &str) -> Result<Option<u64>, OutputError> {
+        match &self.inner {
+            Inner::Local(l) => Ok(std::fs::metadata(l.root.join(rel)).ok().map(|m| m.len())),
+            Inner::Remote(r) => match r.store.head(&Self::obj(r, rel)).await {
+                Ok(m) => Ok(Some(m.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(store_error(&r.url, e)),
+            },
         }
     }
 
@@ -596,6 +669,11 @@ impl Output {
             }
         }
     }
+}
+
+/// Whether `now` is what this run last tried to write to `rel`.
+fn attempted_before(attempted: &HashMap<String, Vec<u8>>, rel: &str, now: &[u8]) -> bool {
+    attempted.get(rel).is_some_and(|a| a.as_slice() == now)
 }
 
 /// One PUT for a small file; a multipart upload for a large one, completed

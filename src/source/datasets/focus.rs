@@ -575,7 +575,16 @@ fn amortized(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawVal
     put("x_BillType", bill_type.map_or(Value::Null, Value::from));
     put("x_ChargeMode", charge_mode.map_or(Value::Null, Value::from));
     put("x_TradeId", Value::String(order.clone()));
-    put("x_RecordId", Value::String(format!("amortized-{order}-{shared}")));
+    // An order may cover several resources and charges: each has its row.
+    put(
+        "x_RecordId",
+        Value::String(format!(
+            "amortized-{order}-{}-{}-{}-{shared}",
+            r.str("resource_id").unwrap_or_default(),
+            bill_type.unwrap_or_default(),
+            r.str("bill_cycle").unwrap_or_default()
+        )),
+    );
     put("x_AmortizedFromCycle", opt(r.str("bill_cycle")));
     put("x_ProductId", Value::Null);
     put("x_ProductSpecDesc", opt(r.str("product_spec_desc")));
