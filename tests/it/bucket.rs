@@ -116,10 +116,18 @@ fn aws_env(c: &mut Command, s3: &S3) {
 
 /// A backfill with the embedded simulator (fixed seed) into `out`.
 fn backfill(dir: &Path, out: &str, s3: Option<&S3>, extra: &[&str]) -> Command {
-    let pipeline = dir.join("sim.toml");
+    backfill_slowed(dir, out, s3, extra, 0)
+}
+
+/// The same, with the simulator answering after `latency_ms`: long enough to
+/// be caught mid-run.
+fn backfill_slowed(dir: &Path, out: &str, s3: Option<&S3>, extra: &[&str], latency_ms: u64) -> Command {
+    let pipeline = dir.join(format!("sim-{latency_ms}.toml"));
     std::fs::write(
         &pipeline,
-        "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\n",
+        format!(
+            "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\nlatency_ms = {latency_ms}\n"
+        ),
     )
     .unwrap();
     let mut c = bin();
@@ -270,22 +278,8 @@ async fn one_writer_at_a_time_and_a_dead_runs_lease_is_taken_over_after_it_expir
     assert!(String::from_utf8_lossy(&o.stderr).contains("taking over the expired lease"));
 
     // Two runs at once: the second is refused while the first holds the lease.
-    let slow = backfill(work.path(), "s3://lake/busy", Some(&s3), &["--force"]);
-    let pipeline = work.path().join("slow.toml");
-    std::fs::write(
-        &pipeline,
-        "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\nlatency_ms = 400\n",
-    )
-    .unwrap();
-    let mut args: Vec<String> = slow.get_args().map(|a| a.to_string_lossy().to_string()).collect();
-    args[1] = pipeline.display().to_string();
-    let mut first = bin();
-    first
-        .current_dir(work.path())
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    aws_env(&mut first, &s3);
+    let mut first = backfill_slowed(work.path(), "s3://lake/busy", Some(&s3), &["--force"], 400);
+    first.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = first.spawn().unwrap();
     let busy_lease = s3.dir("busy/.hcbill/lease");
     for _ in 0..100 {
@@ -313,21 +307,8 @@ async fn kill_9_mid_run_then_resume_gives_the_same_objects() {
             .status
             .success()
     );
-    let pipeline = work.path().join("slow.toml");
-    std::fs::write(
-        &pipeline,
-        "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\nlatency_ms = 400\n",
-    )
-    .unwrap();
-    let mut cmd = backfill(work.path(), "s3://lake/killed", Some(&s3), &[]);
-    let mut args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().to_string()).collect();
-    args[1] = pipeline.display().to_string();
-    cmd = bin();
-    cmd.current_dir(work.path())
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    aws_env(&mut cmd, &s3);
+    let mut cmd = backfill_slowed(work.path(), "s3://lake/killed", Some(&s3), &[], 400);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     // Wait until some units are published, then kill -9.
     let manifest = s3.dir("killed/bill_summary/_manifest.json");
@@ -347,10 +328,7 @@ async fn kill_9_mid_run_then_resume_gives_the_same_objects() {
         std::fs::write(&lease, l.to_string()).unwrap();
     }
     // The same command again (so the same job): it resumes.
-    let mut again = bin();
-    again.current_dir(work.path()).args(&args);
-    aws_env(&mut again, &s3);
-    let o = output(again).await;
+    let o = output(backfill_slowed(work.path(), "s3://lake/killed", Some(&s3), &[], 400)).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("(resumed)"));
     let remote = s3.dir("killed");
