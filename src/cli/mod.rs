@@ -19,7 +19,7 @@ use crate::pipeline::config::PipelineFile;
 use crate::pipeline::{self, Mode, Outcome};
 use crate::sim::{self, SimConfig};
 use crate::sink::atomic_write;
-use crate::source::client::BssClient;
+use crate::source::client::{BssClient, ClientConfig};
 use crate::source::credentials::{Credentials, Secret};
 use crate::source::datasets;
 
@@ -277,15 +277,10 @@ fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
     }
 }
 
-/// `hcbill plan` / `--dry-run`: the plan, printed; nothing written.
-async fn dry_run(plan: Plan, format: args::ReportFormat) -> Result<(), Failure> {
-    let Plan {
-        job,
-        source,
-        mut client,
-        ..
-    } = plan;
-    let (_sim, creds) = match source {
+/// The client of a run: to the endpoint, or to an embedded simulator started
+/// here (alive as long as the returned handle).
+async fn connect(source: Source, mut client: ClientConfig) -> Result<(Option<sim::Running>, BssClient), Failure> {
+    let (running, creds) = match source {
         Source::Endpoint(c) => (None, c),
         Source::Simulator(cfg) => {
             let creds = Credentials {
@@ -297,11 +292,20 @@ async fn dry_run(plan: Plan, format: args::ReportFormat) -> Result<(), Failure> 
             let running = sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(|e| failed(format!("cannot start the embedded simulator: {e}")))?;
+            tracing::info!("embedded simulator at {}", running.url());
             client.endpoint = running.url();
             (Some(running), creds)
         }
     };
-    let client = BssClient::new(creds, client).map_err(usage)?;
+    Ok((running, BssClient::new(creds, client).map_err(usage)?))
+}
+
+/// `hcbill plan` / `--dry-run`: the plan, printed; nothing written.
+async fn dry_run(plan: Plan, format: args::ReportFormat) -> Result<(), Failure> {
+    let Plan {
+        job, source, client, ..
+    } = plan;
+    let (_sim, client) = connect(source, client).await?;
     let report = pipeline::dry_run::dry_run(&job, &client).await.map_err(|e| Failure {
         code: Outcome::of_error(&e).exit_code(),
         message: e.to_string(),
@@ -388,32 +392,14 @@ async fn run_plan(plan: Plan) -> (Result<(), Failure>, Option<pipeline::report::
     let Plan {
         job,
         source,
-        mut client,
+        client,
         report,
         verify,
         ..
     } = plan;
-    let (_sim, creds) = match source {
-        Source::Endpoint(c) => (None, c),
-        Source::Simulator(cfg) => {
-            let creds = Credentials {
-                ak: cfg.ak.clone(),
-                sk: Secret::new(cfg.sk.clone()),
-                domain_id: None,
-                security_token: None,
-            };
-            let running = match sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await {
-                Ok(r) => r,
-                Err(e) => return (Err(failed(format!("cannot start the embedded simulator: {e}"))), None),
-            };
-            tracing::info!("embedded simulator at {}", running.url());
-            client.endpoint = running.url();
-            (Some(running), creds)
-        }
-    };
-    let client = match BssClient::new(creds, client) {
-        Ok(c) => std::sync::Arc::new(c),
-        Err(e) => return (Err(usage(e)), None),
+    let (_sim, client) = match connect(source, client).await {
+        Ok((sim, c)) => (sim, std::sync::Arc::new(c)),
+        Err(f) => return (Err(f), None),
     };
     let report_json = match pipeline::run(&job, &client).await {
         Ok(r) => r,

@@ -13,7 +13,6 @@ use super::error::RunError;
 use super::plan::{self, Group};
 use super::{Job, accounts};
 use crate::cycle::BillCycle;
-use crate::sink::Layout;
 use crate::sink::manifest::{Finality, Manifest};
 use crate::sink::output::Output;
 use crate::source::api::{Api, Param};
@@ -55,12 +54,8 @@ pub async fn dry_run(job: &Job, client: &BssClient) -> Result<PlanReport, RunErr
     let out = Output::open(&job.out, &job.store)?;
     let mut manifests: HashMap<&'static str, Manifest> = HashMap::new();
     for spec in &job.datasets {
-        let rel = Layout::manifest_rel(spec.name);
-        let bytes = out.read(&rel).await?;
-        manifests.insert(
-            spec.name,
-            Manifest::from_bytes(bytes.as_deref(), spec.name, spec.version, &rel)?,
-        );
+        let m = out.manifest(spec).await?;
+        manifests.insert(spec.name, m.unwrap_or_else(|| Manifest::new(spec.name, spec.version)));
     }
     let (accounts, _) = accounts::resolve(job, client).await?;
     let now = BillCycle::containing(Utc::now());

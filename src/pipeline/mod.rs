@@ -31,7 +31,6 @@ pub use accounts::{AccountRef, check_account_id, check_members};
 pub use error::{Outcome, RunError};
 
 use crate::cycle::BillCycle;
-use crate::sink::Layout;
 use crate::sink::manifest::Manifest;
 use crate::sink::output::Output;
 use crate::source::api::Api;
@@ -148,17 +147,8 @@ async fn run_locked(
 
     let mut manifests = HashMap::new();
     for spec in &job.datasets {
-        let rel = Layout::manifest_rel(spec.name);
-        let bytes = out.read(&rel).await?;
-        manifests.insert(
-            spec.name,
-            Manifest::from_bytes(
-                bytes.as_deref(),
-                spec.name,
-                spec.version,
-                &format!("{}/{rel}", out.url()),
-            )?,
-        );
+        let m = out.manifest(spec).await?;
+        manifests.insert(spec.name, m.unwrap_or_else(|| Manifest::new(spec.name, spec.version)));
     }
     let snapshot_cycle = BillCycle::containing(Utc::now());
     let (accounts, listing) = accounts::resolve(job, client).await?;

@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::sink::Layout;
-use crate::sink::manifest::{Finality, Manifest};
+use crate::sink::manifest::Finality;
 use crate::sink::output::{Output, OutputError};
 use crate::source::datasets;
 
@@ -56,9 +55,7 @@ pub async fn status(out: &Output) -> Result<Status, OutputError> {
     let mut datasets_status = Vec::new();
     let mut next: Option<(String, DateTime<Utc>)> = None;
     for spec in datasets::ALL {
-        let rel = Layout::manifest_rel(spec.name);
-        let Some(bytes) = out.read(&rel).await? else { continue };
-        let m = Manifest::from_bytes(Some(&bytes), spec.name, spec.version, &rel)?;
+        let Some(m) = out.manifest(spec).await? else { continue };
         let headline = spec.money_columns.first().copied();
         let mut cycles = Vec::new();
         for p in m.partitions.values() {

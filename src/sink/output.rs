@@ -627,6 +627,23 @@ impl Output {
         }
     }
 
+    /// A dataset's manifest (`None`: there is none yet).
+    pub async fn manifest(
+        &self,
+        spec: &crate::source::datasets::DatasetSpec,
+    ) -> Result<Option<super::manifest::Manifest>, OutputError> {
+        let rel = Layout::manifest_rel(spec.name);
+        match self.read(&rel).await? {
+            None => Ok(None),
+            Some(b) => Ok(Some(super::manifest::Manifest::from_bytes(
+                Some(&b),
+                spec.name,
+                spec.version,
+                &format!("{}/{rel}", self.url()),
+            )?)),
+        }
+    }
+
     /// Names of the files directly under `rel_dir` (e.g. the run reports).
     pub async fn list(&self, rel_dir: &str) -> Result<Vec<String>, OutputError> {
         match &self.inner {
