@@ -21,7 +21,6 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use rust_decimal::Decimal;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// Scale of money columns: the API sends 8 decimals; 10 leaves headroom.
@@ -196,7 +195,15 @@ pub struct Normalizer {
     /// Index of the code column each label column decodes.
     label_source: Vec<Option<usize>>,
     is_label_source: Vec<bool>,
+    /// Each label table's codes as integers, for labels of integer columns.
+    label_ints: Vec<Vec<Option<i64>>>,
     money: Vec<(usize, Decimal)>,
+    /// Per column, its entry in `money`.
+    money_slot: Vec<Option<usize>>,
+    /// Reused from row to row: where each column's value lies in the row,
+    /// and the codes the label columns decode.
+    spans: Vec<slots::Span>,
+    codes: Vec<Code>,
     rows: u64,
     digest: Sha256,
     /// Parameters of the query being paged, for `Kind::Param` columns.
@@ -214,6 +221,27 @@ struct KeySet {
     seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<slots::Identity>>,
 }
 
+/// The code a label column decodes, as read from the current row.
+enum Code {
+    None,
+    Int(i64),
+    /// Reused buffer: no allocation per row once it has grown.
+    Str(String),
+}
+
+impl Code {
+    fn set_str(&mut self, v: Option<&str>) {
+        match (v, &mut *self) {
+            (None, _) => *self = Code::None,
+            (Some(v), Code::Str(s)) => {
+                s.clear();
+                s.push_str(v);
+            }
+            (Some(v), _) => *self = Code::Str(v.to_string()),
+        }
+    }
+}
+
 impl Normalizer {
     pub fn new(schema: SchemaRef, columns: &'static [Column], money_columns: &[&str], lineage: Lineage) -> Self {
         let label_source: Vec<Option<usize>> = columns
@@ -224,10 +252,20 @@ impl Normalizer {
             })
             .collect();
         let is_label_source = (0..columns.len()).map(|i| label_source.contains(&Some(i))).collect();
-        let money = money_columns
+        let money: Vec<(usize, Decimal)> = money_columns
             .iter()
             .filter_map(|m| columns.iter().position(|c| c.name == *m))
             .map(|i| (i, Decimal::ZERO))
+            .collect();
+        let money_slot = (0..columns.len())
+            .map(|i| money.iter().position(|(j, _)| *j == i))
+            .collect();
+        let label_ints = columns
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Label { table, .. } => table.iter().map(|(k, _)| k.parse().ok()).collect(),
+                _ => Vec::new(),
+            })
             .collect();
         let mut digest = Sha256::new();
         digest.update(schema.to_string().as_bytes());
@@ -238,7 +276,11 @@ impl Normalizer {
             lineage,
             label_source,
             is_label_source,
+            label_ints,
             money,
+            money_slot,
+            spans: vec![None; columns.len()],
+            codes: (0..columns.len()).map(|_| Code::None).collect(),
             rows: 0,
             digest,
             params: Vec::new(),
@@ -265,7 +307,7 @@ impl Normalizer {
     }
 
     /// Records the row's key; an error if an earlier row had it.
-    fn check_key(&mut self, row: u64, slots: &[Option<&RawValue>]) -> Result<(), ModelError> {
+    fn check_key(&mut self, row: u64, record: &str) -> Result<(), ModelError> {
         use std::hash::{Hash, Hasher};
         let Some(keys) = &mut self.keys else { return Ok(()) };
         let part = |i: usize| -> Option<&str> {
@@ -275,7 +317,9 @@ impl Normalizer {
                     .iter()
                     .find(|(k, _)| k == self.columns[i].name)
                     .map(|(_, v)| v.as_str()),
-                _ => slots[i].map(RawValue::get).filter(|t| *t != "null"),
+                _ => self.spans[i]
+                    .map(|(a, b)| &record[a as usize..b as usize])
+                    .filter(|t| *t != "null"),
             }
         };
         if part(keys.columns[0]).is_none() {
@@ -314,69 +358,50 @@ impl Normalizer {
         self.builders.first().map_or(0, Builder::len)
     }
 
-    /// Appends one API row.
-    pub fn push(&mut self, record: &RawValue) -> Result<(), ModelError> {
+    /// Appends one API row (a JSON object's text, validated when its page was read).
+    pub fn push(&mut self, record: &str) -> Result<(), ModelError> {
         let row = self.rows;
-        let mut slots: Vec<Option<&RawValue>> = vec![None; self.columns.len()];
-        let not_an_object = |e: serde_json::Error| ModelError::NotAnObject {
-            row,
-            reason: e.to_string(),
-        };
-        let mut de = serde_json::Deserializer::from_str(record.get());
-        serde::de::DeserializeSeed::deserialize(
-            slots::RecordSlots {
-                index: &self.index,
-                slots: &mut slots,
-                unknown: &mut self.unknown_keys,
-            },
-            &mut de,
-        )
-        .map_err(not_an_object)?;
-        de.end().map_err(not_an_object)?;
-        self.check_key(row, &slots)?;
-        // Textual codes of the columns a label decodes.
-        let mut codes: Vec<Option<String>> = vec![None; self.columns.len()];
+        self.spans.fill(None);
+        slots::scan_record(record, &self.index, &mut self.spans, &mut self.unknown_keys)
+            .map_err(|reason| ModelError::NotAnObject { row, reason })?;
+        self.check_key(row, record)?;
         for (i, c) in self.columns.iter().enumerate() {
-            let raw = slots[i];
+            let raw = self.spans[i].map(|(a, b)| &record[a as usize..b as usize]);
             let field_err = |e: value::ValueError| ModelError::Field {
                 row,
                 column: c.name,
                 reason: e.0,
             };
             match (&mut self.builders[i], c.kind) {
-                (Builder::Str(b), Kind::Label { table, .. }) => {
-                    let code = self.label_source[i].and_then(|src| codes[src].as_deref());
-                    let label = code
-                        .and_then(|code| table.iter().find(|(k, _)| *k == code))
-                        .map(|(_, v)| *v);
-                    b.append_option(label);
-                }
+                // Decoded below, once every code of the row is read.
+                (Builder::Str(_), Kind::Label { .. }) => {}
                 (Builder::Str(b), Kind::Param) => {
                     b.append_option(self.params.iter().find(|(k, _)| k == c.name).map(|(_, v)| v.as_str()))
                 }
                 (Builder::Str(b), _) => {
-                    let v = raw.map(value::string).transpose().map_err(field_err)?.flatten();
+                    let v = raw.map(value::string_token).transpose().map_err(field_err)?.flatten();
                     if self.is_label_source[i] {
-                        codes[i] = v.clone();
+                        self.codes[i].set_str(v.as_deref());
                     }
                     b.append_option(v);
                 }
                 (Builder::Int(b), _) => {
-                    let v = raw.map(value::int).transpose().map_err(field_err)?.flatten();
+                    let v = raw.map(value::int_token).transpose().map_err(field_err)?.flatten();
                     if self.is_label_source[i] {
-                        codes[i] = v.map(|c| c.to_string());
+                        self.codes[i] = v.map_or(Code::None, Code::Int);
                     }
                     b.append_option(v);
                 }
                 (Builder::Dec(b, scale), _) => {
-                    let v = raw.map(value::decimal).transpose().map_err(field_err)?.flatten();
+                    let v = raw.map(value::decimal_token).transpose().map_err(field_err)?.flatten();
                     match v {
                         Some(d) => {
-                            let token = || raw.map_or("", |r| r.get());
-                            let m = value::decimal_mantissa(d, DECIMAL_PRECISION, *scale)
-                                .map_err(|e| field_err(value::ValueError(format!("{e} (token {})", token()))))?;
+                            let m = value::decimal_mantissa(d, DECIMAL_PRECISION, *scale).map_err(|e| {
+                                field_err(value::ValueError(format!("{e} (token {})", raw.unwrap_or(""))))
+                            })?;
                             b.append_value(m);
-                            if let Some((_, sum)) = self.money.iter_mut().find(|(j, _)| *j == i) {
+                            if let Some(slot) = self.money_slot[i] {
+                                let sum = &mut self.money[slot].1;
                                 *sum = sum
                                     .checked_add(d)
                                     .ok_or_else(|| ModelError::SumOverflow { row, column: c.name })?;
@@ -386,24 +411,35 @@ impl Normalizer {
                     }
                 }
                 (Builder::Ts(b), _) => b.append_option(
-                    raw.map(value::timestamp_micros)
+                    raw.map(value::timestamp_token)
                         .transpose()
                         .map_err(field_err)?
                         .flatten(),
                 ),
                 (Builder::Date(b), _) => {
-                    b.append_option(raw.map(value::date32).transpose().map_err(field_err)?.flatten())
+                    b.append_option(raw.map(value::date_token).transpose().map_err(field_err)?.flatten())
                 }
                 (Builder::Nested(b, shape), _) => {
                     let v: Option<serde_json::Value> = raw
-                        .map(|r| serde_json::from_str(r.get()))
+                        .map(serde_json::from_str)
                         .transpose()
                         .map_err(|e| field_err(value::ValueError(e.to_string())))?;
                     nested::append(b.as_mut(), shape, v.as_ref()).map_err(|e| field_err(value::ValueError(e)))?;
                 }
             }
         }
-        self.digest.update(record.get().as_bytes());
+        for (i, c) in self.columns.iter().enumerate() {
+            if let (Builder::Str(b), Kind::Label { table, .. }) = (&mut self.builders[i], c.kind) {
+                let ints = &self.label_ints[i];
+                let label = match self.label_source[i].map(|src| &self.codes[src]) {
+                    Some(Code::Int(code)) => ints.iter().position(|k| *k == Some(*code)),
+                    Some(Code::Str(code)) => table.iter().position(|(k, _)| k == code),
+                    _ => None,
+                };
+                b.append_option(label.map(|l| table[l].1));
+            }
+        }
+        self.digest.update(record.as_bytes());
         self.digest.update(b"\n");
         self.rows += 1;
         Ok(())
@@ -470,18 +506,16 @@ mod tests {
         Normalizer::new(schema("t", 1, &COLS), &COLS, &["amount"], lineage)
     }
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_string()).unwrap()
+    fn raw(s: &str) -> &str {
+        s
     }
 
     #[test]
     fn rows_become_typed_columns() {
         let mut n = norm();
-        n.push(&raw(r#"{"name":"云主机 ☁","resource_Type_code":"hws.resource.type.vm","bill_type":"2","amount":0.10000001,"extra":1}"#)).unwrap();
-        n.push(&raw(
-            r#"{"name":null,"bill_type":9,"amount":"12345678901234.12345678"}"#,
-        ))
-        .unwrap();
+        n.push(raw(r#"{"name":"云主机 ☁","resource_Type_code":"hws.resource.type.vm","bill_type":"2","amount":0.10000001,"extra":1}"#)).unwrap();
+        n.push(raw(r#"{"name":null,"bill_type":9,"amount":"12345678901234.12345678"}"#))
+            .unwrap();
         let b = n.take_batch().unwrap();
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.num_columns(), 8);
@@ -506,18 +540,18 @@ mod tests {
     #[test]
     fn bad_values_name_row_and_column() {
         let mut n = norm();
-        let e = n.push(&raw(r#"{"bill_type":"x"}"#)).unwrap_err().to_string();
+        let e = n.push(raw(r#"{"bill_type":"x"}"#)).unwrap_err().to_string();
         assert!(e.contains("row 0") && e.contains("bill_type"), "{e}");
-        assert!(n.push(&raw("[1]")).is_err());
+        assert!(n.push(raw("[1]")).is_err());
     }
 
     #[test]
     fn digest_depends_on_content_only() {
         let (mut a, mut b) = (norm(), norm());
-        a.push(&raw(r#"{"amount":1}"#)).unwrap();
-        b.push(&raw(r#"{"amount":1}"#)).unwrap();
+        a.push(raw(r#"{"amount":1}"#)).unwrap();
+        b.push(raw(r#"{"amount":1}"#)).unwrap();
         assert_eq!(a.content_digest(), b.content_digest());
-        b.push(&raw(r#"{"amount":2}"#)).unwrap();
+        b.push(raw(r#"{"amount":2}"#)).unwrap();
         assert_ne!(a.content_digest(), b.content_digest());
     }
 }

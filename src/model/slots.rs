@@ -5,8 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{self, Visitor};
 
 use super::Column;
 
@@ -88,39 +87,198 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-pub struct RecordSlots<'a, 'b> {
-    pub index: &'b KeyIndex,
-    pub slots: &'b mut Vec<Option<&'a RawValue>>,
-    pub unknown: &'b mut BTreeSet<String>,
-}
+/// Where each column's value lies in one row's text: `(start, end)` byte
+/// offsets, so the slots can be reused from row to row without borrowing it.
+pub type Span = Option<(u32, u32)>;
 
-impl<'de> DeserializeSeed<'de> for RecordSlots<'de, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+/// Fills `slots` with where each known key's value lies in `record`, a JSON
+/// object; keys not in `index` go to `unknown`.
+///
+/// The row was validated when its page was parsed (serde_json read it as a
+/// raw value), so this second look only finds keys and value boundaries: it
+/// decodes nothing but escaped keys and validates nothing it does not need,
+/// which is what makes it cheaper than a second serde pass. It never panics
+/// on text that is not valid JSON; it reports what it cannot walk.
+pub fn scan_record(
+    record: &str,
+    index: &KeyIndex,
+    slots: &mut [Span],
+    unknown: &mut BTreeSet<String>,
+) -> Result<(), String> {
+    let b = record.as_bytes();
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return Err("expected a JSON object".into());
     }
-}
-
-impl<'de> Visitor<'de> for RecordSlots<'de, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+    i = ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return end(b, i + 1);
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            match self.index.get(key.as_str()) {
-                Some(&i) => self.slots[i] = Some(value),
-                None => {
-                    if !self.unknown.contains(key.as_str()) {
-                        self.unknown.insert(key.as_str().to_string());
-                    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return Err(format!("expected a key at byte {i}"));
+        }
+        let (close, escaped) = string_end(b, i)?;
+        let decoded;
+        let key = if escaped {
+            decoded = serde_json::from_str::<String>(&record[i..=close]).map_err(|e| e.to_string())?;
+            decoded.as_str()
+        } else {
+            &record[i + 1..close]
+        };
+        i = ws(b, close + 1);
+        if b.get(i) != Some(&b':') {
+            return Err(format!("expected ':' at byte {i}"));
+        }
+        let start = ws(b, i + 1);
+        let stop = value_end(b, start)?;
+        match index.get(key) {
+            Some(&c) => slots[c] = Some((start as u32, stop as u32)),
+            None => {
+                if !unknown.contains(key) {
+                    unknown.insert(key.to_string());
                 }
             }
         }
+        i = ws(b, stop);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b'}') => return end(b, i + 1),
+            _ => return Err(format!("expected ',' or '}}' at byte {i}")),
+        }
+    }
+}
+
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+fn end(b: &[u8], i: usize) -> Result<(), String> {
+    if ws(b, i) == b.len() {
         Ok(())
+    } else {
+        Err(format!("trailing characters at byte {i}"))
+    }
+}
+
+/// The index of the quote closing the string opening at `i`, and whether
+/// the string had escapes.
+fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), String> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        match memchr::memchr2(b'"', b'\\', &b[j.min(b.len())..]) {
+            Some(k) if b[j + k] == b'"' => return Ok((j + k, escaped)),
+            Some(k) => {
+                escaped = true;
+                j += k + 2;
+            }
+            None => return Err("unterminated string".into()),
+        }
+    }
+}
+
+/// The index just past the value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Result<usize, String> {
+    match b.get(i) {
+        Some(b'"') => string_end(b, i).map(|(close, _)| close + 1),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => j = string_end(b, j)?.0,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            Err("unterminated object or array".into())
+        }
+        Some(_) => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
+                j += 1;
+            }
+            Ok(j)
+        }
+        None => Err("expected a value".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Column, Kind, col};
+    use serde_json::value::RawValue;
+
+    static COLS: [Column; 4] = [
+        col("a", Kind::Str),
+        col("b", Kind::Str),
+        col("n", Kind::Str),
+        col("k\"ey", Kind::Str),
+    ];
+
+    /// The spans agree with serde_json's own reading of the same row.
+    #[test]
+    fn spans_match_serde_json() {
+        let index = key_index(&COLS);
+        for row in [
+            r#"{"a":"x","b":1.50,"n":{"z":[1,"]}",{"q":"\"}"}]},"zz":null}"#,
+            " { \"a\" : \"esc \\\" \\\\ \\u00e9\" , \"b\" : [ ] , \"k\\\"ey\" : -1e-7 } ",
+            r#"{"a":"first","a":"second","b":true,"n":"云 ☁"}"#,
+            r#"{}"#,
+            r#"{"x\u0061":"not a","b":"{[\"}"}"#,
+        ] {
+            let mut slots = vec![None; COLS.len()];
+            let mut unknown = BTreeSet::new();
+            scan_record(row, &index, &mut slots, &mut unknown).unwrap();
+            let map: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(row).unwrap();
+            for (i, c) in COLS.iter().enumerate() {
+                let ours = slots[i].map(|(a, b)| &row[a as usize..b as usize]);
+                assert_eq!(ours, map.get(c.json).map(|r| r.get()), "{row}: {}", c.json);
+            }
+            let theirs: BTreeSet<String> = map
+                .keys()
+                .filter(|k| !index.contains_key(k.as_str()))
+                .cloned()
+                .collect();
+            assert_eq!(unknown, theirs, "{row}");
+        }
+    }
+
+    #[test]
+    fn what_it_cannot_walk_is_an_error_never_a_panic() {
+        let index = key_index(&COLS);
+        for row in [
+            "[1]",
+            "1",
+            "\"a\"",
+            "",
+            "{",
+            r#"{"a""#,
+            r#"{"a":"#,
+            r#"{"a":"x"#,
+            r#"{"a":"x" "b":1}"#,
+            r#"{"a":[1,2}"#,
+            r#"{"a":1}x"#,
+            r#"{"a\"#,
+            r#"{"a":{"b":"#,
+        ] {
+            let mut slots = vec![None; COLS.len()];
+            assert!(
+                scan_record(row, &index, &mut slots, &mut BTreeSet::new()).is_err(),
+                "{row}"
+            );
+        }
     }
 }

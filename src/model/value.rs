@@ -6,6 +6,8 @@
 //! integer digits than its column's precision) is an error naming the token,
 //! never a rounding or a wrap.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
@@ -29,47 +31,77 @@ fn err(what: &str, raw: &str) -> ValueError {
     ValueError(format!("expected {what}, got {}", shown(raw)))
 }
 
+/// The text of a JSON string token: borrowed when it has no escapes (the
+/// common case: no allocation), decoded otherwise. The token was validated
+/// when its page was read, so the bytes between the quotes are the string.
+fn unquote(t: &str) -> Result<Cow<'_, str>, ValueError> {
+    let inner = t
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .filter(|_| t.len() >= 2);
+    match inner {
+        Some(i) if !i.contains('\\') => Ok(Cow::Borrowed(i)),
+        _ => serde_json::from_str::<String>(t)
+            .map(Cow::Owned)
+            .map_err(|_| err("a string", t)),
+    }
+}
+
 /// The token's text with JSON string quoting removed; `None` for null or "".
-fn scalar_text(raw: &RawValue) -> Result<Option<String>, ValueError> {
-    let t = raw.get().trim();
+fn scalar_text(t: &str) -> Result<Option<Cow<'_, str>>, ValueError> {
+    let t = t.trim();
     if t == "null" {
         return Ok(None);
     }
     if t.starts_with('"') {
-        let s: String = serde_json::from_str(t).map_err(|_| err("a string", t))?;
-        let s = s.trim().to_string();
-        return Ok((!s.is_empty()).then_some(s));
+        return Ok(match unquote(t)? {
+            Cow::Borrowed(s) => Some(Cow::Borrowed(s.trim())).filter(|s| !s.is_empty()),
+            Cow::Owned(s) => Some(Cow::<str>::Owned(s.trim().to_string())).filter(|s| !s.is_empty()),
+        });
     }
     if t.starts_with('{') || t.starts_with('[') {
         return Err(err("a scalar", t));
     }
-    Ok(Some(t.to_string()))
+    Ok(Some(Cow::Borrowed(t)))
 }
 
-pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
-    let t = raw.get().trim();
+/// A string column's value from its token, borrowed when it can be.
+pub fn string_token(t: &str) -> Result<Option<Cow<'_, str>>, ValueError> {
+    let t = t.trim();
     match t {
         "null" => Ok(None),
-        _ if t.starts_with('"') => serde_json::from_str(t).map(Some).map_err(|_| err("a string", t)),
+        _ if t.starts_with('"') => unquote(t).map(Some),
         _ if t.starts_with('{') || t.starts_with('[') => Err(err("a string", t)),
         // A number or bool where the SDK types a string: keep its text.
-        _ => Ok(Some(t.to_string())),
+        _ => Ok(Some(Cow::Borrowed(t))),
     }
 }
 
-pub fn int(raw: &RawValue) -> Result<Option<i64>, ValueError> {
-    match scalar_text(raw)? {
+pub fn string(raw: &RawValue) -> Result<Option<String>, ValueError> {
+    string_token(raw.get()).map(|v| v.map(Cow::into_owned))
+}
+
+pub fn int_token(t: &str) -> Result<Option<i64>, ValueError> {
+    match scalar_text(t)? {
         None => Ok(None),
         Some(s) => s.parse::<i64>().map(Some).map_err(|_| err("an integer", &s)),
     }
 }
 
+pub fn int(raw: &RawValue) -> Result<Option<i64>, ValueError> {
+    int_token(raw.get())
+}
+
 /// Parses a decimal from a JSON number or numeric string, exactly.
-pub fn decimal(raw: &RawValue) -> Result<Option<Decimal>, ValueError> {
-    match scalar_text(raw)? {
+pub fn decimal_token(t: &str) -> Result<Option<Decimal>, ValueError> {
+    match scalar_text(t)? {
         None => Ok(None),
         Some(s) => parse_decimal(&s).map(Some),
     }
+}
+
+pub fn decimal(raw: &RawValue) -> Result<Option<Decimal>, ValueError> {
+    decimal_token(raw.get())
 }
 
 /// Decimal digits rust_decimal holds exactly (a 96-bit mantissa).
@@ -112,31 +144,35 @@ pub fn parse_decimal(s: &str) -> Result<Decimal, ValueError> {
     {
         return Err(bad("expected an exact decimal"));
     }
-    // All digits, without leading zeros or trailing fractional zeros (they
-    // carry no value); the value is digits × 10^-(scale).
+    // The significant digits (no leading zeros, no trailing fractional zeros:
+    // they carry no value), read straight into the mantissa; the value is
+    // digits × 10^-(scale).
     let frac = frac.trim_end_matches('0');
-    let mut digits = format!("{int}{frac}");
     let mut scale = frac.len() as i64 - exp;
-    let significant = digits.trim_start_matches('0');
-    if significant.is_empty() {
+    let digits = int.bytes().chain(frac.bytes()).skip_while(|b| *b == b'0');
+    let mut n = 0usize;
+    let mut mantissa: i128 = 0;
+    for d in digits {
+        n += 1;
+        // 28 digits always fit; 29 only below 2^96, which the conversion checks.
+        if n > MAX_DIGITS + 1 {
+            return Err(bad(&format!("more than {MAX_DIGITS} significant digits")));
+        }
+        mantissa = mantissa * 10 + i128::from(d - b'0');
+    }
+    if n == 0 {
         return Ok(Decimal::ZERO);
     }
-    digits = significant.to_string();
-    // 28 digits always fit; 29 only below 2^96, which the conversion checks.
-    if digits.len() > MAX_DIGITS + 1 {
-        return Err(bad(&format!("more than {MAX_DIGITS} significant digits")));
-    }
     if scale < 0 {
-        if digits.len() as i64 - scale > MAX_DIGITS as i64 + 1 {
+        if n as i64 - scale > MAX_DIGITS as i64 + 1 {
             return Err(bad("too large for an exact decimal"));
         }
-        digits.extend(std::iter::repeat_n('0', (-scale) as usize));
+        mantissa *= 10i128.pow((-scale) as u32);
         scale = 0;
     }
     if scale > MAX_DIGITS as i64 {
         return Err(bad(&format!("more than {MAX_DIGITS} fractional digits")));
     }
-    let mantissa: i128 = digits.parse().map_err(|_| bad("too large for an exact decimal"))?;
     let mantissa = if negative { -mantissa } else { mantissa };
     Decimal::try_from_i128_with_scale(mantissa, scale as u32)
         .map_err(|_| bad(&format!("more than {MAX_DIGITS} significant digits")))
@@ -168,10 +204,52 @@ pub fn decimal_mantissa(d: Decimal, precision: u8, scale: u32) -> Result<i128, V
 /// `YYYY-MM-DDTHH:MM:SSZ` and a zone-less `YYYY-MM-DD HH:MM:SS`, read as UTC
 /// like the `…Z` fields of the same APIs.
 pub fn timestamp_micros(raw: &RawValue) -> Result<Option<i64>, ValueError> {
-    let Some(s) = scalar_text(raw)? else {
+    timestamp_token(raw.get())
+}
+
+pub fn timestamp_token(t: &str) -> Result<Option<i64>, ValueError> {
+    let Some(s) = scalar_text(t)? else {
         return Ok(None);
     };
+    if let Some(t) = fixed_timestamp(&s) {
+        return Ok(Some(t.timestamp_micros()));
+    }
     Ok(Some(parse_timestamp(&s)?.timestamp_micros()))
+}
+
+/// The layouts the API sends, `YYYY-MM-DDTHH:MM:SSZ` and `YYYY-MM-DD
+/// HH:MM:SS`, read without chrono's format machinery (a hot path: several per
+/// row). Anything else, or any out-of-range field, is left to
+/// [`parse_timestamp`], which reads these layouts the same way.
+fn fixed_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let body = match b.len() {
+        20 if b[10] == b'T' && b[19] == b'Z' => &b[..19],
+        19 if b[10] == b' ' => b,
+        _ => return None,
+    };
+    let date = fixed_date(&body[..10])?;
+    if body[13] != b':' || body[16] != b':' {
+        return None;
+    }
+    let (h, m, sec) = (two(&body[11..13])?, two(&body[14..16])?, two(&body[17..19])?);
+    Some(date.and_hms_opt(h, m, sec)?.and_utc())
+}
+
+/// `YYYY-MM-DD`, digits only.
+fn fixed_date(b: &[u8]) -> Option<NaiveDate> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = two(&b[0..2])? * 100 + two(&b[2..4])?;
+    NaiveDate::from_ymd_opt(year as i32, two(&b[5..7])?, two(&b[8..10])?)
+}
+
+fn two(b: &[u8]) -> Option<u32> {
+    match b {
+        [a @ b'0'..=b'9', c @ b'0'..=b'9'] => Some(u32::from(a - b'0') * 10 + u32::from(c - b'0')),
+        _ => None,
+    }
 }
 
 pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ValueError> {
@@ -188,10 +266,17 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, ValueError> {
 
 /// A UTC+8 calendar date as days since 1970-01-01 (Arrow Date32).
 pub fn date32(raw: &RawValue) -> Result<Option<i32>, ValueError> {
-    let Some(s) = scalar_text(raw)? else {
+    date_token(raw.get())
+}
+
+pub fn date_token(t: &str) -> Result<Option<i32>, ValueError> {
+    let Some(s) = scalar_text(t)? else {
         return Ok(None);
     };
-    let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| err("a date YYYY-MM-DD", &s))?;
+    let d = match fixed_date(s.as_bytes()) {
+        Some(d) => d,
+        None => NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| err("a date YYYY-MM-DD", &s))?,
+    };
     Ok(Some(days_since_epoch(d)))
 }
 

@@ -2,8 +2,6 @@
 //! Member ids come from the API, pipeline files and flags and end up in file
 //! names, so each is checked where it enters.
 
-use serde_json::value::RawValue;
-
 use super::error::RunError;
 use super::{Accounts, Job};
 use crate::source::api::{Api, Param, Params};
@@ -101,7 +99,7 @@ pub fn check_members(ids: &[String], source_name: &str) -> Result<(), AccountIdE
 #[derive(Debug, Default)]
 pub struct MemberListing {
     pub ids: Vec<String>,
-    pub records: Vec<Box<RawValue>>,
+    pub records: Vec<String>,
     pub pages: u64,
 }
 
@@ -113,14 +111,14 @@ pub async fn list_members(client: &BssClient, job: &Job) -> Result<MemberListing
     let mut listing = MemberListing::default();
     let r = pager
         .page_through(api, &Vec::new(), api.max_limit(), |page| {
-            for rec in page.records {
+            for rec in page.records() {
                 #[derive(serde::Deserialize)]
                 struct Member {
                     id: String,
                 }
-                let m: Member = serde_json::from_str(rec.get()).map_err(|e| format!("member record: {e}"))?;
+                let m: Member = serde_json::from_str(rec).map_err(|e| format!("member record: {e}"))?;
                 listing.ids.push(m.id);
-                listing.records.push(rec);
+                listing.records.push(rec.to_string());
             }
             Ok::<(), String>(())
         })

@@ -189,13 +189,13 @@ async fn estimate(
                     p.push(("limit", Param::Int(limit as i64)));
                     let page = client
                         .call(root.api, g.account.scope(), &p, budget, |b| {
-                            parse_page(&b, root.api, offset)
+                            parse_page(b, root.api, offset)
                         })
                         .await
                         .map_err(RunError::Probe)?;
                     probes += 1;
-                    for rec in &page.records {
-                        let v: serde_json::Value = serde_json::from_str(rec.get()).unwrap_or_default();
+                    for rec in page.records() {
+                        let v: serde_json::Value = serde_json::from_str(rec).unwrap_or_default();
                         if let Some(id) = v[id_key].as_str() {
                             ids.push(id.to_string());
                         }
@@ -229,7 +229,7 @@ async fn probe(
     p.push(("offset", Param::Int(0)));
     p.push(("limit", Param::Int(1)));
     let page = client
-        .call(api, g.account.scope(), &p, budget, |b| parse_page(&b, api, 0))
+        .call(api, g.account.scope(), &p, budget, |b| parse_page(b, api, 0))
         .await
         .map_err(RunError::Probe)?;
     Ok(page.total)

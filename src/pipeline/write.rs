@@ -144,7 +144,7 @@ impl<'u> Writer<'u> {
 
     /// One row of stream `si`. A shared error (a repeated key: the pages
     /// moved) is returned; one of this writer's own is kept.
-    fn push(&mut self, si: usize, rec: &RawValue, tctx: &TransformCtx<'_>, offset: u64) -> Result<(), UnitError> {
+    fn push(&mut self, si: usize, rec: &str, tctx: &TransformCtx<'_>, offset: u64) -> Result<(), UnitError> {
         let Some((role, optional)) = self.role(si) else {
             return Ok(());
         };
@@ -163,14 +163,16 @@ impl<'u> Writer<'u> {
         };
         let r = match role {
             Role::Rows => self.norm.push(rec).map_err(|e| UnitError::data(offset, e)),
-            Role::Transformed(t) => t(rec, &tctx)
+            Role::Transformed(t) => serde_json::from_str::<&RawValue>(rec)
+                .map_err(|e| e.to_string())
+                .and_then(|rec| t(rec, &tctx))
                 .map_err(|reason| UnitError::Transform { offset, reason })
                 .and_then(|row| match row {
-                    Some(row) => self.norm.push(&row).map_err(|e| own(offset, e)),
+                    Some(row) => self.norm.push(row.get()).map_err(|e| own(offset, e)),
                     None => Ok(()),
                 }),
             Role::FanOut { id_key, .. } => {
-                let id = serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(rec.get())
+                let id = serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(rec)
                     .ok()
                     .and_then(|row| {
                         row.get(id_key)
@@ -265,7 +267,7 @@ fn feed(writers: &mut [Writer<'_>], si: usize, page: &Page, tctx: &TransformCtx<
         if !matches!(w.role(si), Some((Role::FanOut { .. }, _))) {
             w.pages += 1;
         }
-        for rec in &page.records {
+        for rec in page.records() {
             w.push(si, rec, tctx, page.offset)?;
             if !w.alive() {
                 break;
@@ -353,7 +355,7 @@ pub async fn fetch(
                 w.set_params(&q);
                 let stats = pager
                     .page_through(api, &q, api.max_limit(), |page| {
-                        for rec in &page.records {
+                        for rec in page.records() {
                             let r = w.norm.push(rec).map_err(|e| UnitError::data(page.offset, e));
                             w.keep(r)?;
                             if !w.alive() {
@@ -399,12 +401,7 @@ async fn stream(
         // The member listing made for the accounts is the sub_customers dataset:
         // it is not asked for twice.
         if let Some(l) = listing.filter(|_| root.api == Api(&sub_customers::API) && params.is_empty()) {
-            let page = Page {
-                offset: 0,
-                total: l.records.len() as u64,
-                currency: None,
-                records: l.records.clone(),
-            };
+            let page = Page::from_rows(0, l.records.len() as u64, &l.records);
             let tctx = TransformCtx {
                 cycle: group.cycle,
                 currency: None,

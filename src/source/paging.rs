@@ -13,29 +13,75 @@ use super::api::{Api, Param, Params};
 use super::client::{BssClient, Scope, WaitBudget};
 use super::error::SourceError;
 
-/// One parsed page: the rows stay raw JSON until the normaliser reads them.
+/// One parsed page: the rows stay raw JSON until the normaliser reads them,
+/// as spans of the answer's text (no copy per row).
 #[derive(Debug)]
 pub struct Page {
     pub offset: u64,
     pub total: u64,
     /// The answer's `currency`, when it has one.
     pub currency: Option<String>,
-    pub records: Vec<Box<RawValue>>,
+    body: String,
+    rows: Vec<(u32, u32)>,
+}
+
+impl Page {
+    /// A page of rows read before (the member listing, reused as a dataset).
+    pub fn from_rows(offset: u64, total: u64, rows: &[String]) -> Page {
+        let mut body = String::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
+        let mut spans = Vec::with_capacity(rows.len());
+        for r in rows {
+            let start = body.len() as u32;
+            body.push_str(r);
+            spans.push((start, body.len() as u32));
+            body.push('\n');
+        }
+        Page {
+            offset,
+            total,
+            currency: None,
+            body,
+            rows: spans,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Each row's JSON text, in order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.rows.iter().map(|&(a, b)| &self.body[a as usize..b as usize])
+    }
 }
 
 /// Parses a list response: `total_count` plus the API's list key, in one pass.
-pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
+pub fn parse_page(body: String, api: Api, offset: u64) -> Result<Page, String> {
     let seed = PageSeed {
         list_key: api.list_key(),
     };
-    let mut de = serde_json::Deserializer::from_str(body);
+    let mut de = serde_json::Deserializer::from_str(&body);
     let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|p| de.end().map(|_| p));
     let (total, records, has_list, currency) = parsed.map_err(|e| {
         let start: String = body.chars().take(60).collect();
         format!("{e} (body starts {start:?})")
     })?;
     let total = total.ok_or("no total_count in the answer")?;
-    if records.is_empty() && expected_rows(total, offset, u64::MAX) > 0 && !has_list {
+    // The rows were borrowed from `body` (read from a &str): keep their place in it.
+    let base = body.as_ptr() as usize;
+    let rows: Vec<(u32, u32)> = records
+        .iter()
+        .map(|r| {
+            let start = r.get().as_ptr() as usize - base;
+            (start as u32, (start + r.get().len()) as u32)
+        })
+        .collect();
+    drop(records);
+    if rows.is_empty() && expected_rows(total, offset, u64::MAX) > 0 && !has_list {
         return Err(format!(
             "total_count is {total} but the answer has no {}",
             api.list_key()
@@ -45,33 +91,34 @@ pub fn parse_page(body: &str, api: Api, offset: u64) -> Result<Page, String> {
         offset,
         total,
         currency,
-        records,
+        body,
+        rows,
     })
 }
 
 /// (total_count, rows, whether the list key was present, currency).
-type PageParts = (Option<u64>, Vec<Box<RawValue>>, bool, Option<String>);
+type PageParts<'de> = (Option<u64>, Vec<&'de RawValue>, bool, Option<String>);
 
 struct PageSeed {
     list_key: &'static str,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for PageSeed {
-    type Value = PageParts;
+    type Value = PageParts<'de>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<PageParts, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<PageParts<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for PageSeed {
-    type Value = PageParts;
+    type Value = PageParts<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object with total_count")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageParts, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageParts<'de>, A::Error> {
         let (mut total, mut records, mut has_list, mut currency) = (None, Vec::new(), false, None);
         while let Some(key) = map.next_key::<crate::model::Key<'de>>()? {
             match key.as_str() {
@@ -79,7 +126,7 @@ impl<'de> serde::de::Visitor<'de> for PageSeed {
                 "currency" => currency = map.next_value::<Option<String>>()?,
                 k if k == self.list_key => {
                     has_list = true;
-                    records = map.next_value::<Option<Vec<Box<RawValue>>>>()?.unwrap_or_default();
+                    records = map.next_value::<Option<Vec<&'de RawValue>>>()?.unwrap_or_default();
                 }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
@@ -167,7 +214,7 @@ impl<'a> Pager<'a> {
             params.push(("limit", Param::Int(i64::from(limit))));
             async move {
                 client
-                    .call(api, scope, &params, budget, |body| parse_page(&body, api, offset))
+                    .call(api, scope, &params, budget, |body| parse_page(body, api, offset))
                     .await
             }
         };
@@ -195,11 +242,11 @@ impl<'a> Pager<'a> {
                 )));
             }
             let want = expected_rows(total, page.offset, u64::from(limit));
-            if page.records.len() as u64 != want {
+            if page.len() as u64 != want {
                 return Err(PagingError::Drift(format!(
                     "page at offset {} has {} rows, expected {want} of {total}",
                     page.offset,
-                    page.records.len()
+                    page.len()
                 )));
             }
             stats.pages += 1;
@@ -226,35 +273,37 @@ mod tests {
     #[test]
     fn parses_pages_and_refuses_broken_ones() {
         let p = parse_page(
-            r#"{"total_count":3,"fee_records":[{"a":1},{"a":2}],"currency":"CNY"}"#,
+            r#"{"total_count":3,"fee_records":[{"a":1}, {"a":2}],"currency":"CNY"}"#.into(),
             Api::named("res-fee-records"),
             0,
         )
         .unwrap();
-        assert_eq!((p.total, p.records.len()), (3, 2));
-        assert_eq!(p.records[1].get(), r#"{"a":2}"#);
+        assert_eq!((p.total, p.len()), (3, 2));
+        assert_eq!(p.records().collect::<Vec<_>>(), [r#"{"a":1}"#, r#"{"a":2}"#]);
+        let listed = Page::from_rows(0, 2, &[r#"{"a":1}"#.into(), r#"{"b":"x"}"#.into()]);
+        assert_eq!(listed.records().collect::<Vec<_>>(), [r#"{"a":1}"#, r#"{"b":"x"}"#]);
         let empty = parse_page(
-            r#"{"total_count":0,"currency":"CNY"}"#,
+            r#"{"total_count":0,"currency":"CNY"}"#.into(),
             Api::named("res-fee-records"),
             0,
         )
         .unwrap();
-        assert!(empty.records.is_empty());
+        assert!(empty.is_empty());
         // Truncated JSON, HTML and a missing list are errors, never empty pages.
         assert!(
             parse_page(
-                r#"{"total_count":3,"fee_records":[{"a":1}"#,
+                r#"{"total_count":3,"fee_records":[{"a":1}"#.into(),
                 Api::named("res-fee-records"),
                 0
             )
             .is_err()
         );
-        assert!(parse_page("<html>oops</html>", Api::named("res-fee-records"), 0).is_err());
-        assert!(parse_page(r#"{"total_count":3}"#, Api::named("res-fee-records"), 0).is_err());
-        assert!(parse_page(r#"{"fee_records":[]}"#, Api::named("res-fee-records"), 0).is_err());
+        assert!(parse_page("<html>oops</html>".into(), Api::named("res-fee-records"), 0).is_err());
+        assert!(parse_page(r#"{"total_count":3}"#.into(), Api::named("res-fee-records"), 0).is_err());
+        assert!(parse_page(r#"{"fee_records":[]}"#.into(), Api::named("res-fee-records"), 0).is_err());
         assert!(
             parse_page(
-                r#"{"total_count":-1,"fee_records":[]}"#,
+                r#"{"total_count":-1,"fee_records":[]}"#.into(),
                 Api::named("res-fee-records"),
                 0
             )

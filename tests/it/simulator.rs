@@ -22,9 +22,9 @@ async fn get_page(
     } else {
         hcbill::source::client::Scope::Caller
     };
-    c.call(api, scope, &params, &c.unit_budget(), |b| parse_page(&b, api, 0))
+    c.call(api, scope, &params, &c.unit_budget(), |b| parse_page(b, api, 0))
         .await
-        .map(|p| (p.total, p.records.len()))
+        .map(|p| (p.total, p.len()))
 }
 
 fn p(pairs: &[(&'static str, &str)]) -> Params {

@@ -354,8 +354,7 @@ mod tests {
                     extracted_at_micros: 0,
                 };
                 let mut n = model::Normalizer::new(d.schema(), d.columns, d.money_columns, lineage);
-                n.push(&RawValue::from_string(format!(r#"{{"{}":{fits}}}"#, c.json)).unwrap())
-                    .unwrap();
+                n.push(&format!(r#"{{"{}":{fits}}}"#, c.json)).unwrap();
                 let b = n.take_batch().unwrap();
                 let a = b.column(i).as_any().downcast_ref::<Decimal128Array>().unwrap();
                 let shown = a.value_as_string(0);
@@ -368,7 +367,7 @@ mod tests {
                 );
                 if int_digits <= 28 {
                     let e = n
-                        .push(&RawValue::from_string(format!(r#"{{"{}":"{over}"}}"#, c.json)).unwrap())
+                        .push(&format!(r#"{{"{}":"{over}"}}"#, c.json))
                         .unwrap_err()
                         .to_string();
                     assert!(
