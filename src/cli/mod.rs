@@ -306,10 +306,12 @@ async fn dry_run(plan: Plan, format: args::ReportFormat) -> Result<(), Failure> 
         job, source, client, ..
     } = plan;
     let (_sim, client) = connect(source, client).await?;
-    let report = pipeline::dry_run::dry_run(&job, &client).await.map_err(|e| Failure {
-        code: Outcome::of_error(&e).exit_code(),
-        message: e.to_string(),
-    })?;
+    let report = pipeline::dry_run::dry_run(&job, &std::sync::Arc::new(client))
+        .await
+        .map_err(|e| Failure {
+            code: Outcome::of_error(&e).exit_code(),
+            message: e.to_string(),
+        })?;
     match format {
         args::ReportFormat::Table => print!("{}", report.table()),
         args::ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).expect("plan serialises")),

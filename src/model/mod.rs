@@ -5,6 +5,7 @@
 //! declaration, so they cannot drift apart. (About 380 lines without its
 //! tests: the normaliser is the hot path and is kept in one piece.)
 
+mod keys;
 pub mod nested;
 mod slots;
 
@@ -125,8 +126,17 @@ pub enum ModelError {
     SumOverflow { row: u64, column: &'static str },
     /// The same natural key twice in one unit: pages overlapped (the data
     /// moved) or the server repeats itself; never published as two rows.
-    #[error("row {row} repeats the key ({key}) of an earlier row")]
-    Duplicate { row: u64, key: String },
+    #[error("row {row} repeats the key ({key}) of row {first}")]
+    Duplicate {
+        row: u64,
+        first: u64,
+        key: String,
+        /// Whether a row of the pair came from a companion stream (then it is
+        /// the derived dataset's problem, not the pages moving).
+        companion: bool,
+    },
+    #[error("keeping the unit's keys on disk: {0}")]
+    KeySpill(std::io::Error),
     #[error("row {row} is not a JSON object: {reason}")]
     NotAnObject { row: u64, reason: String },
     #[error("building the record batch: {0}")]
@@ -210,16 +220,21 @@ pub struct Normalizer {
     params: Vec<(String, String)>,
     pub unknown_keys: BTreeSet<String>,
     /// Column index by JSON key.
-    index: slots::KeyIndex,
+    index: slots::KeyFinder,
     keys: Option<KeySet>,
 }
 
-/// The natural keys a unit has written, as 64-bit hashes: ids, not rows, so
-/// a 3-million-row month costs tens of MB, not the month.
+/// The natural keys a unit has written, as 64-bit hashes (see [`keys`]).
 struct KeySet {
     columns: Vec<usize>,
-    seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<slots::Identity>>,
+    log: keys::KeyLog,
+    /// Rows pushed while this is set come from a companion stream; their
+    /// row numbers carry [`COMPANION`].
+    companion: bool,
 }
+
+/// Marks a companion's row in the key log.
+const COMPANION: u64 = 1 << 63;
 
 /// The code a label column decodes, as read from the current row.
 enum Code {
@@ -285,14 +300,14 @@ impl Normalizer {
             digest,
             params: Vec::new(),
             unknown_keys: BTreeSet::new(),
-            index: slots::key_index(columns),
+            index: slots::KeyFinder::new(columns),
             keys: None,
         }
     }
 
     /// Refuses a row whose `key_columns` repeat an earlier row's. Rows whose
     /// first key column is empty are not checked (aggregated views without an id).
-    pub fn with_unique_key(mut self, key_columns: &[&str]) -> Self {
+    pub fn with_unique_key(mut self, key_columns: &[&str], spill_dir: Option<std::path::PathBuf>) -> Self {
         let columns: Vec<usize> = key_columns
             .iter()
             .filter_map(|k| self.columns.iter().position(|c| c.name == *k))
@@ -300,13 +315,22 @@ impl Normalizer {
         if !columns.is_empty() {
             self.keys = Some(KeySet {
                 columns,
-                seen: Default::default(),
+                log: keys::KeyLog::new(spill_dir),
+                companion: false,
             });
         }
         self
     }
 
-    /// Records the row's key; an error if an earlier row had it.
+    /// Whether the rows that follow come from a companion stream.
+    pub fn set_companion(&mut self, companion: bool) {
+        if let Some(k) = &mut self.keys {
+            k.companion = companion;
+        }
+    }
+
+    /// Records the row's key. A repeat is found when the keys held in
+    /// memory are spilled, or at the latest by [`Normalizer::check_keys`].
     fn check_key(&mut self, row: u64, record: &str) -> Result<(), ModelError> {
         use std::hash::{Hash, Hasher};
         let Some(keys) = &mut self.keys else { return Ok(()) };
@@ -317,32 +341,52 @@ impl Normalizer {
                     .iter()
                     .find(|(k, _)| k == self.columns[i].name)
                     .map(|(_, v)| v.as_str()),
-                _ => self.spans[i]
-                    .map(|(a, b)| &record[a as usize..b as usize])
+                _ => slots::token(record, self.spans[i])
+                    .map(|t| t.0)
                     .filter(|t| *t != "null"),
             }
         };
         if part(keys.columns[0]).is_none() {
             return Ok(());
         }
-        // SipHash with fixed keys: deterministic, and well spread for a set.
+        // SipHash with fixed keys: deterministic, and well spread.
         let mut h = std::hash::DefaultHasher::new();
         for &i in &keys.columns {
             part(i).hash(&mut h);
         }
-        if keys.seen.insert(h.finish()) {
-            return Ok(());
+        let tagged = if keys.companion { row | COMPANION } else { row };
+        match keys.log.insert(h.finish(), tagged) {
+            Ok(None) => Ok(()),
+            Ok(Some(r)) => Err(self.repeat(r)),
+            Err(e) => Err(ModelError::KeySpill(e)),
         }
-        let key = keys
-            .columns
-            .iter()
-            .map(|&i| format!("{}={}", self.columns[i].name, part(i).unwrap_or("null")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Err(ModelError::Duplicate {
-            row,
-            key: key.chars().take(200).collect(),
-        })
+    }
+
+    fn repeat(&self, r: keys::Repeat) -> ModelError {
+        let names = self.keys.as_ref().map_or(String::new(), |k| {
+            k.columns
+                .iter()
+                .map(|&i| self.columns[i].name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        ModelError::Duplicate {
+            row: r.again & !COMPANION,
+            first: r.first & !COMPANION,
+            key: names,
+            companion: (r.first | r.again) & COMPANION != 0,
+        }
+    }
+
+    /// Checks every key recorded for a repeat: called once, when the unit's
+    /// last row is in, before anything is published.
+    pub fn check_keys(&mut self) -> Result<(), ModelError> {
+        let Some(keys) = &mut self.keys else { return Ok(()) };
+        match keys.log.finish() {
+            Ok(None) => Ok(()),
+            Ok(Some(r)) => Err(self.repeat(r)),
+            Err(e) => Err(ModelError::KeySpill(e)),
+        }
     }
 
     /// Sets the parameters of the query whose rows follow.
@@ -362,11 +406,14 @@ impl Normalizer {
     pub fn push(&mut self, record: &str) -> Result<(), ModelError> {
         let row = self.rows;
         self.spans.fill(None);
-        slots::scan_record(record, &self.index, &mut self.spans, &mut self.unknown_keys)
+        slots::scan_record(record, &mut self.index, &mut self.spans, &mut self.unknown_keys)
             .map_err(|reason| ModelError::NotAnObject { row, reason })?;
         self.check_key(row, record)?;
         for (i, c) in self.columns.iter().enumerate() {
-            let raw = self.spans[i].map(|(a, b)| &record[a as usize..b as usize]);
+            let (raw, plain) = match slots::token(record, self.spans[i]) {
+                Some((t, plain)) => (Some(t), plain),
+                None => (None, false),
+            };
             let field_err = |e: value::ValueError| ModelError::Field {
                 row,
                 column: c.name,
@@ -379,7 +426,11 @@ impl Normalizer {
                     b.append_option(self.params.iter().find(|(k, _)| k == c.name).map(|(_, v)| v.as_str()))
                 }
                 (Builder::Str(b), _) => {
-                    let v = raw.map(value::string_token).transpose().map_err(field_err)?.flatten();
+                    let v = match raw {
+                        // Most strings: the text between the quotes, as it is.
+                        Some(t) if plain => Some(std::borrow::Cow::Borrowed(&t[1..t.len() - 1])),
+                        _ => raw.map(value::string_token).transpose().map_err(field_err)?.flatten(),
+                    };
                     if self.is_label_source[i] {
                         self.codes[i].set_str(v.as_deref());
                     }
@@ -543,6 +594,43 @@ mod tests {
         let e = n.push(raw(r#"{"bill_type":"x"}"#)).unwrap_err().to_string();
         assert!(e.contains("row 0") && e.contains("bill_type"), "{e}");
         assert!(n.push(raw("[1]")).is_err());
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_whether_its_keys_were_spilled_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = keys::SPILL_AT as u64 + 10;
+        for spill in [None, Some(dir.path().to_path_buf())] {
+            let mut n = norm().with_unique_key(&["name", "bill_type"], spill.clone());
+            let mut found = None;
+            for row in 0..rows {
+                // Row `rows - 1` repeats row 3's key, one spilled run apart.
+                let k = if row == rows - 1 { 3 } else { row };
+                if let Err(e) = n.push(&format!(r#"{{"name":"r{k}","bill_type":1}}"#)) {
+                    found = Some(e);
+                    break;
+                }
+                if row % 8192 == 0 {
+                    n.take_batch().unwrap();
+                }
+            }
+            let e = found.or_else(|| n.check_keys().err()).expect("the repeat is found");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("row {} repeats the key (name, bill_type) of row 3", rows - 1)),
+                "{msg}"
+            );
+            // Rows whose first key column is empty are not keyed.
+            let mut m = norm().with_unique_key(&["name"], spill);
+            m.push(r#"{"bill_type":1}"#).unwrap();
+            m.push(r#"{"bill_type":1}"#).unwrap();
+            m.check_keys().unwrap();
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no run file is left behind"
+        );
     }
 
     #[test]

@@ -27,30 +27,42 @@ impl Hasher for Fnv {
     }
 }
 
-/// For sets of values that are hashes already.
-#[derive(Default)]
-pub struct Identity(u64);
+pub type KeyIndex = HashMap<&'static str, usize, BuildHasherDefault<Fnv>>;
 
-impl Hasher for Identity {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+/// Finds a row's keys among the columns. Rows of one API list their keys in
+/// the same order, so the column found at each position of the last row is
+/// tried first: one comparison instead of a hash lookup, most of the time.
+pub struct KeyFinder {
+    index: KeyIndex,
+    json: Vec<&'static str>,
+    /// The column at each position of the last row (None: not a column).
+    order: Vec<Option<usize>>,
+}
+
+impl KeyFinder {
+    pub fn new(columns: &'static [Column]) -> Self {
+        Self {
+            index: columns.iter().enumerate().map(|(i, c)| (c.json, i)).collect(),
+            json: columns.iter().map(|c| c.json).collect(),
+            order: Vec::new(),
         }
     }
 
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+    fn find(&mut self, pos: usize, key: &str) -> Option<usize> {
+        if let Some(Some(c)) = self.order.get(pos)
+            && self.json[*c] == key
+        {
+            return Some(*c);
+        }
+        let c = self.index.get(key).copied();
+        if let Some(slot) = self.order.get_mut(pos) {
+            *slot = c;
+        } else if pos == self.order.len() && pos < 512 {
+            // Positions past a few hundred are not remembered (a hostile row).
+            self.order.push(c);
+        }
+        c
     }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub type KeyIndex = HashMap<&'static str, usize, BuildHasherDefault<Fnv>>;
-
-pub fn key_index(columns: &'static [Column]) -> KeyIndex {
-    columns.iter().enumerate().map(|(i, c)| (c.json, i)).collect()
 }
 
 /// A JSON object key, borrowed unless it had escapes.
@@ -89,7 +101,17 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 
 /// Where each column's value lies in one row's text: `(start, end)` byte
 /// offsets, so the slots can be reused from row to row without borrowing it.
+/// `end` carries [`PLAIN`] when the value is a string without escapes.
 pub type Span = Option<(u32, u32)>;
+
+/// Marks a span whose value is a string with no escapes: its text between
+/// the quotes is the string itself, with nothing to decode or look for.
+pub const PLAIN: u32 = 1 << 31;
+
+/// The value's token, and whether it is a plain string (see [`PLAIN`]).
+pub fn token(record: &str, span: Span) -> Option<(&str, bool)> {
+    span.map(|(a, b)| (&record[a as usize..(b & !PLAIN) as usize], b & PLAIN != 0))
+}
 
 /// Fills `slots` with where each known key's value lies in `record`, a JSON
 /// object; keys not in `index` go to `unknown`.
@@ -101,7 +123,7 @@ pub type Span = Option<(u32, u32)>;
 /// on text that is not valid JSON; it reports what it cannot walk.
 pub fn scan_record(
     record: &str,
-    index: &KeyIndex,
+    keys: &mut KeyFinder,
     slots: &mut [Span],
     unknown: &mut BTreeSet<String>,
 ) -> Result<(), String> {
@@ -114,6 +136,7 @@ pub fn scan_record(
     if b.get(i) == Some(&b'}') {
         return end(b, i + 1);
     }
+    let mut pos = 0;
     loop {
         if b.get(i) != Some(&b'"') {
             return Err(format!("expected a key at byte {i}"));
@@ -131,15 +154,16 @@ pub fn scan_record(
             return Err(format!("expected ':' at byte {i}"));
         }
         let start = ws(b, i + 1);
-        let stop = value_end(b, start)?;
-        match index.get(key) {
-            Some(&c) => slots[c] = Some((start as u32, stop as u32)),
+        let (stop, plain) = value_end(b, start)?;
+        match keys.find(pos, key) {
+            Some(c) => slots[c] = Some((start as u32, stop as u32 | if plain { PLAIN } else { 0 })),
             None => {
                 if !unknown.contains(key) {
                     unknown.insert(key.to_string());
                 }
             }
         }
+        pos += 1;
         i = ws(b, stop);
         match b.get(i) {
             Some(b',') => i = ws(b, i + 1),
@@ -181,10 +205,11 @@ fn string_end(b: &[u8], i: usize) -> Result<(usize, bool), String> {
     }
 }
 
-/// The index just past the value starting at `i`.
-fn value_end(b: &[u8], i: usize) -> Result<usize, String> {
+/// The index just past the value starting at `i`, and whether the value is
+/// a string without escapes.
+fn value_end(b: &[u8], i: usize) -> Result<(usize, bool), String> {
     match b.get(i) {
-        Some(b'"') => string_end(b, i).map(|(close, _)| close + 1),
+        Some(b'"') => string_end(b, i).map(|(close, escaped)| (close + 1, !escaped)),
         Some(b'{' | b'[') => {
             let mut depth = 0usize;
             let mut j = i;
@@ -195,7 +220,7 @@ fn value_end(b: &[u8], i: usize) -> Result<usize, String> {
                     b'}' | b']' => {
                         depth -= 1;
                         if depth == 0 {
-                            return Ok(j + 1);
+                            return Ok((j + 1, false));
                         }
                     }
                     _ => {}
@@ -209,7 +234,7 @@ fn value_end(b: &[u8], i: usize) -> Result<usize, String> {
             while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
                 j += 1;
             }
-            Ok(j)
+            Ok((j, false))
         }
         None => Err("expected a value".into()),
     }
@@ -231,7 +256,7 @@ mod tests {
     /// The spans agree with serde_json's own reading of the same row.
     #[test]
     fn spans_match_serde_json() {
-        let index = key_index(&COLS);
+        let mut keys = KeyFinder::new(&COLS);
         for row in [
             r#"{"a":"x","b":1.50,"n":{"z":[1,"]}",{"q":"\"}"}]},"zz":null}"#,
             " { \"a\" : \"esc \\\" \\\\ \\u00e9\" , \"b\" : [ ] , \"k\\\"ey\" : -1e-7 } ",
@@ -241,15 +266,22 @@ mod tests {
         ] {
             let mut slots = vec![None; COLS.len()];
             let mut unknown = BTreeSet::new();
-            scan_record(row, &index, &mut slots, &mut unknown).unwrap();
+            scan_record(row, &mut keys, &mut slots, &mut unknown).unwrap();
             let map: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(row).unwrap();
             for (i, c) in COLS.iter().enumerate() {
-                let ours = slots[i].map(|(a, b)| &row[a as usize..b as usize]);
-                assert_eq!(ours, map.get(c.json).map(|r| r.get()), "{row}: {}", c.json);
+                let ours = token(row, slots[i]);
+                assert_eq!(ours.map(|t| t.0), map.get(c.json).map(|r| r.get()), "{row}: {}", c.json);
+                // Plain: a string whose text between the quotes is the string.
+                if let Some((t, true)) = ours {
+                    assert_eq!(serde_json::from_str::<String>(t).unwrap(), t[1..t.len() - 1]);
+                }
+                if let Some((t, false)) = ours {
+                    assert!(!t.starts_with('"') || t.contains('\\'), "{t}");
+                }
             }
             let theirs: BTreeSet<String> = map
                 .keys()
-                .filter(|k| !index.contains_key(k.as_str()))
+                .filter(|k| !COLS.iter().any(|c| c.json == k.as_str()))
                 .cloned()
                 .collect();
             assert_eq!(unknown, theirs, "{row}");
@@ -258,7 +290,7 @@ mod tests {
 
     #[test]
     fn what_it_cannot_walk_is_an_error_never_a_panic() {
-        let index = key_index(&COLS);
+        let mut keys = KeyFinder::new(&COLS);
         for row in [
             "[1]",
             "1",
@@ -276,7 +308,7 @@ mod tests {
         ] {
             let mut slots = vec![None; COLS.len()];
             assert!(
-                scan_record(row, &index, &mut slots, &mut BTreeSet::new()).is_err(),
+                scan_record(row, &mut keys, &mut slots, &mut BTreeSet::new()).is_err(),
                 "{row}"
             );
         }

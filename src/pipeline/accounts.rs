@@ -9,6 +9,7 @@ use crate::source::client::{BssClient, Scope};
 use crate::source::datasets::sub_customers;
 use crate::source::error::SourceError;
 use crate::source::paging::{Pager, PagingError};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AccountRef {
@@ -104,10 +105,16 @@ pub struct MemberListing {
 }
 
 /// Lists the enterprise's members (fact sheet #7), each id checked.
-pub async fn list_members(client: &BssClient, job: &Job) -> Result<MemberListing, RunError> {
+pub async fn list_members(client: &Arc<BssClient>, job: &Job) -> Result<MemberListing, RunError> {
     let api = Api(&sub_customers::API);
-    let budget = client.unit_budget();
-    let pager = Pager::new(client, Scope::Caller, &budget, job.page_concurrency, job.max_pages);
+    let budget = Arc::new(client.unit_budget());
+    let pager = Pager::new(
+        client.clone(),
+        Scope::Caller,
+        budget,
+        job.page_concurrency,
+        job.max_pages,
+    );
     let mut listing = MemberListing::default();
     let r = pager
         .page_through(api, &Vec::new(), api.max_limit(), |page| {
@@ -140,7 +147,7 @@ pub async fn list_members(client: &BssClient, job: &Job) -> Result<MemberListing
 
 /// The accounts a run covers, and the member listing if one was made (the
 /// `sub_customers` dataset then uses its rows instead of asking again).
-pub async fn resolve(job: &Job, client: &BssClient) -> Result<(Vec<AccountRef>, Option<MemberListing>), RunError> {
+pub async fn resolve(job: &Job, client: &Arc<BssClient>) -> Result<(Vec<AccountRef>, Option<MemberListing>), RunError> {
     let mut listing = None;
     let mut accounts = vec![AccountRef::Own];
     match &job.accounts {

@@ -128,6 +128,10 @@ pub struct LimitsSection {
     pub units: Option<usize>,
     /// Pages of one unit in flight at once.
     pub pages: Option<usize>,
+    /// Units of more than one page fetched at once. Each holds a Parquet
+    /// writer (tens of MB), so this is what bounds memory; one-page units
+    /// never wait for it.
+    pub large_units: Option<usize>,
     pub max_attempts: Option<u32>,
     pub backoff_base_ms: Option<u64>,
     pub backoff_cap_ms: Option<u64>,

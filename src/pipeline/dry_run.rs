@@ -50,7 +50,7 @@ pub struct PlanReport {
     pub seconds: f64,
 }
 
-pub async fn dry_run(job: &Job, client: &BssClient) -> Result<PlanReport, RunError> {
+pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<PlanReport, RunError> {
     let out = Output::open(&job.out, &job.store)?;
     let mut manifests: HashMap<&'static str, Manifest> = HashMap::new();
     for spec in &job.datasets {

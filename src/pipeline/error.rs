@@ -43,6 +43,9 @@ pub enum UnitError {
     FanOut(String),
     #[error("building the last record batch: {0}")]
     Batch(ModelError),
+    /// A repeated key within a companion's rows, or the key log's disk failing.
+    #[error("{0}")]
+    Keys(ModelError),
     #[error("not finished: {0} passed; the next run resumes it")]
     Deadline(String),
     /// A failure of the pages a unit shares with others, as each of them reports it.
@@ -78,7 +81,7 @@ impl UnitError {
     /// A repeated key means overlapping pages: the data moved, so page again.
     pub fn data(offset: u64, source: ModelError) -> Self {
         match source {
-            ModelError::Duplicate { .. } => UnitError::Drift(format!("offset {offset}: {source}")),
+            ModelError::Duplicate { companion: false, .. } => UnitError::Drift(format!("offset {offset}: {source}")),
             source => UnitError::Data { offset, source },
         }
     }
@@ -88,7 +91,11 @@ impl UnitError {
     pub fn is_shared(&self) -> bool {
         !matches!(
             self,
-            UnitError::Data { .. } | UnitError::Transform { .. } | UnitError::Batch(_) | UnitError::Sink(_)
+            UnitError::Data { .. }
+                | UnitError::Transform { .. }
+                | UnitError::Batch(_)
+                | UnitError::Keys(_)
+                | UnitError::Sink(_)
         )
     }
 }

@@ -67,6 +67,14 @@ pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs
 pub const DEFAULT_UNIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
 /// Pages per unit: 100 million rows, thirty times the largest month seen.
 pub const DEFAULT_MAX_PAGES: u64 = 100_000;
+/// Pages of one unit in flight at once: the quota (30 requests/s) times the
+/// latency, with room: 12 keep res-fee-records busy up to 400 ms a request.
+pub const DEFAULT_PAGES: usize = 12;
+/// Units of more than one page fetched at once. One keeps a quota busy (it
+/// has `limits.pages` requests in flight, and hands over to the next large
+/// unit as soon as its last page is asked for), and each holds a Parquet
+/// writer of some 40 MB: this is what bounds a run's memory.
+pub const DEFAULT_LARGE_UNITS: usize = 1;
 
 /// What to extract and how. Built by `cli::settings` from flags, pipeline
 /// file and defaults; nothing here is specific to one dataset.
@@ -90,6 +98,8 @@ pub struct Job {
     pub grace: Duration,
     pub unit_concurrency: usize,
     pub page_concurrency: usize,
+    /// Units of more than one page that fetch at once (`limits.large_units`).
+    pub large_units: usize,
     /// Restarts of a unit whose data moved while paging.
     pub max_restarts: u32,
     /// Redraw a one-line progress display on stderr (set when it is a terminal).
@@ -118,6 +128,9 @@ pub(crate) struct Ctx {
     pub client: Arc<BssClient>,
     pub committer: Committer,
     counters: progress::Counters,
+    /// Permits for units of more than one page: each holds a Parquet writer,
+    /// so their number, not the month's size, sets the memory a run needs.
+    pub large: Arc<tokio::sync::Semaphore>,
 }
 
 /// Runs `job`. Groups run as tasks of their own, so parsing and writing use
@@ -196,6 +209,7 @@ async fn run_locked(
         client: client.clone(),
         committer: Committer::new(out.clone(), manifests, state, run_id.clone()),
         counters: progress::Counters::default(),
+        large: Arc::new(tokio::sync::Semaphore::new(job.large_units.max(1))),
     });
     let listing = Arc::new(listing);
     let quota: u32 = {

@@ -82,7 +82,7 @@ pub async fn run_group(
     if active.is_empty() {
         return reports;
     }
-    let budget = ctx.client.unit_budget();
+    let budget = std::sync::Arc::new(ctx.client.unit_budget());
     let mut restarts = 0;
     loop {
         let attempt = tokio::time::timeout_at(deadline.at, extract(ctx, group, &active, &budget, listing));
@@ -177,7 +177,7 @@ async fn extract(
     ctx: &Ctx,
     group: &Group,
     active: &[usize],
-    budget: &WaitBudget,
+    budget: &std::sync::Arc<WaitBudget>,
     listing: Option<&MemberListing>,
 ) -> Result<Vec<Result<Staged, UnitError>>, UnitError> {
     let extracted_at = Utc::now();
@@ -186,17 +186,21 @@ async fn extract(
         writers.push(Writer::new(ctx, group, &group.units[i], extracted_at)?);
     }
     let pager = Pager::new(
-        &ctx.client,
+        ctx.client.clone(),
         group.account.scope(),
-        budget,
+        budget.clone(),
         ctx.job.page_concurrency,
         ctx.job.max_pages,
-    );
+    )
+    .with_large_gate(ctx.large.clone());
     // On an error (or the deadline dropping this future) the writers' drop
     // removes their staging files: nothing of the group is published.
     match write::fetch(ctx, group, &mut writers, &pager, listing).await {
         Ok(()) | Err(UnitError::Abandoned) => {}
         Err(e) => return Err(e),
+    }
+    for w in &mut writers {
+        w.check_keys()?;
     }
     let (final_at, is_final) = plan::is_final(&ctx.job, group.cycle, extracted_at);
     let finality = if is_final {

@@ -15,8 +15,10 @@ use crate::source::api::{Api, Param, Params};
 use crate::source::datasets::{DatasetSpec, Derivation, Transform, TransformCtx, sub_customers};
 use crate::source::paging::{Page, Pager};
 
-/// Rows accumulated before a record batch is cut.
-const BATCH_ROWS: usize = 8192;
+/// Rows accumulated before a record batch is cut: Arrow builders for ~60
+/// columns hold about 1 KB a row, so a small batch keeps a writer's memory
+/// small; the Parquet writer pages and groups rows on its own.
+const BATCH_ROWS: usize = 2048;
 
 /// How a unit reads one of its group's streams.
 #[derive(Clone, Copy)]
@@ -107,8 +109,6 @@ impl<'u> Writer<'u> {
             extracted_at_micros: extracted_at.timestamp_micros(),
         };
         let schema = spec.schema();
-        let norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage)
-            .with_unique_key(spec.key_columns);
         // Staging names carry no text from the API or the command line.
         let staging = ctx.committer.out.staging_file(&format!(
             "{}-{}-{}.parquet",
@@ -116,6 +116,8 @@ impl<'u> Writer<'u> {
             unit.cycle,
             uuid::Uuid::new_v4()
         ));
+        let norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage)
+            .with_unique_key(spec.key_columns, staging.parent().map(Into::into));
         let file = StagedWriter::create(staging, schema)?;
         Ok((norm, file))
     }
@@ -161,6 +163,7 @@ impl<'u> Writer<'u> {
             companion: self.companion.unwrap_or(false),
             ..*tctx
         };
+        self.norm.set_companion(optional);
         let r = match role {
             Role::Rows => self.norm.push(rec).map_err(|e| UnitError::data(offset, e)),
             Role::Transformed(t) => serde_json::from_str::<&RawValue>(rec)
@@ -229,6 +232,23 @@ impl<'u> Writer<'u> {
         Ok(())
     }
 
+    /// Looks for a repeated key over all the unit's rows. A repeat among its
+    /// own pages means they moved (returned, for a restart); one involving a
+    /// companion's rows is this writer's own failure.
+    pub fn check_keys(&mut self) -> Result<(), UnitError> {
+        if !self.alive() {
+            return Ok(());
+        }
+        let r = match self.norm.check_keys() {
+            Ok(()) => Ok(()),
+            Err(e @ crate::model::ModelError::Duplicate { companion: false, .. }) => {
+                Err(UnitError::Drift(e.to_string()))
+            }
+            Err(e) => Err(UnitError::Keys(e)),
+        };
+        self.keep(r)
+    }
+
     pub fn finish(mut self) -> Result<Finished, UnitError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
@@ -288,7 +308,7 @@ pub async fn fetch(
     ctx: &Ctx,
     group: &Group,
     writers: &mut [Writer<'_>],
-    pager: &Pager<'_>,
+    pager: &Pager,
     listing: Option<&MemberListing>,
 ) -> Result<(), UnitError> {
     let payer = ctx.client.domain_id();
@@ -387,7 +407,7 @@ async fn stream(
     root: &DatasetSpec,
     queries: &[Params],
     writers: &mut [Writer<'_>],
-    pager: &Pager<'_>,
+    pager: &Pager,
     listing: Option<&MemberListing>,
     payer: Option<&str>,
 ) -> Result<(), UnitError> {

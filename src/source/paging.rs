@@ -6,8 +6,12 @@
 //! changes or a page comes back short, the data moved under us: the unit is
 //! restarted rather than published with gaps or duplicates.
 
-use futures::{StreamExt, TryStreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
 use serde_json::value::RawValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::api::{Api, Param, Params};
 use super::client::{BssClient, Scope, WaitBudget};
@@ -167,23 +171,69 @@ pub struct PagingStats {
 }
 
 /// What every query of one unit shares: the client, the unit's retry wait
-/// budget, and its page allowance.
-pub struct Pager<'a> {
-    pub client: &'a BssClient,
+/// budget, and its page allowance. Owned (`Arc`s), so the requests can run in
+/// a task of their own.
+pub struct Pager {
+    pub client: Arc<BssClient>,
     /// Whose bill the unit's requests ask for.
     pub scope: Scope,
-    pub budget: &'a WaitBudget,
+    pub budget: Arc<WaitBudget>,
     pub concurrency: usize,
     /// Pages the unit may still fetch, over all its queries.
     pub max_pages: u64,
-    pub pages_used: std::sync::atomic::AtomicU64,
+    pub pages_used: AtomicU64,
+    /// Held from the first query of more than one page until that query's
+    /// last page is asked for.
+    large: Option<Arc<Semaphore>>,
+    permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
 }
 
-impl<'a> Pager<'a> {
+/// A page request running as a task of its own: it goes on while the unit
+/// parses and writes earlier pages, and it is stopped when dropped (an error,
+/// a deadline), so no request of a unit that has ended keeps running.
+struct PageTask(tokio::task::JoinHandle<Result<Page, SourceError>>);
+
+impl std::future::Future for PageTask {
+    type Output = Result<Page, SourceError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+            Ok(page) => page,
+            // A panic is the unit's, as if the request had run inline.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(SourceError::Halted(format!("a page request was stopped: {e}"))),
+        })
+    }
+}
+
+impl Drop for PageTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn fetch_page(
+    client: &BssClient,
+    api: Api,
+    scope: Scope,
+    base: &Params,
+    offset: u64,
+    limit: u32,
+    budget: &WaitBudget,
+) -> Result<Page, SourceError> {
+    let mut params = base.clone();
+    params.push(("offset", Param::Int(offset as i64)));
+    params.push(("limit", Param::Int(i64::from(limit))));
+    client
+        .call(api, scope, &params, budget, |body| parse_page(body, api, offset))
+        .await
+}
+
+impl Pager {
     pub fn new(
-        client: &'a BssClient,
+        client: Arc<BssClient>,
         scope: Scope,
-        budget: &'a WaitBudget,
+        budget: Arc<WaitBudget>,
         concurrency: usize,
         max_pages: u64,
     ) -> Self {
@@ -193,11 +243,34 @@ impl<'a> Pager<'a> {
             budget,
             concurrency,
             max_pages,
-            pages_used: std::sync::atomic::AtomicU64::new(0),
+            pages_used: AtomicU64::new(0),
+            large: None,
+            permit: Arc::new(Mutex::new(None)),
         }
     }
 
+    /// Makes a query of more than one page wait for one of `gate`'s permits
+    /// (a large unit) before fetching past its first page.
+    pub fn with_large_gate(mut self, gate: Arc<Semaphore>) -> Self {
+        self.large = Some(gate);
+        self
+    }
+
+    async fn hold_large(&self) {
+        let Some(gate) = &self.large else { return };
+        if self.permit.lock().expect("permit lock").is_some() {
+            return;
+        }
+        let permit = gate.clone().acquire_owned().await.expect("the gate is never closed");
+        *self.permit.lock().expect("permit lock") = Some(permit);
+    }
+
     /// Fetches every page of one query and feeds them, in offset order, to `sink`.
+    ///
+    /// After the first page, each request runs as a task of its own (at most
+    /// `concurrency` at once, handed over in offset order): parsing and
+    /// writing a page, or closing a row group, never holds up the requests
+    /// already asked for, so the quota stays busy.
     pub async fn page_through<E>(
         &self,
         api: Api,
@@ -205,25 +278,13 @@ impl<'a> Pager<'a> {
         limit: u32,
         mut sink: impl FnMut(Page) -> Result<(), E>,
     ) -> Result<PagingStats, PagingError<E>> {
-        let client = self.client;
-        let budget = self.budget;
         let scope = self.scope;
-        let fetch = |offset: u64| {
-            let mut params = base.clone();
-            params.push(("offset", Param::Int(offset as i64)));
-            params.push(("limit", Param::Int(i64::from(limit))));
-            async move {
-                client
-                    .call(api, scope, &params, budget, |body| parse_page(body, api, offset))
-                    .await
-            }
-        };
-        let first = fetch(0).await?;
+        let first = fetch_page(&self.client, api, scope, base, 0, limit, &self.budget).await?;
         let total = first.total;
         let pages = total.div_ceil(u64::from(limit.max(1))).max(1);
         let used = self
             .pages_used
-            .fetch_add(pages, std::sync::atomic::Ordering::Relaxed)
+            .fetch_add(pages, Ordering::Relaxed)
             .saturating_add(pages);
         if used > self.max_pages {
             return Err(PagingError::TooManyPages {
@@ -232,6 +293,9 @@ impl<'a> Pager<'a> {
                 pages,
                 max: self.max_pages,
             });
+        }
+        if pages > 1 {
+            self.hold_large().await;
         }
         let mut stats = PagingStats::default();
         let mut accept = |page: Page, stats: &mut PagingStats| -> Result<(), PagingError<E>> {
@@ -254,13 +318,26 @@ impl<'a> Pager<'a> {
             sink(page).map_err(PagingError::Consumer)
         };
         accept(first, &mut stats)?;
+        if pages == 1 {
+            return Ok(stats);
+        }
         let offsets = (u64::from(limit)..total).step_by(limit as usize);
+        let last = offsets.clone().last();
         let mut pages = futures::stream::iter(offsets)
-            .map(fetch)
-            .buffered(self.concurrency.max(1))
-            .map_err(PagingError::from);
-        while let Some(page) = pages.try_next().await? {
-            accept(page, &mut stats)?;
+            .map(|offset| {
+                // The last page is asked for: the next large unit may start,
+                // its requests filling the quota while ours are answered.
+                if Some(offset) == last {
+                    self.permit.lock().expect("permit lock").take();
+                }
+                let (client, budget, base) = (self.client.clone(), self.budget.clone(), base.clone());
+                PageTask(tokio::spawn(async move {
+                    fetch_page(&client, api, scope, &base, offset, limit, &budget).await
+                }))
+            })
+            .buffered(self.concurrency.max(1));
+        while let Some(page) = pages.next().await {
+            accept(page?, &mut stats)?;
         }
         Ok(stats)
     }

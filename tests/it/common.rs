@@ -76,6 +76,7 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
         grace: chrono::Duration::zero(),
         unit_concurrency: 4,
         page_concurrency: 4,
+        large_units: 2,
         max_restarts: 5,
         progress: false,
         deadline: hcbill::pipeline::DEFAULT_DEADLINE,
