@@ -5,7 +5,11 @@
 //! * quota use: wall ÷ (pages ÷ quota) for a month of 400+ pages of
 //!   res-fee-records with 200 ms latency (1.00 is the quota's limit);
 //! * CPU: rows per second per core of the hcbill process (user + system time);
-//! * memory: the hcbill process's peak RSS for 0.1M, 0.5M and 2M-row months.
+//! * memory: the hcbill process's peak RSS for 0.1M, 0.5M and 2M-row months;
+//! * against the official Python SDK paging the same month sequentially
+//!   (`benches/sdk_pager.py`) at 100 ms latency: records/s of each, and the
+//!   ratio. Needs a Python with `huaweicloudsdkbss` (HCBILL_SDK_PYTHON, or the
+//!   venv `.ci/run` makes); skipped without one.
 //!
 //! Options (environment): HCBILL_BENCH_SIZES (e.g. "0.1,0.5,2", millions of
 //! rows), HCBILL_BENCH_LATENCY_MS (200).
@@ -67,7 +71,7 @@ struct Measured {
 }
 
 /// Runs one backfill of consumption records and measures the hcbill process.
-fn run(bin: &str, sim: &Sim, dir: &Path) -> Measured {
+fn run(bin: &str, sim: &Sim, dir: &Path, accounts: &str) -> Measured {
     let out = dir.join("out");
     let report = dir.join("report.json");
     let _ = std::fs::remove_dir_all(&out);
@@ -75,7 +79,7 @@ fn run(bin: &str, sim: &Sim, dir: &Path) -> Measured {
     #[allow(clippy::zombie_processes)]
     let child = Command::new(bin)
         .args(["backfill", "--endpoint", &sim.url, "--from", CYCLE, "--to", CYCLE])
-        .args(["--datasets", "consumption_records", "--accounts", "all", "--out"])
+        .args(["--datasets", "consumption_records", "--accounts", accounts, "--out"])
         .arg(&out)
         .arg("--report")
         .arg(&report)
@@ -126,7 +130,7 @@ fn main() {
 
     // Quota use: 400+ pages under latency.
     let sim = Sim::start(bin, scale_for(0.42), latency, dir.path());
-    let m = run(bin, &sim, dir.path());
+    let m = run(bin, &sim, dir.path(), "all");
     drop(sim);
     let ideal = m.pages as f64 / 30.0;
     println!(
@@ -144,7 +148,7 @@ fn main() {
     );
     for size in sizes {
         let sim = Sim::start(bin, scale_for(size), 0, dir.path());
-        let m = run(bin, &sim, dir.path());
+        let m = run(bin, &sim, dir.path(), "all");
         drop(sim);
         println!(
             "{:>10} {:>7} {:>9.1} {:>12.2} {:>14.0} {:>9.1} MiB",
@@ -156,4 +160,46 @@ fn main() {
             m.peak_rss_mib
         );
     }
+
+    sdk_comparison(bin, dir.path());
+}
+
+/// hcbill and the official SDK paging the caller's own records of one month
+/// from the same simulator at 100 ms latency.
+fn sdk_comparison(bin: &str, dir: &Path) {
+    let python = std::env::var("HCBILL_SDK_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/hcbill-sdk-venv/bin/python")
+    });
+    let has_sdk = Command::new(&python)
+        .args(["-c", "import huaweicloudsdkbss"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sdk {
+        println!("sdk: skipped ({python} cannot import huaweicloudsdkbss; set HCBILL_SDK_PYTHON)");
+        return;
+    }
+    // About 40 pages of the caller's own records.
+    let sim = Sim::start(bin, scale_for(0.085), 100, dir);
+    let m = run(bin, &sim, dir, "self");
+    let ours = m.rows as f64 / m.wall;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sdk_pager.py");
+    let out = Command::new(&python)
+        .args([script, &sim.url, AK, SK, CYCLE])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the SDK script runs");
+    drop(sim);
+    assert!(out.status.success(), "the SDK script failed");
+    let sdk: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the SDK script prints JSON");
+    let (records, seconds) = (sdk["records"].as_f64().unwrap(), sdk["seconds"].as_f64().unwrap());
+    assert_eq!(records as u64, m.rows, "both read the same month");
+    let theirs = records / seconds;
+    println!(
+        "sdk: {} records, 100 ms latency: hcbill {:.1} s ({ours:.0} records/s), official SDK sequentially {seconds:.1} s ({theirs:.0} records/s) -> {:.1}x",
+        m.rows,
+        m.wall,
+        ours / theirs
+    );
 }

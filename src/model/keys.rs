@@ -143,14 +143,9 @@ fn sort_and_check(keys: &mut [(u64, u64)]) -> Option<Repeat> {
     })
 }
 
-/// A file in `dir` with no name: removed at once, so it goes away with its
-/// handle, even after a crash.
 fn unnamed_file(dir: &std::path::Path) -> io::Result<File> {
     crate::sink::create_private_dir(dir).map_err(io::Error::other)?;
-    let path = dir.join(format!("keys-{}.tmp", uuid::Uuid::new_v4()));
-    let file = File::options().read(true).write(true).create_new(true).open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
+    crate::sink::parquet::unnamed_file(dir)
 }
 
 #[cfg(test)]

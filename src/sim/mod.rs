@@ -94,6 +94,9 @@ impl SimConfig {
     }
 }
 
+/// Answered pages remembered in order, for tests of the client's schedule.
+pub const RECENT: usize = 4096;
+
 /// What the simulator served, for tests and the benchmark.
 #[derive(Debug, Default)]
 pub struct SimStats {
@@ -101,6 +104,9 @@ pub struct SimStats {
     /// Answered pages by request (path and query or body): a client that asks
     /// for the same page twice shows up here.
     pub served: Mutex<HashMap<String, u32>>,
+    /// The last [`RECENT`] answered pages, in the order they were answered
+    /// (bounded: a long-running simulator must not grow).
+    pub recent: Mutex<std::collections::VecDeque<String>>,
     pub ok: AtomicU64,
     pub throttled: AtomicU64,
     pub auth_failures: AtomicU64,
@@ -440,6 +446,13 @@ async fn handle(
     match result {
         Ok(body) => {
             state.stats.ok.fetch_add(1, Ordering::Relaxed);
+            {
+                let mut recent = state.stats.recent.lock().expect("recent lock");
+                if recent.len() == RECENT {
+                    recent.pop_front();
+                }
+                recent.push_back(served_key.clone());
+            }
             *state
                 .stats
                 .served

@@ -351,3 +351,69 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     v
 }
+
+/// With one large unit at a time (`limits.large_units`), a unit's pages past
+/// the first are asked for only once the previous large unit has asked for
+/// its last: at most two accounts page at once, during a handover of at most
+/// `page_concurrency` requests. The output is what four at once give.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_large_unit_at_a_time_hands_over_and_gives_the_same_output() {
+    let sim = start_sim(|c| c.scale = 4.0).await;
+    let (one, four) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut job = job(one.path(), "consumption_records", "2026-10", "2026-10");
+    job.accounts = hcbill::pipeline::Accounts::All;
+    job.large_units = 1;
+    job.page_concurrency = 2;
+    let r = pipeline::run(&job, &client(&sim.url())).await.unwrap();
+    assert!(r.success, "{:?}", r.failures);
+    assert!(
+        r.units.len() >= 3 && r.units.iter().all(|u| u.pages >= 2),
+        "{:?}",
+        r.units
+    );
+
+    // Requests past the first page, in the order the server answered them.
+    let path = Api::named("res-fee-records").path();
+    let order: Vec<String> = sim
+        .state
+        .stats
+        .recent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|k| k.starts_with(path) && !k.contains("offset=0&"))
+        .map(|k| {
+            k.split('&')
+                .find_map(|p| p.strip_prefix("sub_customer_id="))
+                .unwrap_or("self")
+                .to_string()
+        })
+        .collect();
+    // Each account's requests, by position in the order.
+    let mut accounts: Vec<String> = order.clone();
+    accounts.sort();
+    accounts.dedup();
+    assert_eq!(accounts.len(), r.units.len(), "{order:?}");
+    let mut units: Vec<Vec<usize>> = accounts
+        .iter()
+        .map(|a| (0..order.len()).filter(|&i| order[i] == *a).collect())
+        .collect();
+    units.sort();
+    for w in units.windows(2) {
+        // Once the next unit has started, the previous one has at most its
+        // requests already asked for (page_concurrency) left to be answered.
+        let left = w[0].iter().filter(|&&i| i > w[1][0]).count();
+        assert!(left <= job.page_concurrency, "{left} requests after the handover: {order:?}");
+    }
+    for w in units.windows(3) {
+        // Never three at once.
+        assert!(w[0].last() < w[2].first(), "three units paging at once: {order:?}");
+    }
+
+    let mut job4 = job.clone();
+    job4.out = four.path().into();
+    job4.large_units = 4;
+    let r4 = pipeline::run(&job4, &client(&sim.url())).await.unwrap();
+    assert!(r4.success, "{:?}", r4.failures);
+    assert_eq!(data_fingerprint(one.path()), data_fingerprint(four.path()));
+}
