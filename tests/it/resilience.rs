@@ -403,7 +403,10 @@ async fn one_large_unit_at_a_time_hands_over_and_gives_the_same_output() {
         // Once the next unit has started, the previous one has at most its
         // requests already asked for (page_concurrency) left to be answered.
         let left = w[0].iter().filter(|&&i| i > w[1][0]).count();
-        assert!(left <= job.page_concurrency, "{left} requests after the handover: {order:?}");
+        assert!(
+            left <= job.page_concurrency,
+            "{left} requests after the handover: {order:?}"
+        );
     }
     for w in units.windows(3) {
         // Never three at once.
