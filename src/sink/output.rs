@@ -550,7 +550,11 @@ impl Output {
                 let path = Self::obj(r, rel);
                 let mut attempted = r.attempted.lock().await;
                 let mut mode = mode;
-                for retry in [false, true] {
+                // One retry after finding an earlier write of ours landed; a
+                // few after a transport error, whose outcome is unknown: the
+                // next try finds out (a precondition failure, then the check).
+                let (mut recovered, mut transient) = (false, 0u32);
+                loop {
                     if guarded {
                         attempted.insert(rel.to_string(), bytes.to_vec());
                     }
@@ -569,7 +573,7 @@ impl Output {
                             return Ok(());
                         }
                         Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. })
-                            if guarded && !retry =>
+                            if guarded && !recovered =>
                         {
                             // An earlier write of ours may have landed with its answer
                             // lost: if the object holds what we last sent, it is ours.
@@ -587,12 +591,18 @@ impl Output {
                             if !ours {
                                 break;
                             }
+                            recovered = true;
                             mode = PutMode::Update(v);
                         }
                         Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                             break;
                         }
-                        // The outcome is unknown; a later write re-checks the version.
+                        // A conditional put is not retried by object_store after a
+                        // transport error; retried here, the next try tells.
+                        Err(object_store::Error::Generic { .. }) if guarded && transient < 4 => {
+                            transient += 1;
+                            tokio::time::sleep(Duration::from_millis(100 << transient)).await;
+                        }
                         Err(e) => return Err(store_error(&r.url, e)),
                     }
                 }
