@@ -365,6 +365,8 @@ pub async fn fetch(
         let api = w.unit.spec.api;
         w.pages = 0;
         let ids = std::mem::take(&mut w.ids);
+        // Fan-out rows are the unit's own, never a companion's.
+        w.norm.set_companion(false);
         for (base, ids) in queries_of[si].iter().zip(ids) {
             for id in ids {
                 if !w.alive() {
