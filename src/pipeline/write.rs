@@ -166,9 +166,7 @@ impl<'u> Writer<'u> {
         self.norm.set_companion(optional);
         let r = match role {
             Role::Rows => self.norm.push(rec).map_err(|e| UnitError::data(offset, e)),
-            Role::Transformed(t) => serde_json::from_str::<&RawValue>(rec)
-                .map_err(|e| e.to_string())
-                .and_then(|rec| t(rec, &tctx))
+            Role::Transformed(t) => t(rec, &tctx)
                 .map_err(|reason| UnitError::Transform { offset, reason })
                 .and_then(|row| match row {
                     Some(row) => self.norm.push(row.get()).map_err(|e| own(offset, e)),

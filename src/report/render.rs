@@ -65,6 +65,22 @@ fn headline(r: &Report) -> String {
     format!("{} {} in {}: {change}", money(r.total), r.currency, r.cycle)
 }
 
+/// The report's sections in the order every format shows them: title, lines,
+/// and whether the lines are shares of the total (charted in HTML).
+fn sections(r: &Report) -> Vec<(String, &[Line], bool)> {
+    let mut v: Vec<(String, &[Line], bool)> = r
+        .breakdowns
+        .iter()
+        .map(|b| (format!("By {}", b.by.name()), b.lines.as_slice(), true))
+        .collect();
+    v.push(("On-demand vs yearly/monthly".into(), &r.split, true));
+    v.push(("Top resources".into(), &r.top_resources, false));
+    if !r.movers.is_empty() {
+        v.push((format!("Top movers vs {}", r.previous_cycle), &r.movers, false));
+    }
+    v
+}
+
 fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", headline(r));
@@ -82,13 +98,10 @@ fn table(r: &Report) -> String {
             );
         }
     };
-    for b in &r.breakdowns {
-        section(&mut s, &format!("by {}", b.by.name()), &b.lines);
-    }
-    section(&mut s, "on-demand vs yearly/monthly", &r.split);
-    section(&mut s, "top resources", &r.top_resources);
-    if !r.movers.is_empty() {
-        section(&mut s, &format!("top movers vs {}", r.previous_cycle), &r.movers);
+    for (title, lines, _) in sections(r) {
+        let mut title = title;
+        title[..1].make_ascii_lowercase();
+        section(&mut s, &title, lines);
     }
     let _ = writeln!(s, "\ndaily");
     for (d, a) in &r.daily {
@@ -113,13 +126,8 @@ fn markdown(r: &Report) -> String {
             );
         }
     };
-    for b in &r.breakdowns {
-        section(&mut s, &format!("By {}", b.by.name()), &b.lines);
-    }
-    section(&mut s, "On-demand vs yearly/monthly", &r.split);
-    section(&mut s, "Top resources", &r.top_resources);
-    if !r.movers.is_empty() {
-        section(&mut s, &format!("Top movers vs {}", r.previous_cycle), &r.movers);
+    for (title, lines, _) in sections(r) {
+        section(&mut s, &title, lines);
     }
     s
 }
@@ -246,14 +254,12 @@ td,th{{padding:3px 10px;text-align:right}} td:first-child,th:first-child{{text-a
         }
         s.push_str("</table>");
     };
-    for b in &r.breakdowns {
-        section(&mut s, &format!("By {}", b.by.name()), &b.lines, true);
-    }
-    let _ = write!(s, "<h2>Daily, {}</h2>{}", r.cycle, daily_line(r));
-    section(&mut s, "On-demand vs yearly/monthly", &r.split, true);
-    section(&mut s, "Top resources", &r.top_resources, false);
-    if !r.movers.is_empty() {
-        section(&mut s, &format!("Top movers vs {}", r.previous_cycle), &r.movers, false);
+    for (i, (title, lines, charted)) in sections(r).into_iter().enumerate() {
+        // The daily chart stands between the breakdowns and the rest.
+        if i == r.breakdowns.len() {
+            let _ = write!(s, "<h2>Daily, {}</h2>{}", r.cycle, daily_line(r));
+        }
+        section(&mut s, &title, lines, charted);
     }
     s.push_str("<p class=\"muted\">Made by hcbill from the Huawei Cloud BSS bills; figures to the cent, exact sums in <code>--format json</code>.</p></body></html>\n");
     s

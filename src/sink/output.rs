@@ -395,16 +395,10 @@ impl Output {
             .put_opts(&path, body(&lease(Utc::now() + LEASE_TTL)), create)
             .await
         {
-            Ok(res) => UpdateVersion {
-                e_tag: res.e_tag,
-                version: res.version,
-            },
+            Ok(res) => UpdateVersion::from(res),
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let got = r.store.get(&path).await.map_err(|e| store_error(&r.url, e))?;
-                let seen = UpdateVersion {
-                    e_tag: got.meta.e_tag.clone(),
-                    version: got.meta.version.clone(),
-                };
+                let seen = version_of(&got.meta);
                 let held: Option<Lease> =
                     serde_json::from_slice(&got.bytes().await.map_err(|e| store_error(&r.url, e))?).ok();
                 if let Some(h) = held.filter(|h| h.expires_at > Utc::now()) {
@@ -422,10 +416,7 @@ impl Output {
                     .put_opts(&path, body(&lease(Utc::now() + LEASE_TTL)), opts)
                     .await
                 {
-                    Ok(res) => UpdateVersion {
-                        e_tag: res.e_tag,
-                        version: res.version,
-                    },
+                    Ok(res) => UpdateVersion::from(res),
                     Err(object_store::Error::Precondition { .. }) => {
                         return Err(OutputError::Leased {
                             url: r.url.clone(),
@@ -454,10 +445,7 @@ impl Output {
                 match store.put_opts(&renew_path, body(&l), opts).await {
                     Ok(res) => {
                         renewed.store(Utc::now().timestamp_millis(), Ordering::SeqCst);
-                        version = UpdateVersion {
-                            e_tag: res.e_tag,
-                            version: res.version,
-                        }
+                        version = UpdateVersion::from(res)
                     }
                     Err(object_store::Error::Precondition { .. }) => {
                         lost.store(true, Ordering::SeqCst);
@@ -520,10 +508,7 @@ impl Output {
             },
             Inner::Remote(r) => match r.store.get(&Self::obj(r, rel)).await {
                 Ok(got) => {
-                    let v = UpdateVersion {
-                        e_tag: got.meta.e_tag.clone(),
-                        version: got.meta.version.clone(),
-                    };
+                    let v = version_of(&got.meta);
                     let bytes = got.bytes().await.map_err(|e| store_error(&r.url, e))?;
                     r.versions.lock().await.insert(rel.to_string(), v);
                     Ok(Some(bytes.to_vec()))
@@ -562,13 +547,7 @@ impl Output {
                     match r.store.put_opts(&path, PutPayload::from(bytes.to_vec()), opts).await {
                         Ok(res) => {
                             if guarded {
-                                versions.insert(
-                                    rel.to_string(),
-                                    UpdateVersion {
-                                        e_tag: res.e_tag,
-                                        version: res.version,
-                                    },
-                                );
+                                versions.insert(rel.to_string(), UpdateVersion::from(res));
                             }
                             return Ok(());
                         }
@@ -578,10 +557,7 @@ impl Output {
                             // An earlier write of ours may have landed with its answer
                             // lost: if the object holds what we last sent, it is ours.
                             let got = r.store.get(&path).await.map_err(|e| store_error(&r.url, e))?;
-                            let v = UpdateVersion {
-                                e_tag: got.meta.e_tag.clone(),
-                                version: got.meta.version.clone(),
-                            };
+                            let v = version_of(&got.meta);
                             let now = got.bytes().await.map_err(|e| store_error(&r.url, e))?;
                             if bytes == now.as_ref() {
                                 versions.insert(rel.to_string(), v);
@@ -699,6 +675,14 @@ impl Output {
 }
 
 /// Whether `now` is what this run last tried to write to `rel`.
+/// The version a conditional update of an object just read must name.
+fn version_of(meta: &object_store::ObjectMeta) -> UpdateVersion {
+    UpdateVersion {
+        e_tag: meta.e_tag.clone(),
+        version: meta.version.clone(),
+    }
+}
+
 fn attempted_before(attempted: &HashMap<String, Vec<u8>>, rel: &str, now: &[u8]) -> bool {
     attempted.get(rel).is_some_and(|a| a.as_slice() == now)
 }

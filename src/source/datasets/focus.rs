@@ -151,8 +151,8 @@ const PERIODS: &[(i64, &str)] = &[(19, "Years"), (20, "Months"), (24, "Days"), (
 struct Row<'a>(HashMap<&'a str, &'a RawValue>);
 
 impl<'a> Row<'a> {
-    fn parse(raw: &'a RawValue) -> Result<Self, String> {
-        serde_json::from_str(raw.get()).map(Row).map_err(|e| e.to_string())
+    fn parse(raw: &'a str) -> Result<Self, String> {
+        serde_json::from_str(raw).map(Row).map_err(|e| e.to_string())
     }
 
     fn str(&self, k: &str) -> Option<String> {
@@ -363,7 +363,7 @@ fn finish(o: Map<String, Value>) -> Result<Option<Box<RawValue>>, String> {
 }
 
 /// One consumption record → one FOCUS row.
-fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
     let r = Row::parse(raw)?;
     let amount = r.dec("amount")?.unwrap_or_default();
     let official = r.dec("official_amount")?.unwrap_or(amount);
@@ -494,7 +494,7 @@ fn transform(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawVal
 /// carrying that month's amortised cost (BilledCost 0; the order's Purchase
 /// row carries the payment). Other breakdown rows repeat the consumption
 /// records and make no row.
-fn amortized(raw: &RawValue, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+fn amortized(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
     let r = Row::parse(raw)?;
     let (bill_type, charge_mode) = (r.int("bill_type"), r.int("charging_mode"));
     let Some(order) = r.str("order_id").filter(|_| is_prepaid_order(bill_type, charge_mode)) else {
@@ -734,7 +734,7 @@ mod tests {
                "usage":1.5,"usage_measure_id":4,"unit_price":0.1,"official_amount":12345678901234.12345678,
                "discount_amount":0.00000001,"amount":12345678901234.12345677,"resource_tag":"k=v"}"#,
         );
-        let row: Value = serde_json::from_str(transform(&rec, &ctx(true)).unwrap().unwrap().get()).unwrap();
+        let row: Value = serde_json::from_str(transform(rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
         assert_eq!(row["BillingPeriodStart"], "2026-02-28T16:00:00Z");
         assert_eq!(row["BillingPeriodEnd"], "2026-03-31T16:00:00Z");
         assert_eq!(row["ChargePeriodStart"], "2026-02-28T17:00:00Z");
@@ -761,7 +761,7 @@ mod tests {
                "customer_id":"c1","trade_id":"CS1","order_id":"CS1","cloud_service_type":"hws.service.type.ebs",
                "official_amount":1200,"discount_amount":200,"amount":1000}"#,
         );
-        let with: Value = serde_json::from_str(transform(&rec, &ctx(true)).unwrap().unwrap().get()).unwrap();
+        let with: Value = serde_json::from_str(transform(rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
         assert_eq!(with["ChargeCategory"], "Purchase");
         assert_eq!(with["BilledCost"], "1000");
         assert_eq!(with["EffectiveCost"], "0");
@@ -771,7 +771,7 @@ mod tests {
             (Some("1"), Some("Years"))
         );
         assert_eq!(with["ListUnitPrice"], "1200");
-        let without: Value = serde_json::from_str(transform(&rec, &ctx(false)).unwrap().unwrap().get()).unwrap();
+        let without: Value = serde_json::from_str(transform(rec.get(), &ctx(false)).unwrap().unwrap().get()).unwrap();
         assert_eq!(without["EffectiveCost"], "1000");
         assert_eq!(without["CommitmentDiscountId"], Value::Null);
 
@@ -780,7 +780,7 @@ mod tests {
                "order_id":"CS1","service_type_code":"hws.service.type.ebs","current_month_amortized_amount":83.33333333,
                "effective_tag_pairs":[{"tag_key":"env","tag_value":"prod"}]}"#,
         );
-        let row: Value = serde_json::from_str(amortized(&month, &ctx(true)).unwrap().unwrap().get()).unwrap();
+        let row: Value = serde_json::from_str(amortized(month.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
         assert_eq!(row["ChargeCategory"], "Usage");
         assert_eq!(row["BilledCost"], "0");
         assert_eq!(row["EffectiveCost"], "83.33333333");
@@ -789,6 +789,6 @@ mod tests {
         assert_eq!(row["Tags"], r#"{"env":"prod"}"#);
         let on_demand =
             raw(r#"{"shared_month":"2026-03","bill_type":5,"charging_mode":3,"current_month_amortized_amount":1}"#);
-        assert!(amortized(&on_demand, &ctx(true)).unwrap().is_none());
+        assert!(amortized(on_demand.get(), &ctx(true)).unwrap().is_none());
     }
 }

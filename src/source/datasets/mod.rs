@@ -112,7 +112,7 @@ pub struct TransformCtx<'a> {
 
 /// Rewrites one API row into the dataset's own row (JSON, exact tokens kept),
 /// or into none when the row is not the dataset's concern.
-pub type Transform = fn(&RawValue, &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String>;
+pub type Transform = fn(&str, &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String>;
 
 /// A file written beside a dataset's partitions at the end of a run, from its
 /// manifest: (name, content).
