@@ -59,7 +59,8 @@ pub fn contract(spec: &DatasetSpec) -> serde_json::Value {
         },
         "partitioning": [PARTITION_COLUMN],
         "layout": format!("{}/{}=YYYY-MM/part-<account>.parquet", spec.name, PARTITION_COLUMN),
-        "key_columns": spec.key_columns,
+        "key_columns": spec.key_columns(),
+        "key_sources": spec.key.iter().map(|k| json!({"column": k.column, "from": k.from})).collect::<Vec<_>>(),
         "money_columns": spec.money_columns,
         "columns": columns,
     })

@@ -4,11 +4,24 @@
 //! * **Integrity** — every file's size, sha256 and schema against its manifest
 //!   entry and the dataset's contract; no file the manifest does not name, no
 //!   entry without its file.
-//! * **Reconciliation** — per cycle and account, across datasets, from the
-//!   manifests' exact money totals, with the rounding Huawei documents:
-//!   resource-level amounts carry 8 decimals and what is charged is rounded to
-//!   cents per transaction, so relations with transactions hold within half a
-//!   cent per transaction; relations between views of the same records are exact.
+//! * **Reconciliation** — per cycle and account, from the manifests' exact
+//!   money totals, with relations that follow from the formulas the SDK models
+//!   document (huaweicloudsdkbss 3.1.219), quoted where they are used:
+//!   - BillSumRecordInfoV2.consume_amount: "应付金额=官网价-折扣金额-抹零金额"
+//!     (consume = official − discount − truncated);
+//!   - MonthlyBillRecord.official_amount: "official_amount =
+//!     official_discount_amount + erase_amount + consume_amount";
+//!   - NvlCostAnalysedBillDetail.consume_amount: "消费金额=期初已分摊金额+当月分摊金额+期末未分摊金额";
+//!   - ListCustomerselfResourceRecordDetails: "资源维度的8位小数原始消费金额，实际从账户扣费时按2位小数进行扣费":
+//!     resource-level amounts carry 8 decimals, what is charged is rounded to
+//!     cents per transaction, and the sub-cent part is the transaction's 抹零.
+//!
+//!   Both consume amounts (summary and transactions) are net of 抹零, so they
+//!   compare with each other as they are, and with the resource-level records
+//!   only with 抹零 added back. Relations across transactions hold within half
+//!   a cent per transaction; a formula within one dataset holds exactly. A
+//!   relation between a dataset and one made from the same pages (FOCUS)
+//!   checks the transform, not the data, and says so.
 //!
 //! A broken file or a mismatch in a final cycle fails (exit 1); in a
 //! provisional cycle, whose data Huawei may still change, it only warns.
@@ -64,6 +77,12 @@ pub struct Finding {
     pub difference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<String>,
+    /// The documented formula a relation follows from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formula: Option<String>,
+    /// Both sides come from the same pages: the check proves the transform only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub same_pages: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,7 +106,7 @@ impl VerifyReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<38} {:<22} {:<9} {:<34} {:<16} detail",
+            "{:<50} {:<22} {:<9} {:<34} {:<16} detail",
             "check", "dataset", "cycle", "account", "verdict"
         );
         for f in self
@@ -97,13 +116,18 @@ impl VerifyReport {
         {
             let _ = writeln!(
                 s,
-                "{:<38} {:<22} {:<9} {:<34} {:<16} {}",
+                "{:<50} {:<22} {:<9} {:<34} {:<16} {}{}",
                 f.check,
                 f.dataset,
                 f.bill_cycle,
                 f.account,
                 format!("{:?}", f.verdict).to_lowercase(),
-                f.detail
+                f.detail,
+                if f.same_pages {
+                    " (same pages: checks the transform only)"
+                } else {
+                    ""
+                }
             );
         }
         let _ = writeln!(
@@ -115,46 +139,107 @@ impl VerifyReport {
     }
 }
 
-/// A relation between two datasets' totals for one cycle and account.
+/// A relation between two datasets' totals (or two sides of one dataset's
+/// documented formula) for one cycle and account.
 struct Relation {
     name: &'static str,
+    /// The documented formula it follows from.
+    formula: &'static str,
     left: (&'static str, &'static [&'static str]),
     right: (&'static str, &'static [&'static str]),
     /// Half a cent per row of this dataset (its transactions), or exact.
     rounding_per_row_of: Option<&'static str>,
+    /// Both sides come from the same API pages: the relation checks hcbill's
+    /// transform, not the data.
+    same_pages: bool,
 }
 
-/// The relations checked (see the module doc for why each bound).
+/// The relations checked (see the module doc for the formulas).
 const RELATIONS: &[Relation] = &[
     Relation {
-        name: "focus BilledCost = consumption",
-        left: ("focus", &["BilledCost"]),
-        right: ("consumption_records", &["amount"]),
+        name: "monthly sum: consume = official − discount − 抹零",
+        formula: "BillSumRecordInfoV2: 应付金额=官网价-折扣金额-抹零金额",
+        left: (
+            "bill_summary",
+            &["consume_amount", "official_discount_amount", "truncated_amount"],
+        ),
+        right: ("bill_summary", &["official_amount"]),
         rounding_per_row_of: None,
+        same_pages: false,
     },
     Relation {
-        name: "transactions = consumption",
-        left: ("transaction_records", &["consume_amount", "erase_amount"]),
-        right: ("consumption_records", &["amount"]),
-        rounding_per_row_of: Some("transaction_records"),
+        name: "transactions: official = discount + 抹零 + consume",
+        formula: "MonthlyBillRecord: official_amount = official_discount_amount + erase_amount + consume_amount",
+        left: ("transaction_records", &["official_amount"]),
+        right: (
+            "transaction_records",
+            &["official_discount_amount", "erase_amount", "consume_amount"],
+        ),
+        rounding_per_row_of: None,
+        same_pages: false,
     },
     Relation {
-        name: "transactions = resource bill details",
-        left: ("transaction_records", &["consume_amount", "erase_amount"]),
-        right: ("resource_bill_details", &["consume_amount"]),
-        rounding_per_row_of: Some("transaction_records"),
+        name: "amortised: consume = past + current + future",
+        formula: "NvlCostAnalysedBillDetail: 消费金额=期初已分摊金额+当月分摊金额+期末未分摊金额",
+        left: ("amortized_costs", &["consume_amount"]),
+        right: (
+            "amortized_costs",
+            &[
+                "past_months_amortized_amount",
+                "current_month_amortized_amount",
+                "future_months_amortized_amount",
+            ],
+        ),
+        rounding_per_row_of: None,
+        same_pages: false,
     },
     Relation {
         name: "monthly sum = transactions",
+        formula: "both consume amounts are net of 抹零 (summary: −抹零金额; transactions: official = discount + erase + consume)",
         left: ("bill_summary", &["consume_amount"]),
-        right: ("transaction_records", &["consume_amount", "erase_amount"]),
+        right: ("transaction_records", &["consume_amount"]),
         rounding_per_row_of: Some("transaction_records"),
+        same_pages: false,
+    },
+    Relation {
+        name: "monthly 抹零 = transactions 抹零",
+        formula: "BillSumRecordInfoV2.truncated_amount and MonthlyBillRecord.erase_amount are both 抹零金额",
+        left: ("bill_summary", &["truncated_amount"]),
+        right: ("transaction_records", &["erase_amount"]),
+        rounding_per_row_of: Some("transaction_records"),
+        same_pages: false,
+    },
+    Relation {
+        name: "transactions = consumption",
+        formula: "8-decimal resource amounts are charged in cents per transaction: consume + 抹零 = Σ amount",
+        left: ("transaction_records", &["consume_amount", "erase_amount"]),
+        right: ("consumption_records", &["amount"]),
+        rounding_per_row_of: Some("transaction_records"),
+        same_pages: false,
+    },
+    Relation {
+        name: "transactions = resource bill details",
+        formula: "8-decimal resource amounts are charged in cents per transaction: consume + 抹零 = Σ consume_amount",
+        left: ("transaction_records", &["consume_amount", "erase_amount"]),
+        right: ("resource_bill_details", &["consume_amount"]),
+        rounding_per_row_of: Some("transaction_records"),
+        same_pages: false,
+    },
+    Relation {
+        name: "focus BilledCost = consumption",
+        formula: "FOCUS BilledCost is each record's amount (the same pages)",
+        left: ("focus", &["BilledCost"]),
+        right: ("consumption_records", &["amount"]),
+        rounding_per_row_of: None,
+        same_pages: true,
     },
     Relation {
         name: "focus EffectiveCost = amortised month",
+        formula: "FOCUS EffectiveCost of a prepaid order is the cost center's month (the same breakdown pages)",
         left: ("focus", &["EffectiveCost"]),
         right: ("amortized_costs", &["current_month_amortized_amount"]),
         rounding_per_row_of: None,
+        same_pages: true,
     },
 ];
 
@@ -224,7 +309,10 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
             for (account, le) in &lp.files {
                 let Some(re) = rp.files.get(account) else { continue };
                 // A FOCUS file made without amortisation is not the amortised month.
-                if r.right.0 == "amortized_costs" && !le.notes.is_empty() {
+                if r.right.0 == "amortized_costs" && r.left.0 != r.right.0 && !le.notes.is_empty() {
+                    continue;
+                }
+                if total(le, r.left.1).is_none() || total(re, r.right.1).is_none() {
                     continue;
                 }
                 relations += 1;
@@ -257,6 +345,8 @@ fn finding(check: &str, dataset: &str, cycle: &str, account: &str, verdict: Verd
         right: None,
         difference: None,
         bound: None,
+        formula: None,
+        same_pages: false,
     }
 }
 
@@ -325,16 +415,14 @@ fn unknown_files(dir: &Path, m: &Manifest) -> Vec<PathBuf> {
     out
 }
 
+/// The sum of `columns`' totals; `None` unless every one is recorded (a
+/// manifest written before a column was totalled is not checked on it).
 fn total(entry: &FileEntry, columns: &[&str]) -> Option<Decimal> {
     let mut sum = Decimal::ZERO;
-    let mut any = false;
     for c in columns {
-        if let Some(v) = entry.money_totals.get(*c) {
-            sum = sum.checked_add(v.parse().ok()?)?;
-            any = true;
-        }
+        sum = sum.checked_add(entry.money_totals.get(*c)?.parse().ok()?)?;
     }
-    any.then_some(sum)
+    Some(sum)
 }
 
 fn reconcile(
@@ -351,6 +439,8 @@ fn reconcile(
         f.detail = "a money total is missing from a manifest".into();
         return f;
     };
+    f.formula = Some(r.formula.to_string());
+    f.same_pages = r.same_pages;
     let diff = l - rt;
     let rows = r.rounding_per_row_of.map(|d| {
         manifests
@@ -427,10 +517,13 @@ mod tests {
             "2026-09",
             "self",
             chrono::Utc::now(),
-            entry(&[("consume_amount", "10.00")], 4),
+            entry(&[("consume_amount", "10.00"), ("erase_amount", "0")], 4),
         );
         let manifests = BTreeMap::from([("transaction_records", tx)]);
-        let r = &RELATIONS[1];
+        let r = RELATIONS
+            .iter()
+            .find(|r| r.name == "transactions = consumption")
+            .unwrap();
         let consumption = |v: &str| entry(&[("amount", v)], 9);
         let t = manifests["transaction_records"]
             .file("2026-09", "self")
@@ -444,5 +537,59 @@ mod tests {
         let f = reconcile(r, "2026-09", "self", &t, &consumption("9.97"), &manifests);
         assert_eq!(f.verdict, Verdict::Failed, "{}", f.detail);
         assert_eq!(f.difference.as_deref(), Some("0.03"));
+    }
+
+    /// Both consume amounts are net of 抹零: a faithful copy with non-zero
+    /// 抹零 passes every relation, and the formulas within each dataset hold.
+    #[test]
+    fn a_faithful_copy_with_erase_passes() {
+        let mut tx = Manifest::new("transaction_records", 1);
+        let t = entry(
+            &[
+                ("consume_amount", "2873.05"),
+                ("erase_amount", "1.25"),
+                ("official_amount", "3000.00"),
+                ("official_discount_amount", "125.70"),
+            ],
+            4,
+        );
+        tx.record("2026-09", "self", chrono::Utc::now(), t.clone());
+        let manifests = BTreeMap::from([("transaction_records", tx)]);
+        let sum = entry(
+            &[
+                ("consume_amount", "2873.05"),
+                ("truncated_amount", "1.25"),
+                ("official_amount", "3000.00"),
+                ("official_discount_amount", "125.70"),
+            ],
+            12,
+        );
+        let records = entry(&[("amount", "2874.30")], 900);
+        let check = |name: &str, l: &FileEntry, r: &FileEntry| {
+            let rel = RELATIONS.iter().find(|x| x.name == name).unwrap();
+            reconcile(rel, "2026-09", "self", l, r, &manifests)
+        };
+        for (name, l, r) in [
+            ("monthly sum = transactions", &sum, &t),
+            ("monthly 抹零 = transactions 抹零", &sum, &t),
+            ("monthly sum: consume = official − discount − 抹零", &sum, &sum),
+            ("transactions: official = discount + 抹零 + consume", &t, &t),
+            ("transactions = consumption", &t, &records),
+        ] {
+            let f = check(name, l, r);
+            assert_eq!(f.verdict, Verdict::Exact, "{name}: {}", f.detail);
+            assert!(f.formula.is_some());
+        }
+        // A lost 抹零 on either side is found.
+        let short = entry(&[("amount", "2873.05")], 900);
+        assert_eq!(check("transactions = consumption", &t, &short).verdict, Verdict::Failed);
+        // A manifest written before a column was totalled is not checked on it.
+        assert_eq!(
+            total(
+                &entry(&[("consume_amount", "1")], 1),
+                &["consume_amount", "erase_amount"]
+            ),
+            None
+        );
     }
 }

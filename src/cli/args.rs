@@ -285,6 +285,9 @@ pub struct SimArgs {
     /// Answer the amortised cost API with 400 CBC.18000014, as when Cost Center is not enabled.
     #[arg(long)]
     pub no_cost_center: bool,
+    /// The currency every answer names: CNY (China site) or USD (international site).
+    #[arg(long, default_value = "CNY")]
+    pub currency: String,
     /// Access key to accept (default: HUAWEICLOUD_SDK_AK).
     #[arg(long)]
     pub ak: Option<String>,

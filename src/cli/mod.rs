@@ -526,6 +526,7 @@ async fn run_sim(a: SimArgs) -> Result<(), Failure> {
     cfg.drift = a.drift;
     cfg.denied_members = a.denied_members;
     cfg.cost_center = !a.no_cost_center;
+    cfg.currency = settings::sim_currency(&a.currency).map_err(usage)?;
     let addr = SocketAddr::new(a.bind, a.port);
     let running = sim::start(cfg, addr)
         .await

@@ -264,7 +264,20 @@ fn sim_config(s: &SimulatorSection) -> Result<SimConfig, Failure> {
     if let Some(v) = s.members {
         cfg.members = v;
     }
+    if let Some(v) = &s.currency {
+        cfg.currency = sim_currency(v).map_err(usage)?;
+    }
     Ok(cfg)
+}
+
+/// A currency the simulator answers in: the two the SDK models document.
+pub fn sim_currency(v: &str) -> Result<String, String> {
+    match v.trim() {
+        c @ ("CNY" | "USD") => Ok(c.to_string()),
+        other => Err(format!(
+            "simulator currency must be CNY (China site) or USD (international site), not {other:?}"
+        )),
+    }
 }
 
 /// `--cycles`: `YYYY-MM`, a comma-separated list, or a range `YYYY-MM..YYYY-MM`.

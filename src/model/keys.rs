@@ -20,6 +20,8 @@ pub const SPILL_AT: usize = 131_072;
 pub struct Repeat {
     pub first: u64,
     pub again: u64,
+    /// The key's hash: a re-read that repeats the same key is no drift.
+    pub hash: u64,
 }
 
 pub struct KeyLog {
@@ -99,6 +101,7 @@ impl KeyLog {
                 return Ok(Some(Repeat {
                     first: lr.min(r),
                     again: lr.max(r),
+                    hash: h,
                 }));
             }
             last = Some((h, r));
@@ -140,6 +143,7 @@ fn sort_and_check(keys: &mut [(u64, u64)]) -> Option<Repeat> {
     keys.windows(2).find(|w| w[0].0 == w[1].0).map(|w| Repeat {
         first: w[0].1,
         again: w[1].1,
+        hash: w[0].0,
     })
 }
 
@@ -193,6 +197,6 @@ mod tests {
         }
         assert!(log.runs.is_empty());
         log.insert(9, 10).unwrap();
-        assert_eq!(log.finish().unwrap(), Some(Repeat { first: 3, again: 10 }));
+        assert_eq!(log.finish().unwrap().map(|r| (r.first, r.again)), Some((3, 10)));
     }
 }

@@ -134,6 +134,8 @@ pub enum ModelError {
         /// Whether a row of the pair came from a companion stream (then it is
         /// the derived dataset's problem, not the pages moving).
         companion: bool,
+        /// The key's hash, to recognise the same repeat on a re-read.
+        hash: u64,
     },
     #[error("keeping the unit's keys on disk: {0}")]
     KeySpill(std::io::Error),
@@ -231,6 +233,23 @@ struct KeySet {
     /// Rows pushed while this is set come from a companion stream; their
     /// row numbers carry [`COMPANION`].
     companion: bool,
+    /// Keys that repeated on an earlier read: the rows holding them are
+    /// kept (a few) to say how they differ if they repeat again.
+    watch: std::collections::HashSet<u64>,
+    watched: Vec<(u64, String)>,
+}
+
+/// Rows kept per watched key set: enough to say how they differ.
+const WATCHED_ROWS: usize = 64;
+
+/// Rows the API returned that a dataset's key cannot tell apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indistinct {
+    pub rows: usize,
+    /// `column=value, …` of the key.
+    pub key: String,
+    /// Columns whose values differ among the rows (empty: identical rows).
+    pub differ: Vec<String>,
 }
 
 /// Marks a companion's row in the key log.
@@ -317,9 +336,62 @@ impl Normalizer {
                 columns,
                 log: keys::KeyLog::new(spill_dir),
                 companion: false,
+                watch: Default::default(),
+                watched: Vec::new(),
             });
         }
         self
+    }
+
+    /// Keeps the rows whose key hashes to one of `hashes` (keys that repeated
+    /// on an earlier read), for [`Normalizer::indistinct`].
+    pub fn watch(&mut self, hashes: impl IntoIterator<Item = u64>) {
+        if let Some(k) = &mut self.keys {
+            k.watch.extend(hashes);
+        }
+    }
+
+    /// The rows kept for `hash`: how many, their key, and the columns in
+    /// which they differ.
+    pub fn indistinct(&self, hash: u64) -> Option<Indistinct> {
+        let k = self.keys.as_ref()?;
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = k
+            .watched
+            .iter()
+            .filter(|(h, _)| *h == hash)
+            .filter_map(|(_, r)| serde_json::from_str(r).ok())
+            .collect();
+        let first = rows.first()?;
+        let key = k
+            .columns
+            .iter()
+            .map(|&i| {
+                let c = &self.columns[i];
+                let v = match c.kind {
+                    Kind::Param => self.params.iter().find(|(p, _)| p == c.name).map(|(_, v)| v.clone()),
+                    _ => first.get(c.json).map(|v| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }),
+                };
+                format!("{}={}", c.name, v.unwrap_or_else(|| "null".into()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut names: BTreeSet<&String> = BTreeSet::new();
+        for r in &rows {
+            names.extend(r.keys());
+        }
+        let differ = names
+            .into_iter()
+            .filter(|n| rows.iter().any(|r| r.get(*n) != first.get(*n)))
+            .cloned()
+            .collect();
+        Some(Indistinct {
+            rows: rows.len(),
+            key,
+            differ,
+        })
     }
 
     /// Whether the rows that follow come from a companion stream.
@@ -354,8 +426,12 @@ impl Normalizer {
         for &i in &keys.columns {
             part(i).hash(&mut h);
         }
+        let hash = h.finish();
+        if keys.watch.contains(&hash) && keys.watched.len() < WATCHED_ROWS {
+            keys.watched.push((hash, record.to_string()));
+        }
         let tagged = if keys.companion { row | COMPANION } else { row };
-        match keys.log.insert(h.finish(), tagged) {
+        match keys.log.insert(hash, tagged) {
             Ok(None) => Ok(()),
             Ok(Some(r)) => Err(self.repeat(r)),
             Err(e) => Err(ModelError::KeySpill(e)),
@@ -375,6 +451,7 @@ impl Normalizer {
             first: r.first & !COMPANION,
             key: names,
             companion: (r.first | r.again) & COMPANION != 0,
+            hash: r.hash,
         }
     }
 

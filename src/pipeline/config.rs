@@ -119,6 +119,8 @@ pub struct SimulatorSection {
     pub to: Option<BillCycle>,
     pub latency_ms: Option<u64>,
     pub members: Option<u32>,
+    /// `CNY` (China site) or `USD` (international site).
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -31,6 +31,19 @@ pub enum UnitError {
     Source(SourceError),
     #[error("data kept changing while paging: {0}")]
     Drift(String),
+    /// A natural key seen twice: the pages overlapped (the data moved), unless
+    /// the same key repeats again on a re-read. `dataset` is filled in by the
+    /// writer that saw it.
+    #[error("data kept changing while paging: {detail}")]
+    Repeat {
+        dataset: Option<&'static str>,
+        hash: u64,
+        detail: String,
+    },
+    /// The same key repeated on a re-read: the API returns rows the dataset's
+    /// key cannot tell apart. This dataset's failure alone.
+    #[error("{0}")]
+    KeyNotUnique(String),
     #[error("{0}")]
     TooManyPages(String),
     /// A row the model refuses (a value that does not fit its column…).
@@ -81,7 +94,13 @@ impl UnitError {
     /// A repeated key means overlapping pages: the data moved, so page again.
     pub fn data(offset: u64, source: ModelError) -> Self {
         match source {
-            ModelError::Duplicate { companion: false, .. } => UnitError::Drift(format!("offset {offset}: {source}")),
+            ModelError::Duplicate {
+                companion: false, hash, ..
+            } => UnitError::Repeat {
+                dataset: None,
+                hash,
+                detail: format!("offset {offset}: {source}"),
+            },
             source => UnitError::Data { offset, source },
         }
     }
@@ -95,6 +114,7 @@ impl UnitError {
                 | UnitError::Transform { .. }
                 | UnitError::Batch(_)
                 | UnitError::Keys(_)
+                | UnitError::KeyNotUnique(_)
                 | UnitError::Sink(_)
         )
     }

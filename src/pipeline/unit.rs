@@ -84,8 +84,11 @@ pub async fn run_group(
     }
     let budget = std::sync::Arc::new(ctx.client.unit_budget());
     let mut restarts = 0;
+    // Keys that repeated, per dataset: met again on the next read, they are
+    // rows the key cannot tell apart (that dataset fails alone), not drift.
+    let mut repeated: Watch = Watch::new();
     loop {
-        let attempt = tokio::time::timeout_at(deadline.at, extract(ctx, group, &active, &budget, listing));
+        let attempt = tokio::time::timeout_at(deadline.at, extract(ctx, group, &active, &budget, listing, &repeated));
         let outcome = attempt
             .await
             .unwrap_or_else(|_| Err(UnitError::Deadline(deadline.what.clone())));
@@ -127,6 +130,20 @@ pub async fn run_group(
                 }
                 break;
             }
+            Err(UnitError::Repeat {
+                dataset: Some(dataset),
+                hash,
+                detail,
+            }) if restarts < ctx.job.max_restarts => {
+                restarts += 1;
+                repeated.entry(dataset).or_default().insert(hash);
+                tracing::warn!(
+                    dataset = group.name(),
+                    cycle = group.cycle.to_string(),
+                    account = group.account.key(),
+                    "reading again: {dataset}: {detail}"
+                );
+            }
             Err(UnitError::Drift(why)) if restarts < ctx.job.max_restarts => {
                 restarts += 1;
                 tracing::warn!(
@@ -151,6 +168,9 @@ pub async fn run_group(
     }
     reports
 }
+
+/// Repeated key hashes per dataset, from the group's earlier reads.
+type Watch = std::collections::HashMap<&'static str, std::collections::HashSet<u64>>;
 
 /// A committed unit, for its report.
 struct Committed {
@@ -179,11 +199,14 @@ async fn extract(
     active: &[usize],
     budget: &std::sync::Arc<WaitBudget>,
     listing: Option<&MemberListing>,
+    repeated: &Watch,
 ) -> Result<Vec<Result<Staged, UnitError>>, UnitError> {
     let extracted_at = Utc::now();
     let mut writers = Vec::with_capacity(active.len());
     for &i in active {
-        writers.push(Writer::new(ctx, group, &group.units[i], extracted_at)?);
+        let unit = &group.units[i];
+        let watch = repeated.get(unit.spec.name).cloned().unwrap_or_default();
+        writers.push(Writer::new(ctx, group, unit, extracted_at, watch)?);
     }
     let pager = Pager::new(
         ctx.client.clone(),

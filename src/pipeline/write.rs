@@ -48,6 +48,8 @@ pub struct Writer<'u> {
     companion: Option<bool>,
     /// What a reader of the output should know (a companion that was missing).
     pub notes: Vec<String>,
+    /// Keys of this unit that repeated on an earlier read of the group.
+    watch: std::collections::HashSet<u64>,
 }
 
 /// What a finished writer hands to the commit.
@@ -60,7 +62,15 @@ pub struct Finished {
 }
 
 impl<'u> Writer<'u> {
-    pub fn new(ctx: &Ctx, group: &Group, unit: &'u Unit, extracted_at: DateTime<Utc>) -> Result<Self, UnitError> {
+    /// `watch`: keys of this unit that repeated on an earlier read; if one
+    /// repeats again it is no drift but rows the key cannot tell apart.
+    pub fn new(
+        ctx: &Ctx,
+        group: &Group,
+        unit: &'u Unit,
+        extracted_at: DateTime<Utc>,
+        watch: std::collections::HashSet<u64>,
+    ) -> Result<Self, UnitError> {
         let spec = unit.spec;
         let own = group
             .stream_index(plan::root_of(spec))
@@ -82,7 +92,8 @@ impl<'u> Writer<'u> {
             reads.push((i, Role::Transformed(c.transform), true));
         }
         reads.push((own, role, false));
-        let (norm, file) = Self::outputs(ctx, unit, extracted_at)?;
+        let (mut norm, file) = Self::outputs(ctx, unit, extracted_at)?;
+        norm.watch(watch.iter().copied());
         Ok(Self {
             unit,
             reads,
@@ -94,6 +105,7 @@ impl<'u> Writer<'u> {
             ids: Vec::new(),
             companion: spec.companion.map(|_| false),
             notes: Vec::new(),
+            watch,
         })
     }
 
@@ -117,7 +129,7 @@ impl<'u> Writer<'u> {
             uuid::Uuid::new_v4()
         ));
         let norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage)
-            .with_unique_key(spec.key_columns, staging.parent().map(Into::into));
+            .with_unique_key(&spec.key_columns(), staging.parent().map(Into::into));
         let file = StagedWriter::create(staging, schema)?;
         Ok((norm, file))
     }
@@ -193,8 +205,20 @@ impl<'u> Writer<'u> {
         self.flush(offset)
     }
 
-    /// Keeps an error of this writer's own; returns a shared one.
+    /// Keeps an error of this writer's own; returns a shared one. A repeated
+    /// key is shared (the pages moved) unless it repeated on the last read too.
     fn keep(&mut self, r: Result<(), UnitError>) -> Result<(), UnitError> {
+        let r = match r {
+            Err(UnitError::Repeat { hash, detail, .. }) if self.watch.contains(&hash) => {
+                Err(UnitError::KeyNotUnique(self.indistinct(hash, &detail)))
+            }
+            Err(UnitError::Repeat { hash, detail, .. }) => Err(UnitError::Repeat {
+                dataset: Some(self.unit.spec.name),
+                hash,
+                detail,
+            }),
+            other => other,
+        };
         match r {
             Err(e) if !e.is_shared() || matches!(e, UnitError::FanOut(_)) => {
                 self.failed = Some(e);
@@ -239,12 +263,38 @@ impl<'u> Writer<'u> {
         }
         let r = match self.norm.check_keys() {
             Ok(()) => Ok(()),
-            Err(e @ crate::model::ModelError::Duplicate { companion: false, .. }) => {
-                Err(UnitError::Drift(e.to_string()))
-            }
+            Err(crate::model::ModelError::Duplicate {
+                companion: false,
+                hash,
+                row,
+                first,
+                key,
+            }) => Err(UnitError::Repeat {
+                dataset: None,
+                hash,
+                detail: format!("row {row} repeats the key ({key}) of row {first}"),
+            }),
             Err(e) => Err(UnitError::Keys(e)),
         };
         self.keep(r)
+    }
+
+    /// The one line that says a key repeated twice the same way.
+    fn indistinct(&self, hash: u64, detail: &str) -> String {
+        let name = self.unit.spec.name;
+        match self.norm.indistinct(hash) {
+            Some(i) => format!(
+                "the API returned {} rows that {name}'s key cannot tell apart: ({}); {}",
+                i.rows,
+                i.key,
+                if i.differ.is_empty() {
+                    "they are identical".to_string()
+                } else {
+                    format!("they differ in {}", i.differ.join(", "))
+                }
+            ),
+            None => format!("the API returned rows that {name}'s key cannot tell apart, on two reads: {detail}"),
+        }
     }
 
     pub fn finish(mut self) -> Result<Finished, UnitError> {
@@ -343,7 +393,7 @@ pub async fn fetch(
                     }
                 }
             }
-            Err(e @ UnitError::Drift(_)) => return Err(e),
+            Err(e @ (UnitError::Drift(_) | UnitError::Repeat { .. })) => return Err(e),
             Err(e) => {
                 let why = e.to_string();
                 for w in writers.iter_mut().filter(|w| w.reads(si)) {
@@ -389,7 +439,7 @@ pub async fn fetch(
                     Ok(s) => w.pages += s.pages,
                     // The fan-out's own API failing fails this unit, not its source's.
                     Err(e) => match UnitError::from(e) {
-                        UnitError::Drift(d) => return Err(UnitError::Drift(d)),
+                        e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) => return Err(e),
                         e => w.failed = Some(e),
                     },
                 }

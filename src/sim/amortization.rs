@@ -3,10 +3,12 @@
 //! current + future months always equal the purchase, and the current month
 //! equals the sum of its `amortized_*` parts.
 //!
-//! Rows of a shared month M: its own lines grouped per resource and charge
-//! (on-demand and other charges: all of it in M), every prepaid purchase order
-//! of M (first month of its term), then the yearly orders of the eleven
-//! months before M still being spread.
+//! Rows of a shared month M: its own lines grouped per resource, part, usage
+//! type and charge (on-demand and other charges: all of it in M), every
+//! prepaid order of M per part (first month of its term), then the yearly
+//! orders of the eleven months before M still being spread. A whole machine's
+//! order has one row per part, all under the machine's resource id and the
+//! same order: only `sub_resource_id` (and `usage_type`) tell them apart.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,12 +18,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use super::ledger::{Ledger, Line};
 use crate::cycle::BillCycle;
 
-/// Months a line's cost is spread over: its term for a prepaid purchase
-/// (new, renewal or yearly order), else 0 (charged in its own month).
+/// Months a line's cost is spread over: its term for a prepaid order (new,
+/// renewal, auto-renewal; a yearly or monthly payment), else 0 (charged in
+/// its own month).
 pub fn term_months(line: &Line) -> u32 {
     match (line.charge_mode, line.bill_type, line.period_type) {
-        (1, 1 | 2 | 8, Some(19)) => 12,
-        (1, 1 | 2 | 8, Some(20)) => 1,
+        (1, 1 | 2 | 8 | 103, Some(19)) => 12,
+        (1, 1 | 2 | 8 | 18, Some(20)) => 1,
         _ => 0,
     }
 }
@@ -101,7 +104,7 @@ impl Group {
         };
         let current = cash + credit + coupon;
         Row {
-            order_id: (self.term > 0).then(|| first.trade_id.clone()),
+            order_id: first.order_id.clone(),
             first,
             bill_cycle,
             usage: self.usage,
@@ -120,17 +123,34 @@ impl Group {
 
 /// Groups the lines of one cycle: prepaid orders by order, the rest by resource and charge.
 fn groups(l: &Ledger, account: usize, cycle: BillCycle, yearly_only: bool) -> Vec<Group> {
-    let mut by_key: BTreeMap<(u32, String, i64, i64), Group> = BTreeMap::new();
+    type Key = (u32, String, Option<String>, Option<&'static str>, i64, i64);
+    let mut by_key: BTreeMap<Key, Group> = BTreeMap::new();
     for i in 0..l.line_count(account, cycle) {
         let line = l.line(account, cycle, i);
         let term = term_months(&line);
         if yearly_only && term != 12 {
             continue;
         }
+        let usage_type = line.metered().then_some(line.meter.code);
         let key = if term > 0 {
-            (0, line.trade_id.clone(), 0, 0)
+            (
+                0,
+                line.order_id.clone().unwrap_or_default(),
+                line.sub_resource_id(),
+                usage_type,
+                0,
+                0,
+            )
         } else {
-            (1, line.resource_id.clone(), line.charge_mode, line.bill_type)
+            let owner = format!("{}|{}", line.resource_id, line.order_id.as_deref().unwrap_or(""));
+            (
+                1,
+                owner,
+                line.sub_resource_id(),
+                usage_type,
+                line.charge_mode,
+                line.bill_type,
+            )
         };
         by_key.entry(key).or_default().add(line, term);
     }

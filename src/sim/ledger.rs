@@ -20,100 +20,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::cycle::{BillCycle, local_midnight_utc};
 
-#[derive(Debug)]
-pub struct Service {
-    pub code: &'static str,
-    pub name: &'static str,
-    pub rtype: &'static str,
-    pub rname: &'static str,
-    pub usage_type: &'static str,
-    pub unit: &'static str,
-    pub usage_measure: i64,
-    pub spec: &'static str,
-    pub resource_prefix: &'static str,
-}
-
-pub const SERVICES: &[Service] = &[
-    Service {
-        code: "hws.service.type.ec2",
-        name: "Elastic Cloud Server",
-        rtype: "hws.resource.type.vm",
-        rname: "ECS",
-        usage_type: "duration",
-        unit: "CNY/hour",
-        usage_measure: 4,
-        spec: "s6.large.2 | 2vCPUs | 4GiB | linux",
-        resource_prefix: "ecs-生产",
-    },
-    Service {
-        code: "hws.service.type.ebs",
-        name: "Elastic Volume Service",
-        rtype: "hws.resource.type.volume",
-        rname: "EVS",
-        usage_type: "capacity",
-        unit: "CNY/GB/hour",
-        usage_measure: 17,
-        spec: "SSD | 100GB",
-        resource_prefix: "数据盘",
-    },
-    Service {
-        code: "hws.service.type.obs",
-        name: "Object Storage Service",
-        rtype: "hws.resource.type.obs",
-        rname: "OBS",
-        usage_type: "storage",
-        unit: "CNY/GB/month",
-        usage_measure: 10,
-        spec: "Standard storage",
-        resource_prefix: "bucket-日志",
-    },
-    Service {
-        code: "hws.service.type.vpc",
-        name: "Virtual Private Cloud",
-        rtype: "hws.resource.type.bandwidth",
-        rname: "Bandwidth",
-        usage_type: "upflow",
-        unit: "CNY/GB",
-        usage_measure: 10,
-        spec: "Dynamic BGP | 100Mbit/s",
-        resource_prefix: "带宽 ☁ bw",
-    },
-    Service {
-        code: "hws.service.type.rds",
-        name: "Relational Database Service",
-        rtype: "hws.resource.type.rds.vm",
-        rname: "RDS instance",
-        usage_type: "duration",
-        unit: "CNY/hour",
-        usage_measure: 4,
-        spec: "rds.mysql.n1.large.2 | primary/standby",
-        resource_prefix: "数据库 Ω primary",
-    },
-    Service {
-        code: "hws.service.type.cdn",
-        name: "Content Delivery Network",
-        rtype: "hws.resource.type.cdn",
-        rname: "CDN",
-        usage_type: "95Peak",
-        unit: "CNY/Mbit/s/month",
-        usage_measure: 33,
-        spec: "Mainland China | 95th percentile",
-        resource_prefix: "cdn-加速-éé",
-    },
-];
-
-pub const REGIONS: &[(&str, &str)] = &[
-    ("cn-north-4", "CN North-Beijing4"),
-    ("cn-east-3", "CN East-Shanghai1"),
-    ("cn-south-1", "CN South-Guangzhou"),
-    ("ap-southeast-1", "AP-Hong Kong"),
-];
-
-pub const PROJECTS: &[(&str, &str)] = &[
-    ("0", "default"),
-    ("3f2a9c1e-7b4d-4e0a-9d61-2c8e5b7a1f00", "数据平台"),
-    ("8c6d2e4f-1a3b-4c5d-8e7f-9a0b1c2d3e4f", "web-shop"),
-];
+use super::catalogue::{MEMBER_NAMES, Part, Usage};
+pub use super::catalogue::{PROJECTS, REGIONS, SERVICES, Service};
 
 pub struct Account {
     pub id: String,
@@ -175,18 +83,26 @@ pub struct Line {
     pub trade_id: String,
     pub id: String,
     pub service: &'static Service,
+    /// The usage type metered (of the service, or of the part).
+    pub meter: &'static Usage,
+    /// The part of a whole machine this line bills, with its own id and name.
+    pub part: Option<(&'static Part, String, String)>,
     pub region: (&'static str, &'static str),
-    pub project: (&'static str, &'static str),
+    pub project: (Option<&'static str>, &'static str),
     pub charge_mode: i64,
     pub bill_type: i64,
     pub period_type: Option<i64>,
+    /// The prepaid order (charging mode 1): the trade itself for an order
+    /// bill type, else the subscription's order that a payment belongs to.
+    pub order_id: Option<String>,
     pub resource_id: String,
     pub resource_name: String,
     pub bill_date: NaiveDate,
     pub trade_time: DateTime<Utc>,
     pub consume_time: DateTime<Utc>,
+    /// Quantity used; zero for some charged lines (a minimum fee).
     pub usage: Decimal,
-    pub unit_price: Decimal,
+    pub unit_price: Option<Decimal>,
     pub official: Decimal,
     pub discount: Decimal,
     pub amount: Decimal,
@@ -195,12 +111,73 @@ pub struct Line {
     pub credit: Decimal,
 }
 
+impl Line {
+    /// Metered: on-demand, reserved-instance and savings-plan use report a
+    /// usage; prepaid records do not ("查询包周期资源，不返回资源的使用量").
+    pub fn metered(&self) -> bool {
+        matches!(self.charge_mode, 3 | 10 | 11)
+    }
+
+    /// `sub_resource_id`: the part's own id, or for a reserved instance its
+    /// identifier ("如果为预留实例，则为预留实例标识").
+    pub fn sub_resource_id(&self) -> Option<String> {
+        match &self.part {
+            Some((_, id, _)) => Some(id.clone()),
+            None if self.charge_mode == 10 => Some(format!("ri-{}", &self.resource_id[..12])),
+            None => None,
+        }
+    }
+}
+
 /// Summary class of a §10.2 bill type: 1 consumption, 2 refund, 3 adjustment.
 pub fn summary_bill_type(bill_type: i64) -> i64 {
     match bill_type {
         4 | 20 | 24 | 100 => 2,
         9 | 16 | 101 | 102 => 3,
         _ => 1,
+    }
+}
+
+/// A transaction (fee record) of one trade: payments rounded to cents, the
+/// part below a cent dropped as 抹零. Its amounts keep the documented
+/// relations exactly: official = discount + erase + consume, and
+/// consume = cash + credit + coupon.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trade {
+    pub official: Decimal,
+    pub discount: Decimal,
+    /// What was paid, truncated to cents toward zero.
+    pub consume: Decimal,
+    /// 抹零: the lines' payable amount below a cent.
+    pub erase: Decimal,
+    pub coupon: Decimal,
+    pub cash: Decimal,
+    pub credit: Decimal,
+}
+
+impl Trade {
+    /// The transaction of a trade's lines.
+    pub fn of(lines: &[Line]) -> Trade {
+        let sum = |f: fn(&Line) -> Decimal| lines.iter().map(f).sum::<Decimal>();
+        let (official, discount, amount) = (sum(|l| l.official), sum(|l| l.discount), sum(|l| l.amount));
+        let consume = amount.round_dp_with_strategy(2, RoundingStrategy::ToZero);
+        let coupon = cents(sum(|l| l.coupon));
+        let coupon = if coupon.abs() > consume.abs() { consume } else { coupon };
+        let credit = cents(sum(|l| l.credit));
+        let credit = if credit.abs() > (consume - coupon).abs() {
+            consume - coupon
+        } else {
+            credit
+        };
+        Trade {
+            official,
+            discount,
+            consume,
+            erase: amount - consume,
+            coupon,
+            credit,
+            cash: consume - coupon - credit,
+        }
     }
 }
 
@@ -213,7 +190,10 @@ pub struct SumRow {
     pub bill_type: i64,
     pub official: Decimal,
     pub discount: Decimal,
-    pub amount: Decimal,
+    /// 抹零 of the group's transactions.
+    pub truncated: Decimal,
+    /// What was paid (net of 抹零): official − discount − truncated.
+    pub consume: Decimal,
     pub coupon: Decimal,
     pub cash: Decimal,
     pub credit: Decimal,
@@ -244,14 +224,6 @@ pub struct Ledger {
 
 /// Lines per trade cycle 1,2,3,4: a block of 10 lines holds 4 trades.
 const CUM: [u64; 5] = [0, 1, 3, 6, 10];
-
-const MEMBER_NAMES: &[(&str, &str)] = &[
-    ("finance-dept", "财务部"),
-    ("rnd-team", "研发 Ω team"),
-    ("marketing", "Marketing — 市场部"),
-    ("ops-east", "运维 (east)"),
-    ("data-lab", "データ lab"),
-];
 
 impl Ledger {
     pub fn new(seed: u64, scale: f64, from: BillCycle, to: BillCycle, members: u32) -> Self {
@@ -394,40 +366,62 @@ impl Ledger {
         let service = &SERVICES[service_idx];
         let region = REGIONS[tr.below(REGIONS.len() as u64) as usize];
         let project = PROJECTS[tr.below(PROJECTS.len() as u64) as usize];
-        let roll = tr.below(100);
-        let (charge_mode, bill_type, period_type) = match roll {
-            0..=59 => (3, 5, None),
-            60..=74 => (1, 1, Some(20)),
-            75..=84 => (1, 2, Some(20)),
-            85..=89 => (1, 8, Some(19)),
-            90..=93 => (1, 4, Some(20)),
-            94..=96 => (10, 5, Some(25)),
-            _ => (3, 9, None),
-        };
+        let charge = super::catalogue::charge_of(tr.below(100));
+        let (charge_mode, bill_type, period_type) = (charge.charge_mode, charge.bill_type, charge.period_type);
         let resource_no = tr.below(40);
         let mut res_rng = Rng::new(&[self.seed, account as u64, service_idx as u64, resource_no, 0x9E]);
         let resource_id = res_rng.hex(32);
         let resource_name = format!("{}-{:02}", service.resource_prefix, resource_no);
+        // A whole machine bills its parts on the lines after the first; other
+        // resources meter their usage types in turn.
+        let part = (pos > 0 && !service.parts.is_empty()).then(|| {
+            let p = &service.parts[(pos as usize - 1) % service.parts.len()];
+            let mut pr = Rng::new(&[self.seed, account as u64, service_idx as u64, resource_no, pos, 0x5B]);
+            (p, pr.hex(32), format!("{resource_name} {}", p.name))
+        });
+        let meter = match &part {
+            Some((p, _, _)) => &p.usage,
+            None => &service.usages[pos as usize % service.usages.len()],
+        };
         let bill_date = cycle.first_day() + Duration::days(i64::from(day));
         let trade_time = local_midnight_utc(bill_date) + Duration::seconds(tr.below(86_400) as i64);
         // Order ids are unique, as Huawei's are: the trade's own number, not a
         // random one (a random six digits repeat in a large month).
-        let trade_id = if charge_mode == 1 {
+        let trade_id = if super::catalogue::is_order_bill_type(bill_type) {
             format!("CS{}{:06}", bill_date.format("%y%m%d"), trade_key % 1_000_000_000_000)
         } else {
             format!("BC{}", tr.hex(24))
         };
+        let order_id = (charge_mode == 1).then(|| {
+            if super::catalogue::is_order_bill_type(bill_type) {
+                trade_id.clone()
+            } else {
+                // A monthly or yearly payment belongs to the subscription's order.
+                format!("CS{:06}{}", resource_no, &resource_id[..8])
+            }
+        });
         let mut lr = Rng::new(&[self.seed, acct, trade_key, pos, 0x11E]);
-        let usage = Decimal::new(lr.below(100_000_000) as i64 + 1, 4);
-        let official_m = lr.below(50_000_000_000) as i64 + 1_000_000; // 0.01 .. 500.01 yuan, 8 dp
-        let discount_m = official_m * (lr.below(31) as i64) / 100;
+        // Some charged lines report no quantity used (a minimum fee).
+        let usage = if lr.below(25) == 0 {
+            Decimal::ZERO
+        } else {
+            Decimal::new(lr.below(100_000_000) as i64 + 1, 4)
+        };
+        let official_m = if bill_type == 25 {
+            1_000_000 // a rounding top-up: one cent, undiscounted
+        } else {
+            lr.below(50_000_000_000) as i64 + 1_000_000 // 0.01 .. 500.01, 8 dp
+        };
+        // A free-tier line costs nothing (include_zero_record asks for it).
+        let free = lr.below(40) == 0;
+        let discount_m = match bill_type {
+            25 => 0,
+            _ if free => official_m,
+            _ => official_m * (lr.below(31) as i64) / 100,
+        };
         // Refunds and compensations give money back: negative amounts, as
         // Huawei signs every amount returned to the customer.
-        let sign = if summary_bill_type(bill_type) == 2 || bill_type == 9 {
-            -1
-        } else {
-            1
-        };
+        let sign = if super::catalogue::gives_back(bill_type) { -1 } else { 1 };
         let official = Decimal::new(sign * official_m, 8);
         let discount = Decimal::new(sign * discount_m, 8);
         let amount = official - discount;
@@ -441,11 +435,8 @@ impl Ledger {
         } else {
             (amount - coupon, Decimal::ZERO)
         };
-        let unit_price = if usage.is_zero() {
-            Decimal::ZERO
-        } else {
-            (official / usage).round_dp_with_strategy(8, RoundingStrategy::MidpointAwayFromZero)
-        };
+        let unit_price = (!usage.is_zero())
+            .then(|| (official / usage).round_dp_with_strategy(8, RoundingStrategy::MidpointAwayFromZero));
         Line {
             account,
             cycle,
@@ -453,11 +444,14 @@ impl Ledger {
             id: format!("{}-{:04}", trade_id, pos),
             trade_id,
             service,
+            meter,
+            part,
             region,
             project,
             charge_mode,
             bill_type,
             period_type,
+            order_id,
             resource_id,
             resource_name,
             bill_date,
@@ -478,15 +472,28 @@ impl Ledger {
         }
     }
 
-    /// The monthly summary of one account: exact sums of its lines per group.
+    /// The lines of trade `t`.
+    pub fn trade_lines_of(&self, account: usize, cycle: BillCycle, t: u64) -> Vec<Line> {
+        let (start, len) = self.trade_lines(account, cycle, t);
+        (start..start + len).map(|i| self.line(account, cycle, i)).collect()
+    }
+
+    /// The transaction (fee record) of trade `t`.
+    pub fn trade(&self, account: usize, cycle: BillCycle, t: u64) -> Trade {
+        Trade::of(&self.trade_lines_of(account, cycle, t))
+    }
+
+    /// The monthly summary of one account: per group, the exact sums of its
+    /// transactions (consume and 抹零 as charged, official and discount as billed).
     pub fn summary(&self, account: usize, cycle: BillCycle) -> std::sync::Arc<Vec<SumRow>> {
         let key = (account, cycle, self.extra_lines(account, cycle));
         if let Some(s) = self.sums.lock().expect("ledger lock").get(&key) {
             return s.clone();
         }
         let mut groups: BTreeMap<(usize, i64, i64), SumRow> = BTreeMap::new();
-        for i in 0..self.line_count(account, cycle) {
-            let l = self.line(account, cycle, i);
+        let mut add = |lines: &[Line]| {
+            let Some(l) = lines.first() else { return };
+            let t = Trade::of(lines);
             let service = SERVICES
                 .iter()
                 .position(|s| std::ptr::eq(s, l.service))
@@ -499,12 +506,20 @@ impl Ledger {
                 bill_type: bt,
                 ..Default::default()
             });
-            g.official += l.official;
-            g.discount += l.discount;
-            g.amount += l.amount;
-            g.coupon += l.coupon;
-            g.cash += l.cash;
-            g.credit += l.credit;
+            g.official += t.official;
+            g.discount += t.discount;
+            g.truncated += t.erase;
+            g.consume += t.consume;
+            g.coupon += t.coupon;
+            g.cash += t.cash;
+            g.credit += t.credit;
+        };
+        // Drift rows are trades of one line each; then the trades proper.
+        for i in 0..self.extra_lines(account, cycle) {
+            add(&[self.line(account, cycle, i)]);
+        }
+        for t in 0..self.trade_count(account, cycle) {
+            add(&self.trade_lines_of(account, cycle, t));
         }
         let rows = std::sync::Arc::new(groups.into_values().collect::<Vec<_>>());
         self.sums.lock().expect("ledger lock").insert(key, rows.clone());
@@ -648,12 +663,72 @@ mod tests {
     }
 
     #[test]
-    fn summary_equals_the_sum_of_lines() {
+    fn summary_follows_the_documented_formulas() {
         let l = ledger();
         let c: BillCycle = "2026-10".parse().unwrap();
         let total: Decimal = (0..l.line_count(1, c)).map(|i| l.line(1, c, i).amount).sum();
-        let summed: Decimal = l.summary(1, c).iter().map(|r| r.amount).sum();
-        assert_eq!(total, summed);
-        assert!(total.scale() <= 8);
+        let rows = l.summary(1, c);
+        // consume_amount = official − discount − truncated (BillSumRecordInfoV2).
+        for r in rows.iter() {
+            assert_eq!(r.consume, r.official - r.discount - r.truncated, "{r:?}");
+            assert_eq!(r.consume, r.cash + r.credit + r.coupon, "{r:?}");
+        }
+        let consumed: Decimal = rows.iter().map(|r| r.consume).sum();
+        let truncated: Decimal = rows.iter().map(|r| r.truncated).sum();
+        assert_eq!(total, consumed + truncated, "records = paid + 抹零");
+        assert!(!truncated.is_zero(), "抹零 occurs");
+        let paid: Decimal = (0..l.trade_count(1, c)).map(|t| l.trade(1, c, t).consume).sum();
+        assert_eq!(consumed, paid, "summary = transactions");
+    }
+
+    #[test]
+    fn transactions_follow_the_documented_formulas() {
+        let l = ledger();
+        let c: BillCycle = "2026-09".parse().unwrap();
+        let mut negative = 0;
+        for t in 0..l.trade_count(0, c) {
+            let x = l.trade(0, c, t);
+            // official_amount = official_discount_amount + erase_amount + consume_amount (MonthlyBillRecord).
+            assert_eq!(x.official, x.discount + x.erase + x.consume, "{x:?}");
+            assert_eq!(x.consume, x.cash + x.credit + x.coupon, "{x:?}");
+            assert!(x.consume.scale() <= 2 && x.erase.abs() < Decimal::new(1, 2), "{x:?}");
+            negative += usize::from(x.consume.is_sign_negative());
+        }
+        assert!(negative > 0, "refunds are negative");
+    }
+
+    #[test]
+    fn whole_machines_bill_parts_and_resources_meter_several_usage_types() {
+        let l = Ledger::new(7, 0.3, "2026-09".parse().unwrap(), "2026-09".parse().unwrap(), 0);
+        let c: BillCycle = "2026-09".parse().unwrap();
+        let lines: Vec<Line> = (0..l.line_count(0, c)).map(|i| l.line(0, c, i)).collect();
+        let parts = lines.iter().filter(|x| x.part.is_some()).count();
+        assert!(parts > 0, "sub-resource lines");
+        // A part shares its trade's resource, order and charge; its own id differs.
+        for x in lines.iter().filter(|x| x.part.is_some()) {
+            let main = lines
+                .iter()
+                .find(|m| m.trade_id == x.trade_id && m.part.is_none())
+                .expect("the main line");
+            assert_eq!((&main.resource_id, &main.order_id), (&x.resource_id, &x.order_id));
+            assert_ne!(x.sub_resource_id(), None);
+        }
+        let mut types = std::collections::BTreeMap::<&str, std::collections::BTreeSet<&str>>::new();
+        for x in &lines {
+            types.entry(&x.resource_id).or_default().insert(x.meter.code);
+        }
+        assert!(
+            types.values().any(|t| t.len() > 1),
+            "a resource with several usage types"
+        );
+        assert!(
+            lines.iter().any(|x| x.usage.is_zero() && !x.amount.is_zero()),
+            "zero quantity, non-zero cost"
+        );
+        assert!(lines.iter().any(|x| x.amount.is_zero()), "a zero-amount record");
+        assert!(
+            lines.iter().any(|x| x.project.0.is_none()),
+            "an unassigned enterprise project"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! front — signature verification, throttling, faults — is one protocol.)
 
 pub mod amortization;
+pub mod catalogue;
 mod handlers;
 pub mod ledger;
 mod params;
@@ -48,6 +49,9 @@ pub struct SimConfig {
     pub denied_members: u32,
     /// Cost Center enabled: off, the amortised breakdown answers 400 CBC.18000014.
     pub cost_center: bool,
+    /// The currency every answer names (`CNY` on the China site, `USD` on
+    /// the international one); amounts are the same numbers in it.
+    pub currency: String,
     pub ak: String,
     pub sk: String,
 }
@@ -67,6 +71,7 @@ impl std::fmt::Debug for SimConfig {
             .field("drift", &self.drift)
             .field("denied_members", &self.denied_members)
             .field("cost_center", &self.cost_center)
+            .field("currency", &self.currency)
             .field("ak", &self.ak)
             .field("sk", &"<redacted>")
             .finish()
@@ -88,6 +93,7 @@ impl SimConfig {
             drift: false,
             denied_members: 0,
             cost_center: true,
+            currency: "CNY".into(),
             ak: ak.to_string(),
             sk: sk.to_string(),
         }

@@ -286,7 +286,7 @@ fn random_and_adversarial_pages_never_panic_and_are_exact_or_refused() {
                 extracted_at_micros: 0,
             };
             let mut norm = Normalizer::new(spec.schema(), spec.columns, spec.money_columns, lineage)
-                .with_unique_key(spec.key_columns, None);
+                .with_unique_key(&spec.key_columns(), None);
             let ctx = TransformCtx {
                 cycle,
                 currency: page.currency.as_deref(),

@@ -4,8 +4,8 @@
 //! records whose trade date falls in that UTC+8 month. Not available for
 //! members: income/expense is the caller's own.
 
-use super::DatasetSpec;
 use super::codes::{PAYMENT_CHANNELS, TRADE_TYPES};
+use super::{DatasetSpec, key};
 use crate::model::{Column, Kind, MONEY, col};
 use crate::source::api::{Api, ApiDef, Method, Param};
 
@@ -60,7 +60,16 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     version: 1,
     columns: &COLUMNS,
     money_columns: &["change_amount"],
-    key_columns: &["balance_type", "account_change_id"],
+    key: &[
+        key(
+            "balance_type",
+            "request balance_type: 现金账户 or 信用账户, the ledger the serial number belongs to",
+        ),
+        key(
+            "account_change_id",
+            "CustomerAccountChangeRecord.account_change_id: 收支明细流水号",
+        ),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "",

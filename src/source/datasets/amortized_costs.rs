@@ -5,7 +5,7 @@
 //! Center enabled: otherwise 400 CBC.18000014 fails this dataset's units only.
 
 use super::codes::{BILL_TYPES, CHARGE_MODES, PERIOD_TYPES};
-use super::{DatasetSpec, QueryCtx};
+use super::{DatasetSpec, QueryCtx, key};
 use crate::model::nested::Shape;
 use crate::model::{Column, Kind, MONEY, col};
 use crate::source::api::{Api, ApiDef, Method, Param, Params};
@@ -115,14 +115,39 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "past_months_amortized_amount",
         "future_months_amortized_amount",
     ],
-    key_columns: &[
-        "shared_month",
-        "customer_id",
-        "bill_cycle",
-        "resource_id",
-        "charging_mode",
-        "bill_type",
-        "order_id",
+    key: &[
+        key("customer_id", "NvlCostAnalysedBillDetail.customer_id: 消费的实际客户ID"),
+        key(
+            "shared_month",
+            "NvlCostAnalysedBillDetail.shared_month: 查询分摊成本的月份",
+        ),
+        key(
+            "bill_cycle",
+            "NvlCostAnalysedBillDetail.bill_cycle: 账期 (earlier cycles are amortised into the month)",
+        ),
+        key(
+            "bill_type",
+            "[inferred] 账单类型: a purchase and its refund share an order",
+        ),
+        key("charging_mode", "[inferred] 计费模式"),
+        key("period_type", "[inferred] 周期类型"),
+        key("service_type_code", "[inferred] 云服务类型编码"),
+        key("resource_type_code", "[inferred] 资源类型编码"),
+        key("region_code", "[inferred] 云服务区编码"),
+        key("enterprise_project_id", "[inferred] 企业项目标识"),
+        key("resource_id", "NvlCostAnalysedBillDetail.resource_id: 资源ID"),
+        key(
+            "sub_resource_id",
+            "NvlCostAnalysedBillDetail.sub_resource_id: 整机的子云服务的自身的资源ID（如果为预留实例，则为预留实例标识）",
+        ),
+        key(
+            "usage_type",
+            "NvlCostAnalysedBillDetail.usage_type: 资源使用量的类型 (each with its own usage)",
+        ),
+        key(
+            "order_id",
+            "NvlCostAnalysedBillDetail.order_id: 订单ID, 包年/包月资源 (orders of one resource)",
+        ),
     ],
     snapshot: false,
     max_age_months: Some(18),

@@ -1,8 +1,8 @@
 //! `bill_summary`: ShowCustomerMonthlySum (汇总账单), one row per service,
 //! resource type, charging mode and bill type of a cycle (fact sheet §2).
 
-use super::DatasetSpec;
 use super::codes::{CHARGE_MODES, SUMMARY_BILL_TYPES};
+use super::{DatasetSpec, key};
 use crate::model::{Column, Kind, MONEY, col};
 use crate::source::api::{Api, ApiDef, Method, Param};
 
@@ -65,17 +65,31 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     money_columns: &[
         "consume_amount",
         "official_amount",
+        "official_discount_amount",
+        "truncated_amount",
         "cash_amount",
         "credit_amount",
         "coupon_amount",
     ],
-    key_columns: &[
-        "bill_cycle",
-        "customer_id",
-        "service_type_code",
-        "resource_type_code",
-        "charging_mode",
-        "bill_type",
+    key: &[
+        key(
+            "customer_id",
+            "BillSumRecordInfoV2.customer_id: 消费的实际客户ID (the consuming account)",
+        ),
+        key("bill_cycle", "BillSumRecordInfoV2.bill_cycle: 消费汇总数据所在账期"),
+        key(
+            "service_type_code",
+            "[inferred] 此账单按月汇总消费数据: a group of the monthly summary: 云服务类型编码",
+        ),
+        key(
+            "resource_type_code",
+            "[inferred] a group of the monthly summary: 资源类型编码",
+        ),
+        key("charging_mode", "[inferred] a group of the monthly summary: 计费模式"),
+        key(
+            "bill_type",
+            "[inferred] a group of the monthly summary: 账单类型 1消费 2退款 3调账",
+        ),
     ],
     snapshot: false,
     max_age_months: None,

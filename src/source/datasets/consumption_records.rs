@@ -4,7 +4,7 @@
 //! rows are asked for explicitly so a cycle's sums are complete.
 
 use super::codes::{BILL_TYPES, CHARGE_MODES, PERIOD_TYPES};
-use super::{DatasetSpec, QueryCtx};
+use super::{DatasetSpec, QueryCtx, key};
 use crate::model::{Column, Kind, MONEY, col};
 use crate::source::api::{Api, ApiDef, Method, Param, Params};
 
@@ -126,7 +126,16 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "cash_amount",
         "coupon_amount",
     ],
-    key_columns: &["id", "customer_id", "trade_id", "resource_id", "bill_date"],
+    key: &[
+        key(
+            "customer_id",
+            "ResFeeRecordV2.customer_id: 消费的实际客户ID (several accounts under method=all)",
+        ),
+        key(
+            "id",
+            "ResFeeRecordV2.id: 唯一标识。按账期类型统计时不返回唯一标识 (statistic_type=3 is sent)",
+        ),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "",

@@ -15,7 +15,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{Companion, DatasetSpec, Derivation, TransformCtx};
+use super::{Companion, DatasetSpec, Derivation, TransformCtx, key};
 use crate::cycle::local_midnight_utc;
 use crate::model::{self, Column, Kind, MONEY, col};
 use crate::sink::manifest::Manifest;
@@ -222,7 +222,8 @@ pub fn charge_category(
     amount: Decimal,
 ) -> (&'static str, &'static str) {
     let category = match bill_type {
-        Some(5 | 12) => "Usage",
+        // Use, and use a savings plan pays for.
+        Some(5 | 12 | 23) => "Usage",
         Some(15 | 100 | 101 | 102) => "Tax",
         Some(4 | 20 | 24 | 9) if amount <= Decimal::ZERO => "Credit",
         Some(4 | 20 | 24 | 9 | 16 | 25) => "Adjustment",
@@ -238,8 +239,9 @@ pub fn charge_category(
 }
 
 /// Whether a record is a prepaid order whose cost covers months to come.
+/// (New, renewal, auto-renewal, and the monthly or yearly payments of one.)
 pub fn is_prepaid_order(bill_type: Option<i64>, charge_mode: Option<i64>) -> bool {
-    charge_mode == Some(1) && matches!(bill_type, Some(1 | 2 | 8))
+    charge_mode == Some(1) && matches!(bill_type, Some(1 | 2 | 8 | 18 | 103))
 }
 
 fn service_categories(code: &str) -> (&'static str, &'static str) {
@@ -575,12 +577,15 @@ fn amortized(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     put("x_BillType", bill_type.map_or(Value::Null, Value::from));
     put("x_ChargeMode", charge_mode.map_or(Value::Null, Value::from));
     put("x_TradeId", Value::String(order.clone()));
-    // An order may cover several resources and charges: each has its row.
+    // An order may cover several resources, a whole machine's parts and
+    // several usage types: each has its row (the breakdown's own key).
     put(
         "x_RecordId",
         Value::String(format!(
-            "amortized-{order}-{}-{}-{}-{shared}",
+            "amortized-{order}-{}-{}-{}-{}-{}-{shared}",
             r.str("resource_id").unwrap_or_default(),
+            r.str("sub_resource_id").unwrap_or_default(),
+            r.str("usage_type").unwrap_or_default(),
             bill_type.unwrap_or_default(),
             r.str("bill_cycle").unwrap_or_default()
         )),
@@ -669,7 +674,14 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     version: 2,
     columns: &COLUMNS,
     money_columns: &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"],
-    key_columns: &["x_RecordId", "SubAccountId", "ChargePeriodStart"],
+    key: &[
+        key(
+            "x_RecordId",
+            "ResFeeRecordV2.id (唯一标识) for a record; for an amortised month the breakdown's key",
+        ),
+        key("SubAccountId", "the consuming account (customer_id)"),
+        key("ChargePeriodStart", "the charge period of the row"),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "x_",

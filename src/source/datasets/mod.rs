@@ -118,6 +118,19 @@ pub type Transform = fn(&str, &TransformCtx<'_>) -> Result<Option<Box<RawValue>>
 /// manifest: (name, content).
 pub type Sidecar = fn(&DatasetSpec, &crate::sink::manifest::Manifest) -> (&'static str, String);
 
+/// One column of a dataset's natural key and why it is there: the SDK
+/// model's docstring that makes it identify a row (quoted), or
+/// `[inferred] …` where no docstring names a row's identity.
+#[derive(Debug)]
+pub struct Key {
+    pub column: &'static str,
+    pub from: &'static str,
+}
+
+pub const fn key(column: &'static str, from: &'static str) -> Key {
+    Key { column, from }
+}
+
 /// Static description of a dataset: everything the shared machinery needs.
 #[derive(Debug)]
 pub struct DatasetSpec {
@@ -132,8 +145,9 @@ pub struct DatasetSpec {
     /// Columns whose sums are reported per partition (manifest, run report);
     /// the first one is the headline of the run summary.
     pub money_columns: &'static [&'static str],
-    /// Columns that identify a row: checked unique per unit, documented for users.
-    pub key_columns: &'static [&'static str],
+    /// The natural key: the columns that identify a row, each with the SDK
+    /// text it rests on. Checked unique per unit, published in the contract.
+    pub key: &'static [Key],
     /// A dimension snapshot (not per cycle): extracted once per run into the
     /// current cycle's partition.
     pub snapshot: bool,
@@ -155,6 +169,11 @@ pub struct DatasetSpec {
 impl DatasetSpec {
     pub fn schema(&self) -> arrow_schema::SchemaRef {
         model::schema_with_lineage(self.name, self.version, self.columns, self.lineage_prefix)
+    }
+
+    /// The natural key's columns, in order.
+    pub fn key_columns(&self) -> Vec<&'static str> {
+        self.key.iter().map(|k| k.column).collect()
     }
 
     pub fn page_size(&self) -> u32 {
@@ -312,13 +331,19 @@ mod tests {
                     );
                 }
             }
-            for m in d.money_columns.iter().chain(d.key_columns) {
+            for m in d.money_columns.iter().chain(&d.key_columns()) {
                 assert!(
                     d.columns.iter().any(|c| c.name == *m),
                     "{}: {m} is not a column",
                     d.name
                 );
             }
+            assert!(!d.key.is_empty(), "{}: a natural key", d.name);
+            assert!(
+                d.key.iter().all(|k| !k.from.trim().is_empty()),
+                "{}: every key column says why",
+                d.name
+            );
             let options = d.options_from(&[]).unwrap();
             let ctx = QueryCtx {
                 cycle: "2026-03".parse().unwrap(),

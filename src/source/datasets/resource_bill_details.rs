@@ -4,7 +4,7 @@
 //! day each, as the API requires `bill_cycle_begin/end` for DAILY queries.
 
 use super::codes::{BILL_TYPES, CHARGE_MODES, PERIOD_TYPES};
-use super::{DatasetOption, DatasetSpec, QueryCtx};
+use super::{DatasetOption, DatasetSpec, QueryCtx, key};
 use crate::model::nested::Shape;
 use crate::model::{Column, Kind, MONEY, col, renamed};
 use crate::source::api::{Api, ApiDef, Method, Param, Params};
@@ -160,7 +160,50 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "cash_amount",
         "coupon_amount",
     ],
-    key_columns: &["id", "customer_id", "trade_id", "res_instance_id", "bill_date"],
+    key: &[
+        key("customer_id", "MonthlyBillRes.customer_id: 消费的实际客户ID"),
+        key(
+            "payer_account_id",
+            "MonthlyBillRes.payer_account_id: 支付账号ID (a managed member before and after association)",
+        ),
+        key(
+            "trade_id",
+            "MonthlyBillRes.trade_id: 订单ID 或 交易ID (id is 预留字段: no row id is documented)",
+        ),
+        key(
+            "bill_type",
+            "[inferred] 账单类型: a purchase and its refund share an order",
+        ),
+        key("charge_mode", "[inferred] 计费模式"),
+        key("period_type", "[inferred] 周期类型"),
+        key(
+            "res_instance_id",
+            "MonthlyBillRes.res_instance_id: 资源实例ID (one order holds several instances)",
+        ),
+        key(
+            "sub_resource_id",
+            "MonthlyBillRes.sub_resource_id: 整机的子云服务的自身的资源ID",
+        ),
+        key("sku_code", "MonthlyBillRes.sku_code: 在账单中唯一标识一个资源的规格"),
+        key("region", "[inferred] 云服务区编码"),
+        key("enterprise_project_id", "[inferred] 企业项目标识"),
+        key(
+            "bill_date",
+            "MonthlyBillRes.bill_date: 当statistic_type=2时该字段才有值 (one row per day)",
+        ),
+        key(
+            "consume_time",
+            "MonthlyBillRes.consume_time: 话单生失效时间, statistic_type=3 (one row per CDR)",
+        ),
+        key(
+            "effective_time",
+            "MonthlyBillRes.effective_time: 费用对应的资源使用的开始时间, statistic_type=3",
+        ),
+        key(
+            "expire_time",
+            "MonthlyBillRes.expire_time: 费用对应的资源使用的结束时间, statistic_type=3",
+        ),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "",

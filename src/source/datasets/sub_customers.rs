@@ -2,8 +2,8 @@
 //! accounts (fact sheet §8). A dimension table: one snapshot per run, in the
 //! current cycle's partition.
 
-use super::DatasetSpec;
 use super::codes::MEMBER_STATUSES;
+use super::{DatasetSpec, key};
 use crate::model::{Column, Kind, col};
 use crate::source::api::{Api, ApiDef, Method};
 
@@ -42,7 +42,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     version: 1,
     columns: &COLUMNS,
     money_columns: &[],
-    key_columns: &["id"],
+    key: &[key("id", "SubCustomerInfoV2.id: 企业子账号的客户ID")],
     snapshot: true,
     max_age_months: None,
     lineage_prefix: "",

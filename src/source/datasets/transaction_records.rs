@@ -1,8 +1,8 @@
 //! `transaction_records`: ListCustomerBillsFeeRecords (流水账单), one row per
 //! transaction with payments rounded to cents (fact sheet §6).
 
-use super::DatasetSpec;
 use super::codes::{BILL_TYPES, CHARGE_MODES, FEE_STATUSES, PROVIDER_TYPES};
+use super::{DatasetSpec, key};
 use crate::model::{Column, Kind, MONEY, col};
 use crate::source::api::{Api, ApiDef, Method, Param};
 
@@ -90,11 +90,31 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         "consume_amount",
         "erase_amount",
         "official_amount",
+        "official_discount_amount",
         "cash_amount",
         "credit_amount",
         "coupon_amount",
     ],
-    key_columns: &["trade_id", "id", "customer_id"],
+    key: &[
+        key("customer_id", "MonthlyBillRecord.customer_id: 消费的实际客户ID"),
+        key(
+            "trade_id",
+            "MonthlyBillRecord.trade_id: 订单ID或交易ID，扣费维度的唯一标识 (id is 预留字段)",
+        ),
+        key(
+            "bill_type",
+            "[inferred] 账单类型: an order's purchase and refund share its id",
+        ),
+        key(
+            "service_type_code",
+            "[inferred] one deduction (月末扣费: 账单ID) spans services",
+        ),
+        key("resource_type_code", "[inferred] 资源类型编码"),
+        key("region_code", "[inferred] 云服务区编码"),
+        key("charging_mode", "[inferred] 计费模式"),
+        key("enterprise_project_id", "[inferred] 企业项目标识"),
+        key("provider_type", "[inferred] 服务商 1华为云 2云商店"),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "",

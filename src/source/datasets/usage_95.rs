@@ -5,7 +5,7 @@
 //! `95peak_1000` and `95Peak_1000`, so both are queried. The API returns
 //! bandwidths as strings: they become exact decimals.
 
-use super::{DatasetSpec, Derivation, QueryCtx};
+use super::{DatasetSpec, Derivation, QueryCtx, key};
 use crate::model::{Column, Kind, col};
 use crate::source::api::{Api, ApiDef, Method, Param, Params};
 
@@ -86,7 +86,18 @@ pub static SUMMARY: DatasetSpec = DatasetSpec {
     version: 1,
     columns: &SUMMARY_COLUMNS,
     money_columns: &[],
-    key_columns: &["service_type_code", "resource_type_code", "usage_type", "resource_id"],
+    key: &[
+        key("service_type_code", "request service_type_code: the series asked for"),
+        key("resource_type_code", "request resource_type_code: the series asked for"),
+        key(
+            "usage_type",
+            "request usage_type: the series asked for (codes are case-sensitive)",
+        ),
+        key(
+            "resource_id",
+            "ListResourceUsageSummary.summary_usage_info_list: 按照资源ID维度返回的月度统计结果",
+        ),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "",
@@ -115,7 +126,16 @@ pub static DETAILS: DatasetSpec = DatasetSpec {
     version: 1,
     columns: &DETAIL_COLUMNS,
     money_columns: &[],
-    key_columns: &["usage_type", "resource_id", "stat_time"],
+    key: &[
+        key("service_type_code", "request service_type_code: the series asked for"),
+        key("resource_type_code", "request resource_type_code: the series asked for"),
+        key("usage_type", "request usage_type: the series asked for"),
+        key("resource_id", "request resource_id: the resource asked for"),
+        key(
+            "stat_time",
+            "StatUsageInfo.stat_time: 统计时间点 (使用量明细，5分钟统计值)",
+        ),
+    ],
     snapshot: false,
     max_age_months: None,
     lineage_prefix: "",
