@@ -10,8 +10,6 @@ use crate::model::{Kind, LINEAGE};
 use crate::source::api::Method;
 use crate::source::datasets::DatasetSpec;
 
-pub const PARTITION_COLUMN: &str = "bill_cycle";
-
 fn type_name(dt: &DataType) -> String {
     match dt {
         DataType::Utf8 => "string".into(),
@@ -57,8 +55,8 @@ pub fn contract(spec: &DatasetSpec) -> serde_json::Value {
             "method": match spec.api.method() { Method::Get => "GET", Method::Post => "POST" },
             "path": spec.api.path(),
         },
-        "partitioning": [PARTITION_COLUMN],
-        "layout": format!("{}/{}=YYYY-MM/part-<account>.parquet", spec.name, PARTITION_COLUMN),
+        "partitioning": [spec.partition_key],
+        "layout": format!("{}/{}=YYYY-MM/part-<account>.parquet", spec.name, spec.partition_key),
         "key_columns": spec.key_columns(),
         "key_sources": spec.key.iter().map(|k| json!({"column": k.column, "from": k.from})).collect::<Vec<_>>(),
         "money_columns": spec.money_columns,
@@ -126,7 +124,7 @@ pub fn render(spec: &DatasetSpec, format: Format, location: &str) -> String {
         schema
             .fields()
             .iter()
-            .filter(|c| c.name() != PARTITION_COLUMN)
+            .filter(|c| c.name() != spec.partition_key)
             .map(|c| format!("  {quote}{}{quote} {}", c.name(), sql_type(c.data_type(), f)))
             .collect()
     };
@@ -142,7 +140,10 @@ pub fn render(spec: &DatasetSpec, format: Format, location: &str) -> String {
                     if f.is_nullable() { "" } else { " not null" }
                 ));
             }
-            s.push_str(&format!("// partitioned by {PARTITION_COLUMN} (Hive directories)\n"));
+            s.push_str(&format!(
+                "// partitioned by {} (Hive directories)\n",
+                spec.partition_key
+            ));
             s
         }
         Format::Duckdb => format!(
@@ -153,13 +154,13 @@ pub fn render(spec: &DatasetSpec, format: Format, location: &str) -> String {
             "CREATE TABLE IF NOT EXISTS {name} (\n{cols},\n  `{p}` STRING\n) USING PARQUET\nPARTITIONED BY (`{p}`)\nLOCATION '{loc}';\nMSCK REPAIR TABLE {name};\n",
             name = spec.name,
             cols = cols(Format::Spark, '`').join(",\n"),
-            p = PARTITION_COLUMN
+            p = spec.partition_key
         ),
         Format::Trino => format!(
             "CREATE TABLE IF NOT EXISTS hive.billing.{name} (\n{cols},\n  \"{p}\" varchar\n) WITH (\n  format = 'PARQUET',\n  partitioned_by = ARRAY['{p}'],\n  external_location = '{loc}'\n);\nCALL hive.system.sync_partition_metadata('billing', '{name}', 'ADD');\n",
             name = spec.name,
             cols = cols(Format::Trino, '"').join(",\n"),
-            p = PARTITION_COLUMN
+            p = spec.partition_key
         ),
     }
 }

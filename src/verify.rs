@@ -284,7 +284,7 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
                 .parent()
                 .and_then(|d| d.file_name())
                 .and_then(|d| d.to_str())
-                .and_then(|d| d.strip_prefix("bill_cycle="))
+                .and_then(|d| d.strip_prefix(&format!("{}=", spec.partition_key)))
                 .unwrap_or("")
                 .to_string();
             if wanted(&cycle) || cycle.is_empty() {

@@ -224,6 +224,9 @@ pub struct Normalizer {
     /// Column index by JSON key.
     index: slots::KeyFinder,
     keys: Option<KeySet>,
+    /// A column that must hold one value on every row (the Hive partition's):
+    /// column index and the value's JSON token.
+    pinned: Option<(usize, String)>,
 }
 
 /// The natural keys a unit has written, as 64-bit hashes (see [`keys`]).
@@ -321,6 +324,7 @@ impl Normalizer {
             unknown_keys: BTreeSet::new(),
             index: slots::KeyFinder::new(columns),
             keys: None,
+            pinned: None,
         }
     }
 
@@ -340,6 +344,18 @@ impl Normalizer {
                 watched: Vec::new(),
             });
         }
+        self
+    }
+
+    /// Requires `column`, if the dataset has it, to hold `value` on every row:
+    /// the column shares its name with the Hive partition key, and readers
+    /// replace it with the directory's value.
+    pub fn pin(mut self, column: &str, value: &str) -> Self {
+        self.pinned = self
+            .columns
+            .iter()
+            .position(|c| c.name == column && !matches!(c.kind, Kind::Param))
+            .map(|i| (i, serde_json::to_string(value).expect("a string")));
         self
     }
 
@@ -486,6 +502,20 @@ impl Normalizer {
         slots::scan_record(record, &mut self.index, &mut self.spans, &mut self.unknown_keys)
             .map_err(|reason| ModelError::NotAnObject { row, reason })?;
         self.check_key(row, record)?;
+        if let Some((i, want)) = &self.pinned {
+            let got = slots::token(record, self.spans[*i]).map_or("null", |t| t.0);
+            if got != want {
+                return Err(ModelError::Field {
+                    row,
+                    column: self.columns[*i].name,
+                    reason: format!(
+                        "holds {got} in the partition {}={}: a reader would show the directory's value instead",
+                        self.columns[*i].name,
+                        want.trim_matches('"')
+                    ),
+                });
+            }
+        }
         for (i, c) in self.columns.iter().enumerate() {
             let (raw, plain) = match slots::token(record, self.spans[i]) {
                 Some((t, plain)) => (Some(t), plain),

@@ -4,7 +4,7 @@
 //! 1. The file is written and fsynced under `.hcbill/staging/` (a bucket's
 //!    output: a local spool) with a name with no API text in it; a crash here
 //!    leaves garbage the next run deletes.
-//! 2. It is renamed over `<dataset>/bill_cycle=…/part-<account>.parquet` and the
+//! 2. It is renamed over `<dataset>/<key>=…/part-<account>.parquet` and the
 //!    directory fsynced (a bucket: one PUT, or a multipart upload completed
 //!    only when whole): readers see the old file or the new one, never a
 //!    partial one. A file whose served content did not change is not touched.
@@ -124,7 +124,7 @@ impl Committer {
         let spec = unit.spec;
         let cycle = unit.cycle.to_string();
         let account = unit.account.key();
-        let rel = Layout::file_rel(unit.cycle, account);
+        let rel = Layout::file_rel(spec.partition_key, unit.cycle, account);
         let dest = format!("{}/{rel}", spec.name);
         let previous = self.entry(unit);
         let same = previous

@@ -150,6 +150,7 @@ impl Outcome {
             RunError::Output(
                 crate::sink::output::OutputError::Leased { .. }
                 | crate::sink::output::OutputError::Denied { .. }
+                | crate::sink::output::OutputError::Layout(_)
                 | crate::sink::output::OutputError::State(StateError::Locked(..)),
             ) => Outcome::BadInput,
             RunError::Members(s) | RunError::Probe(s) if s.is_fatal() => Outcome::CredentialsRefused,

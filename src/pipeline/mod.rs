@@ -160,8 +160,12 @@ async fn run_locked(
 
     let mut manifests = HashMap::new();
     for spec in &job.datasets {
-        let m = out.manifest(spec).await?;
-        manifests.insert(spec.name, m.unwrap_or_else(|| Manifest::new(spec.name, spec.version)));
+        let m = match out.manifest(spec).await? {
+            // A lake written with another partition key is moved first.
+            Some(m) => crate::sink::migrate::to_current_layout(&out, spec, m).await?,
+            None => Manifest::new(spec.name, spec.version),
+        };
+        manifests.insert(spec.name, m);
     }
     let snapshot_cycle = BillCycle::containing(Utc::now());
     let (accounts, listing) = accounts::resolve(job, client).await?;

@@ -129,7 +129,8 @@ impl<'u> Writer<'u> {
             uuid::Uuid::new_v4()
         ));
         let norm = Normalizer::new(schema.clone(), spec.columns, spec.money_columns, lineage)
-            .with_unique_key(&spec.key_columns(), staging.parent().map(Into::into));
+            .with_unique_key(&spec.key_columns(), staging.parent().map(Into::into))
+            .pin(spec.partition_key, &unit.cycle.to_string());
         let file = StagedWriter::create(staging, schema)?;
         Ok((norm, file))
     }

@@ -396,8 +396,9 @@ impl Ledger {
             if super::catalogue::is_order_bill_type(bill_type) {
                 trade_id.clone()
             } else {
-                // A monthly or yearly payment belongs to the subscription's order.
-                format!("CS{:06}{}", resource_no, &resource_id[..8])
+                // A monthly or yearly payment belongs to the subscription's
+                // order (one per resource and payment plan).
+                format!("CS{:06}{}{}", resource_no, &resource_id[..8], bill_type)
             }
         });
         let mut lr = Rng::new(&[self.seed, acct, trade_key, pos, 0x11E]);

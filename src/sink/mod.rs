@@ -1,7 +1,10 @@
 //! Output layout, atomic publication of partition files, and the manifest.
 //!
 //! ```text
-//! <out>/<dataset>/bill_cycle=YYYY-MM/part-<account>.parquet   data (Hive layout)
+//! <out>/<dataset>/<key>=YYYY-MM/part-<account>.parquet        data (Hive layout; the key
+//!                                                              is bill_cycle, or shared_month
+//!                                                              and trade_month where a data
+//!                                                              column named bill_cycle differs)
 //! <out>/<dataset>/_manifest.json                               written after the data
 //! <out>/.hcbill/{staging/,state.json,lock,reports/}            hcbill's own bookkeeping
 //! ```
@@ -11,6 +14,7 @@
 //! Trino, DuckDB and polars globbing.
 
 pub mod manifest;
+pub mod migrate;
 pub mod output;
 pub mod parquet;
 
@@ -55,15 +59,15 @@ impl Layout {
         self.root.join(dataset)
     }
 
-    pub fn partition_dir_name(cycle: BillCycle) -> String {
-        format!("bill_cycle={cycle}")
+    pub fn partition_dir_name(key: &str, cycle: BillCycle) -> String {
+        format!("{key}={cycle}")
     }
 
     /// Path of an account's file, relative to the dataset directory. Account
     /// ids are checked where they enter (`[A-Za-z0-9_-]{1,64}`) and used as
     /// they are; anything else is hex-encoded behind `hex=` (a character no id
     /// has), so two accounts never share a file and no name leaves the directory.
-    pub fn file_rel(cycle: BillCycle, account: &str) -> String {
+    pub fn file_rel(key: &str, cycle: BillCycle, account: &str) -> String {
         let plain = !account.is_empty()
             && account.len() <= 64
             && account
@@ -74,7 +78,7 @@ impl Layout {
         } else {
             format!("hex={}", hex::encode(account.as_bytes()))
         };
-        format!("{}/part-{name}.parquet", Self::partition_dir_name(cycle))
+        format!("{}/part-{name}.parquet", Self::partition_dir_name(key, cycle))
     }
 
     pub fn manifest_path(&self, dataset: &str) -> PathBuf {
@@ -172,12 +176,15 @@ mod tests {
     fn layout_paths() {
         let l = Layout::new("/o");
         let c: BillCycle = "2026-03".parse().unwrap();
-        assert_eq!(Layout::file_rel(c, "self"), "bill_cycle=2026-03/part-self.parquet");
         assert_eq!(
-            Layout::file_rel(c, "../../x"),
-            "bill_cycle=2026-03/part-hex=2e2e2f2e2e2f78.parquet"
+            Layout::file_rel("bill_cycle", c, "self"),
+            "bill_cycle=2026-03/part-self.parquet"
         );
-        assert_ne!(Layout::file_rel(c, "a.b"), Layout::file_rel(c, "a_b"));
+        assert_eq!(
+            Layout::file_rel("shared_month", c, "../../x"),
+            "shared_month=2026-03/part-hex=2e2e2f2e2e2f78.parquet"
+        );
+        assert_ne!(Layout::file_rel("k", c, "a.b"), Layout::file_rel("k", c, "a_b"));
         assert_eq!(l.manifest_path("x"), Path::new("/o/x/_manifest.json"));
     }
 

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as ObjPath;
 use object_store::{
@@ -148,6 +149,9 @@ pub enum OutputError {
     Conflict { url: String, what: String },
     #[error("{url}: this run's lease was taken over; stopping")]
     LeaseLost { url: String },
+    /// A dataset in a layout this version does not write, that it cannot move.
+    #[error("{0}")]
+    Layout(String),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
@@ -657,6 +661,63 @@ impl Output {
                     .filter_map(|m| m.location.filename().map(str::to_string))
                     .collect())
             }
+        }
+    }
+
+    /// Moves `from` to `to`: one rename on disk (made durable); in a bucket a
+    /// server-side copy, then the delete of `from`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), OutputError> {
+        self.check_lease()?;
+        match &self.inner {
+            Inner::Local(l) => Ok(super::publish(&l.root.join(from), &l.root.join(to))?),
+            Inner::Remote(r) => r
+                .store
+                .rename(&Self::obj(r, from), &Self::obj(r, to))
+                .await
+                .map_err(|e| store_error(&r.url, e)),
+        }
+    }
+
+    /// Every file under `rel_dir` (at any depth), relative to `rel_dir`.
+    pub async fn list_tree(&self, rel_dir: &str) -> Result<Vec<String>, OutputError> {
+        match &self.inner {
+            Inner::Local(l) => {
+                let root = l.root.join(rel_dir);
+                let mut out = Vec::new();
+                let mut dirs = vec![root.clone()];
+                while let Some(d) = dirs.pop() {
+                    for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        let p = e.path();
+                        if p.is_dir() {
+                            dirs.push(p);
+                        } else if let Ok(rel) = p.strip_prefix(&root) {
+                            out.push(rel.to_string_lossy().to_string());
+                        }
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            Inner::Remote(r) => {
+                let prefix = Self::obj(r, rel_dir);
+                let mut listed = r.store.list(Some(&prefix));
+                let mut out = Vec::new();
+                while let Some(m) = listed.next().await {
+                    let m = m.map_err(|e| store_error(&r.url, e))?;
+                    if let Some(rel) = m.location.as_ref().strip_prefix(&format!("{}/", prefix.as_ref())) {
+                        out.push(rel.to_string());
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+        }
+    }
+
+    /// Removes the directory `rel` if it is empty (a bucket has none).
+    pub fn remove_empty_dir(&self, rel: &str) {
+        if let Inner::Local(l) = &self.inner {
+            let _ = std::fs::remove_dir(l.root.join(rel));
         }
     }
 

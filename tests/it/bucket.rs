@@ -399,3 +399,44 @@ async fn a_denied_bucket_is_one_line_and_exit_2_before_any_request() {
     assert!(line.starts_with("hcbill: ") && line.contains("access denied"), "{line}");
     assert!(!err.contains("wrong-secret") && !err.contains(SECRET));
 }
+
+/// A bucket written in the older layout (`amortized_costs` under
+/// `bill_cycle=`) is moved by server-side copies: the same objects under
+/// `shared_month=`, nothing left in the old place.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_layout_in_a_bucket_is_moved() {
+    let s3 = S3::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let run = || {
+        let pipeline = work.path().join("sim.toml");
+        std::fs::write(
+            &pipeline,
+            "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\n",
+        )
+        .unwrap();
+        let mut c = bin();
+        c.current_dir(work.path()).args(["run"]).arg(&pipeline).args([
+            "--from",
+            "2026-09",
+            "--to",
+            "2026-10",
+            "--datasets",
+            "amortized_costs",
+            "--out",
+            "s3://lake/bills/hcbill",
+        ]);
+        aws_env(&mut c, &s3);
+        c
+    };
+    let o = output(run()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let remote = s3.dir("bills/hcbill");
+    let before = crate::layout::files(&remote.join("amortized_costs"));
+    assert!(before.keys().all(|k| k.starts_with("shared_month=")), "{before:?}");
+    crate::layout::to_old_layout(&remote, "amortized_costs", "shared_month", false);
+    let o = output(run()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(crate::layout::files(&remote.join("amortized_costs")), before);
+    let m = std::fs::read_to_string(remote.join("amortized_costs/_manifest.json")).unwrap();
+    assert!(!m.contains("bill_cycle="), "{m}");
+}

@@ -85,9 +85,11 @@ pub fn job(out: &Path, names: &str, from: &str, to: &str) -> Job {
     }
 }
 
+/// A unit's file, under its dataset's partition key.
 pub fn part(out: &Path, dataset: &str, cycle: &str, account: &str) -> PathBuf {
+    let key = hcbill::source::datasets::by_name(dataset).map_or("bill_cycle", |d| d.partition_key);
     out.join(dataset)
-        .join(format!("bill_cycle={cycle}"))
+        .join(format!("{key}={cycle}"))
         .join(format!("part-{account}.parquet"))
 }
 

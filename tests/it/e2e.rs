@@ -50,12 +50,16 @@ async fn backfill_writes_exactly_what_was_served() {
         let sums = read(&part(out.path(), "bill_summary", c, "self"));
         let groups = ledger.summary(0, cy);
         assert_eq!(rows(&sums), groups.len(), "{c}: summary rows");
-        // Ledger relation: a cycle's summary totals equal the sum of its records.
+        // The summary's consume is net of 抹零 ("应付金额=官网价-折扣金额-抹零金额"):
+        // with 抹零 added back it is the sum of the records.
         assert_eq!(
-            dec_sum(&sums, "consume_amount"),
+            dec_sum(&sums, "consume_amount") + dec_sum(&sums, "truncated_amount"),
             served_amount.normalize(),
-            "{c}: summary = records"
+            "{c}: summary + 抹零 = records"
         );
+        if !lines.is_empty() {
+            assert!(!dec_sum(&sums, "truncated_amount").is_zero(), "{c}: 抹零 is served");
+        }
         assert_eq!(dec_sum(&sums, "official_amount"), served_official.normalize(), "{c}");
     }
 

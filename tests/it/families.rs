@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use arrow_array::{Array, Date32Array, Int64Array, TimestampMicrosecondArray};
 use arrow_schema::DataType;
 use hcbill::pipeline::{self, Accounts};
-use hcbill::sim::ledger::cents;
 use hcbill::source::api::Api;
 use hcbill::source::datasets::{self, usage_95};
 use rust_decimal::Decimal;
@@ -67,19 +66,25 @@ async fn every_dataset_matches_what_was_served() {
             let mut expected = Decimal::ZERO;
             for t in 0..n {
                 let (start, len) = l.trade_lines(a, cy, t);
-                expected += cents((start..start + len).map(|i| l.line(a, cy, i).amount).sum());
+                let served: Decimal = (start..start + len).map(|i| l.line(a, cy, i).amount).sum();
+                // Paid in cents toward zero; the rest is the transaction's 抹零.
+                expected += served.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
             }
             let fee_total = dec_sum(&trades, "consume_amount");
             assert_eq!(
                 fee_total,
                 expected.normalize(),
-                "{c} {key}: transactions = Σ round2(Σ records of the trade)"
+                "{c} {key}: transactions = Σ trunc2(Σ records of the trade)"
             );
-            // Rounding enters once per transaction: at most half a cent each.
-            assert!(
-                (fee_total - amount).abs() <= Decimal::new(5, 3) * Decimal::from(n),
+            // official = discount + 抹零 + consume, and consume + 抹零 = the records.
+            let erase = dec_sum(&trades, "erase_amount");
+            assert_eq!(fee_total + erase, amount.normalize(), "{c} {key}");
+            assert_eq!(
+                dec_sum(&trades, "official_amount"),
+                dec_sum(&trades, "official_discount_amount") + erase + fee_total,
                 "{c} {key}"
             );
+            assert!(erase.abs() < Decimal::new(1, 2) * Decimal::from(n), "{c} {key}");
 
             // FOCUS: BilledCost per cycle equals the consumption records' amounts.
             let focus = read(&part(out.path(), "focus", c, &key));

@@ -9,6 +9,7 @@ mod families;
 mod focus_conformance;
 mod fuzz;
 mod hostile;
+mod layout;
 mod ops;
 #[cfg(feature = "report")]
 mod report;

@@ -66,11 +66,26 @@ async fn a_fresh_lake_passes_and_every_damage_fails_with_its_line() {
         .map(|f| f["verdict"].as_str().unwrap())
         .collect();
     assert!(verdicts.contains(&"exact"));
-    assert!(
-        verdicts.contains(&"within_rounding"),
-        "cent rounding per transaction passes"
-    );
     assert!(!verdicts.contains(&"failed"));
+    // Every documented relation was checked, each with its formula, on a lake
+    // whose transactions carry 抹零.
+    let checked: std::collections::BTreeSet<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] != "integrity")
+        .inspect(|f| assert!(f["formula"].is_string(), "{f}"))
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for r in [
+        "monthly sum = transactions",
+        "monthly 抹零 = transactions 抹零",
+        "monthly sum: consume = official − discount − 抹零",
+        "transactions: official = discount + 抹零 + consume",
+        "transactions = consumption",
+    ] {
+        assert!(checked.contains(r), "{r} not checked: {checked:?}");
+    }
 
     type Damage = Box<dyn Fn(&Path)>;
     let damages: Vec<(&str, Damage, &str)> = vec![

@@ -71,6 +71,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         ),
     ],
     snapshot: false,
+    partition_key: "trade_month",
     max_age_months: None,
     lineage_prefix: "",
     options: &[],

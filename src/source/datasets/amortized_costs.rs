@@ -150,6 +150,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         ),
     ],
     snapshot: false,
+    partition_key: "shared_month",
     max_age_months: Some(18),
     lineage_prefix: "",
     options: &[],

@@ -137,6 +137,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         ),
     ],
     snapshot: false,
+    partition_key: "bill_cycle",
     max_age_months: None,
     lineage_prefix: "",
     derives: None,

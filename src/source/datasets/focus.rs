@@ -398,9 +398,12 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     let measure = r.int("usage_measure_id");
     // Pricing: usage records by their quantity; prepaid orders by their term;
     // a priced record without a quantity as one unit.
+    // A record charged for no quantity used (a minimum fee) is priced as one unit:
+    // no unit price times zero makes its cost.
+    let charged_for_nothing = usage.is_some_and(|u| u.is_zero()) && !official.is_zero();
     let (qty, unit) = if !priced {
         (None, None)
-    } else if let (Some(u), Some(_)) = (usage, measure) {
+    } else if let (Some(u), Some(_), false) = (usage, measure, charged_for_nothing) {
         (Some(u), measure_unit(measure))
     } else if category == "Purchase" {
         let period = r
@@ -422,7 +425,12 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     } else {
         (amount, amount)
     };
-    let consumed = (category == "Usage").then_some(qty).flatten();
+    // What was consumed is the usage reported, even when it was priced otherwise.
+    let (consumed, consumed_unit) = match (category == "Usage", usage, measure) {
+        (false, _, _) => (None, None),
+        (true, Some(u), Some(_)) => (Some(u), measure_unit(measure)),
+        (true, _, _) => (qty, unit.clone()),
+    };
     let pricing_category = match (priced, charge_mode) {
         (false, _) => None,
         (_, Some(10 | 11)) => Some("Committed"),
@@ -460,7 +468,7 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     );
     put("CommitmentDiscountId", opt(commitment));
     put("ConsumedQuantity", dec(consumed));
-    put("ConsumedUnit", opt(when(consumed.is_some(), unit.clone())));
+    put("ConsumedUnit", opt(when(consumed.is_some(), consumed_unit)));
     put("ContractedCost", dec(Some(contracted_cost)));
     put("ContractedUnitPrice", dec(contracted_price));
     put(
@@ -683,6 +691,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         key("ChargePeriodStart", "the charge period of the row"),
     ],
     snapshot: false,
+    partition_key: "bill_cycle",
     max_age_months: None,
     lineage_prefix: "x_",
     options: &[],

@@ -151,6 +151,11 @@ pub struct DatasetSpec {
     /// A dimension snapshot (not per cycle): extracted once per run into the
     /// current cycle's partition.
     pub snapshot: bool,
+    /// The Hive partition column (`<key>=YYYY-MM` directories). Readers show
+    /// the directory's value in place of a data column of that name, so a
+    /// dataset may hold such a column only if it always equals the partition
+    /// (checked on every row).
+    pub partition_key: &'static str,
     /// How far back the API answers (months before the current cycle, this
     /// one included); older cycles are skipped with a warning, not failed.
     pub max_age_months: Option<u32>,

@@ -205,6 +205,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         ),
     ],
     snapshot: false,
+    partition_key: "bill_cycle",
     max_age_months: None,
     lineage_prefix: "",
     options: &OPTIONS,

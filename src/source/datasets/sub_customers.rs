@@ -44,6 +44,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     money_columns: &[],
     key: &[key("id", "SubCustomerInfoV2.id: 企业子账号的客户ID")],
     snapshot: true,
+    partition_key: "bill_cycle",
     max_age_months: None,
     lineage_prefix: "",
     options: &[],

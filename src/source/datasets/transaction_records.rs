@@ -116,6 +116,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
         key("provider_type", "[inferred] 服务商 1华为云 2云商店"),
     ],
     snapshot: false,
+    partition_key: "bill_cycle",
     max_age_months: None,
     lineage_prefix: "",
     options: &[],
