@@ -507,6 +507,7 @@ mod tests {
             extracted_at: chrono::Utc::now(),
             run_id: String::new(),
             notes: Vec::new(),
+            currency: None,
         }
     }
 

@@ -224,6 +224,10 @@ pub struct ReportArgs {
     /// Lines in the top resources and top movers.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Report the amounts in this currency alone (default: a report per currency the cycle holds;
+    /// amounts in two currencies are never added up).
+    #[arg(long)]
+    pub currency: Option<String>,
     #[arg(long, value_enum, default_value_t = CostFormat::Table)]
     pub format: CostFormat,
     /// Write the report here instead of standard output.

@@ -259,6 +259,7 @@ fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
         cycle: a.cycle,
         by,
         top: a.top,
+        currency: a.currency.clone(),
     })
     .map_err(failed)?;
     let format = match a.format {
@@ -267,7 +268,7 @@ fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
         args::CostFormat::Json => Format::Json,
         args::CostFormat::Html => Format::Html,
     };
-    let text = report::render(&r, format);
+    let text = report::render_all(&r, format);
     match &a.output {
         Some(p) => atomic_write(p, text.as_bytes()).map_err(failed),
         None => {

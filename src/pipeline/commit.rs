@@ -57,6 +57,8 @@ pub struct Produced {
     pub content_digest: String,
     pub money_totals: BTreeMap<String, String>,
     pub query_digest: String,
+    /// The currency the API named for the unit's amounts.
+    pub currency: Option<String>,
     pub extracted_at: DateTime<Utc>,
     pub final_at: DateTime<Utc>,
     pub finality: Finality,
@@ -141,6 +143,7 @@ impl Committer {
                 e.finality = p.finality;
                 e.query_digest = p.query_digest;
                 e.notes = p.notes;
+                e.currency = p.currency;
                 // Same rows; totals of money columns added since are filled in.
                 e.money_totals = p.money_totals;
                 e
@@ -163,6 +166,7 @@ impl Committer {
                     extracted_at: p.extracted_at,
                     run_id: self.run_id.clone(),
                     notes: p.notes,
+                    currency: p.currency,
                 }
             }
         };

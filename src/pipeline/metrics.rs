@@ -96,15 +96,16 @@ pub fn render(
     let mut units: BTreeMap<String, u64> = BTreeMap::new();
     let mut rows: BTreeMap<String, u64> = BTreeMap::new();
     let mut bytes: BTreeMap<String, u64> = BTreeMap::new();
-    let mut money: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
+    let mut money: BTreeMap<(String, String, String, String), Decimal> = BTreeMap::new();
     for u in &r.units {
         *units.entry(format!("{:?}", u.status).to_lowercase()).or_default() += 1;
         *rows.entry(u.dataset.clone()).or_default() += u.rows;
         *bytes.entry(u.dataset.clone()).or_default() += u.bytes;
         for (col, v) in &u.money_totals {
             if let Ok(d) = v.parse::<Decimal>() {
+                let currency = u.currency.clone().unwrap_or_else(|| "unrecorded".into());
                 *money
-                    .entry((u.dataset.clone(), u.bill_cycle.clone(), col.clone()))
+                    .entry((u.dataset.clone(), u.bill_cycle.clone(), col.clone(), currency))
                     .or_default() += d;
             }
         }
@@ -159,13 +160,14 @@ pub fn render(
     );
     let money: Vec<(String, String)> = money
         .iter()
-        .map(|((d, c, col), v)| {
+        .map(|((d, c, col, cur), v)| {
             (
                 format!(
-                    "dataset=\"{}\",bill_cycle=\"{}\",column=\"{}\"",
+                    "dataset=\"{}\",bill_cycle=\"{}\",column=\"{}\",currency=\"{}\"",
                     label(d),
                     label(c),
-                    label(col)
+                    label(col),
+                    label(cur)
                 ),
                 v.normalize().to_string(),
             )

@@ -36,6 +36,9 @@ pub struct UnitReport {
     pub pages: u64,
     pub restarts: u32,
     pub money_totals: BTreeMap<String, String>,
+    /// The currency the API named for the money totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// The money column shown in the summary.
     #[serde(skip)]
     pub headline: Option<&'static str>,
@@ -61,6 +64,7 @@ impl UnitReport {
             pages: 0,
             restarts: 0,
             money_totals: BTreeMap::new(),
+            currency: None,
             headline,
             seconds: 0.0,
             error: None,
@@ -134,10 +138,18 @@ impl RunReport {
         let mut units: Vec<&UnitReport> = self.units.iter().collect();
         units.sort_by(|a, b| (&a.dataset, &a.bill_cycle, &a.account).cmp(&(&b.dataset, &b.bill_cycle, &b.account)));
         for u in units {
-            let (col, total) = u
-                .headline
-                .and_then(|h| u.money_totals.get_key_value(h))
-                .map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()));
+            let (col, total) = u.headline.and_then(|h| u.money_totals.get_key_value(h)).map_or(
+                (String::new(), String::new()),
+                |(k, v)| {
+                    (
+                        k.clone(),
+                        match &u.currency {
+                            Some(c) => format!("{v} {c}"),
+                            None => v.clone(),
+                        },
+                    )
+                },
+            );
             let fin = match u.finality {
                 Some(Finality::Final) => "final",
                 Some(Finality::Provisional) => "provisional",

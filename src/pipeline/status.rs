@@ -18,8 +18,10 @@ pub struct CycleStatus {
     pub final_at: DateTime<Utc>,
     pub files: usize,
     pub rows: u64,
-    /// The dataset's headline money column, summed over accounts.
+    /// The dataset's headline money column, summed over accounts, per
+    /// currency (`1234.5 CNY`; `…; 12 USD` when the cycle holds two).
     pub money_total: Option<String>,
+    pub money_totals_by_currency: std::collections::BTreeMap<String, String>,
     pub money_column: Option<String>,
     pub extracted_at: Option<DateTime<Utc>>,
 }
@@ -59,18 +61,10 @@ pub async fn status(out: &Output) -> Result<Status, OutputError> {
         let headline = spec.money_columns.first().copied();
         let mut cycles = Vec::new();
         for p in m.partitions.values() {
-            let money_total = headline.map(|h| {
-                p.files
-                    .values()
-                    .filter_map(|f| {
-                        f.money_totals
-                            .get(h)
-                            .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
-                    })
-                    .sum::<rust_decimal::Decimal>()
-                    .normalize()
-                    .to_string()
-            });
+            let by_currency = headline
+                .map(|h| crate::sink::manifest::totals_by_currency(p.files.values(), h))
+                .unwrap_or_default();
+            let money_total = headline.map(|_| crate::sink::manifest::currency_text(&by_currency));
             if p.finality == Finality::Provisional && next.as_ref().is_none_or(|(_, t)| p.final_at < *t) {
                 next = Some((p.bill_cycle.clone(), p.final_at));
             }
@@ -81,6 +75,10 @@ pub async fn status(out: &Output) -> Result<Status, OutputError> {
                 files: p.files.len(),
                 rows: p.files.values().map(|f| f.rows).sum(),
                 money_total,
+                money_totals_by_currency: by_currency
+                    .iter()
+                    .map(|(c, v)| (c.clone(), v.normalize().to_string()))
+                    .collect(),
                 money_column: headline.map(str::to_string),
                 extracted_at: p.files.values().map(|f| f.extracted_at).max(),
             });

@@ -49,6 +49,7 @@ pub async fn run_group(
                 report.finality = Some(e.finality);
                 report.rows = e.rows;
                 report.bytes = e.bytes;
+                report.currency = e.currency.clone();
                 report.money_totals = e.money_totals;
             }
             continue;
@@ -74,6 +75,7 @@ pub async fn run_group(
             report.finality = Some(Finality::Final);
             report.rows = e.rows;
             report.bytes = e.bytes;
+            report.currency = e.currency.clone();
             report.money_totals = e.money_totals;
             continue;
         }
@@ -88,7 +90,18 @@ pub async fn run_group(
     // rows the key cannot tell apart (that dataset fails alone), not drift.
     let mut repeated: Watch = Watch::new();
     loop {
-        let attempt = tokio::time::timeout_at(deadline.at, extract(ctx, group, &active, &budget, listing, &repeated));
+        let attempt = tokio::time::timeout_at(
+            deadline.at,
+            extract(
+                ctx,
+                group,
+                &active,
+                &budget,
+                listing,
+                &repeated,
+                restarts >= ctx.job.max_restarts,
+            ),
+        );
         let outcome = attempt
             .await
             .unwrap_or_else(|_| Err(UnitError::Deadline(deadline.what.clone())));
@@ -109,6 +122,7 @@ pub async fn run_group(
                                     bytes: entry.bytes,
                                     pages,
                                     money_totals: entry.money_totals,
+                                    currency: entry.currency,
                                     notes,
                                 })
                         }
@@ -123,6 +137,7 @@ pub async fn run_group(
                             report.bytes = c.bytes;
                             report.pages = c.pages;
                             report.money_totals = c.money_totals;
+                            report.currency = c.currency;
                             report.notes = c.notes;
                         }
                         Err(e) => report.error = Some(e.to_string()),
@@ -180,6 +195,7 @@ struct Committed {
     bytes: u64,
     pages: u64,
     money_totals: std::collections::BTreeMap<String, String>,
+    currency: Option<String>,
     notes: Vec<String>,
 }
 
@@ -200,6 +216,7 @@ async fn extract(
     budget: &std::sync::Arc<WaitBudget>,
     listing: Option<&MemberListing>,
     repeated: &Watch,
+    last_try: bool,
 ) -> Result<Vec<Result<Staged, UnitError>>, UnitError> {
     let extracted_at = Utc::now();
     let mut writers = Vec::with_capacity(active.len());
@@ -218,12 +235,16 @@ async fn extract(
     .with_large_gate(ctx.large.clone());
     // On an error (or the deadline dropping this future) the writers' drop
     // removes their staging files: nothing of the group is published.
-    match write::fetch(ctx, group, &mut writers, &pager, listing).await {
+    match write::fetch(ctx, group, &mut writers, &pager, listing, last_try).await {
         Ok(()) | Err(UnitError::Abandoned) => {}
         Err(e) => return Err(e),
     }
     for w in &mut writers {
-        w.check_keys()?;
+        match w.check_keys() {
+            // Out of re-reads: the repeat fails the writer that saw it, not its group.
+            Err(e @ UnitError::Repeat { .. }) if last_try => w.failed = Some(UnitError::Shared(e.to_string())),
+            r => r?,
+        }
     }
     let (final_at, is_final) = plan::is_final(&ctx.job, group.cycle, extracted_at);
     let finality = if is_final {
@@ -237,6 +258,7 @@ async fn extract(
         out.push(w.finish().map(|f| Staged {
             produced: super::commit::Produced {
                 notes: f.notes.clone(),
+                currency: f.currency.clone(),
                 staged: f.staged,
                 content_digest: f.content_digest,
                 money_totals: f.money_totals,

@@ -50,6 +50,8 @@ pub struct Writer<'u> {
     pub notes: Vec<String>,
     /// Keys of this unit that repeated on an earlier read of the group.
     watch: std::collections::HashSet<u64>,
+    /// The currency its own pages named (every one must name the same).
+    currency: Option<String>,
 }
 
 /// What a finished writer hands to the commit.
@@ -57,6 +59,8 @@ pub struct Finished {
     pub staged: StagedFile,
     pub content_digest: String,
     pub money_totals: std::collections::BTreeMap<String, String>,
+    /// The currency its pages named.
+    pub currency: Option<String>,
     pub pages: u64,
     pub notes: Vec<String>,
 }
@@ -106,6 +110,7 @@ impl<'u> Writer<'u> {
             companion: spec.companion.map(|_| false),
             notes: Vec::new(),
             watch,
+            currency: None,
         })
     }
 
@@ -177,6 +182,12 @@ impl<'u> Writer<'u> {
             ..*tctx
         };
         self.norm.set_companion(optional);
+        if !optional {
+            self.note_currency(tctx.currency, offset)?;
+            if !self.alive() {
+                return Ok(());
+            }
+        }
         let r = match role {
             Role::Rows => self.norm.push(rec).map_err(|e| UnitError::data(offset, e)),
             Role::Transformed(t) => t(rec, &tctx)
@@ -204,6 +215,28 @@ impl<'u> Writer<'u> {
         };
         self.keep(r)?;
         self.flush(offset)
+    }
+
+    /// Records the currency of a page of its own; a unit whose pages name two
+    /// currencies fails (its totals would add them up).
+    fn note_currency(&mut self, currency: Option<&str>, offset: u64) -> Result<(), UnitError> {
+        let Some(c) = currency.filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
+        match &self.currency {
+            None => self.currency = Some(c.to_string()),
+            Some(had) if had != c => {
+                let e = UnitError::Transform {
+                    offset,
+                    reason: format!(
+                        "the API answered in {had} and then in {c} within one query: amounts in two currencies are never added up"
+                    ),
+                };
+                return self.keep(Err(e));
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     /// Keeps an error of this writer's own; returns a shared one. A repeated
@@ -321,6 +354,7 @@ impl<'u> Writer<'u> {
                 .into_iter()
                 .map(|(k, v)| (k, v.to_string()))
                 .collect(),
+            currency: self.currency,
             pages: self.pages,
             notes: self.notes,
         })
@@ -351,14 +385,18 @@ fn feed(writers: &mut [Writer<'_>], si: usize, page: &Page, tctx: &TransformCtx<
 
 /// Fetches each of the group's streams once into every writer that reads it,
 /// then the fan-out queries of the writers that have them. Only a change of
-/// the data under the pages (drift) is returned for the whole group; every
-/// other failure is kept by the writers it concerns.
+/// the data under the pages (drift) is returned for the whole group, so it is
+/// read again; every other failure is kept by the writers it concerns. On the
+/// `last_try`, drift too is kept by the writers of the stream it hit: a
+/// companion stream that keeps moving never fails the datasets that only
+/// borrow it.
 pub async fn fetch(
     ctx: &Ctx,
     group: &Group,
     writers: &mut [Writer<'_>],
     pager: &Pager,
     listing: Option<&MemberListing>,
+    last_try: bool,
 ) -> Result<(), UnitError> {
     let payer = ctx.client.domain_id();
     let now = crate::cycle::BillCycle::containing(Utc::now());
@@ -394,7 +432,7 @@ pub async fn fetch(
                     }
                 }
             }
-            Err(e @ (UnitError::Drift(_) | UnitError::Repeat { .. })) => return Err(e),
+            Err(e @ (UnitError::Drift(_) | UnitError::Repeat { .. })) if !last_try => return Err(e),
             Err(e) => {
                 let why = e.to_string();
                 for w in writers.iter_mut().filter(|w| w.reads(si)) {

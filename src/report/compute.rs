@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::{Breakdown, Dimension, Line, Options, Report};
 use crate::cycle::BillCycle;
 use crate::sink::Layout;
-use crate::sink::manifest::{Finality, Manifest};
+use crate::sink::manifest::{Finality, Manifest, UNRECORDED, totals_by_currency};
 use crate::source::datasets::consumption_records;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +25,20 @@ pub enum ReportError {
     Polars(#[from] PolarsError),
     #[error("a sum does not fit an exact decimal: {0}")]
     Overflow(String),
+    #[error("{cycle} holds no amounts in {currency} (its currencies: {held})")]
+    NoCurrency {
+        currency: String,
+        cycle: String,
+        held: String,
+    },
 }
 
 const AMOUNT: &str = "amount";
 
-/// Builds the report of `o.cycle` (default: the latest cycle held).
-pub fn build(o: &Options<'_>) -> Result<Report, ReportError> {
+/// Builds the report of `o.cycle` (default: the latest cycle held): one per
+/// currency the cycle's files were answered in (or `o.currency` alone), never
+/// a sum across two.
+pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
     let layout = Layout::new(o.out);
     let spec = &consumption_records::SPEC;
     let path = layout.manifest_path(spec.name);
@@ -52,12 +60,70 @@ pub fn build(o: &Options<'_>) -> Result<Report, ReportError> {
             held: held.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
         });
     };
+    let dir = layout.dataset_dir(spec.name);
+    // Files per currency, this cycle and the one before it.
     let previous_cycle = cycle.pred();
-    let manifest_total = partition
-        .files
-        .values()
-        .filter_map(|f| f.money_totals.get(AMOUNT).and_then(|v| v.parse::<Decimal>().ok()))
-        .sum::<Decimal>();
+    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in [cycle, previous_cycle] {
+        for f in manifest
+            .partitions
+            .get(&c.to_string())
+            .iter()
+            .flat_map(|p| p.files.values())
+        {
+            files
+                .entry(currency_of(f))
+                .or_default()
+                .push(format!("{}/{}", dir.display(), f.path));
+        }
+    }
+    let in_cycle: BTreeSet<String> = partition.files.values().map(currency_of).collect();
+    let currencies: Vec<String> = match &o.currency {
+        Some(c) if in_cycle.contains(c) => vec![c.clone()],
+        Some(c) => {
+            return Err(ReportError::NoCurrency {
+                currency: c.clone(),
+                cycle: cycle.to_string(),
+                held: in_cycle.into_iter().collect::<Vec<_>>().join(", "),
+            });
+        }
+        None => in_cycle.into_iter().collect(),
+    };
+    let several = files.len() > 1;
+    let mut reports = Vec::new();
+    for currency in currencies {
+        let only = several.then(|| files[&currency].as_slice());
+        reports.push(build_one(o, &manifest, cycle, &currency, only)?);
+    }
+    Ok(reports)
+}
+
+/// The currency a file's amounts are in, as the report names it.
+fn currency_of(f: &crate::sink::manifest::FileEntry) -> String {
+    f.currency.clone().unwrap_or_else(|| UNRECORDED.to_string())
+}
+
+/// The report of one currency; `only`: the files in it, when the lake holds
+/// others too.
+fn build_one(
+    o: &Options<'_>,
+    manifest: &Manifest,
+    cycle: BillCycle,
+    currency: &str,
+    only: Option<&[String]>,
+) -> Result<Report, ReportError> {
+    let layout = Layout::new(o.out);
+    let partition = &manifest.partitions[&cycle.to_string()];
+    let held: BTreeSet<BillCycle> = manifest
+        .partitions
+        .iter()
+        .filter(|(_, p)| p.files.values().any(|f| currency_of(f) == currency))
+        .filter_map(|(c, _)| c.parse().ok())
+        .collect();
+    let previous_cycle = cycle.pred();
+    let manifest_total = totals_by_currency(partition.files.values(), AMOUNT)
+        .remove(currency)
+        .unwrap_or_default();
     let finality = match partition.finality {
         Finality::Final => format!("{cycle} is final (closed by Huawei)"),
         Finality::Provisional => format!("{cycle} is provisional: Huawei may still change it"),
@@ -71,8 +137,9 @@ pub fn build(o: &Options<'_>) -> Result<Report, ReportError> {
         Err(e) => format!("verify: {e}"),
     };
 
-    let scan = scan(&layout.dataset_dir(spec.name))?;
-    let month = |c: BillCycle| scan.clone().filter(col("bill_cycle").eq(lit(c.to_string())));
+    let spec = &consumption_records::SPEC;
+    let scan = scan(&layout.dataset_dir(spec.name), only)?;
+    let month = |c: BillCycle| scan.clone().filter(col(spec.partition_key).eq(lit(c.to_string())));
     let (cur, prev) = (month(cycle), month(previous_cycle));
     let has_prev = held.contains(&previous_cycle);
 
@@ -109,7 +176,7 @@ pub fn build(o: &Options<'_>) -> Result<Report, ReportError> {
     Ok(super::Report {
         cycle,
         previous_cycle,
-        currency: "CNY".into(),
+        currency: currency.to_string(),
         total,
         previous_total,
         manifest_total,
@@ -123,17 +190,33 @@ pub fn build(o: &Options<'_>) -> Result<Report, ReportError> {
     })
 }
 
-/// A lazy scan of a dataset's Hive-partitioned files; `bill_cycle` stays text.
-fn scan(dir: &std::path::Path) -> Result<LazyFrame, ReportError> {
+/// A lazy scan of a dataset's Hive-partitioned files (the partition stays
+/// text); `only`: keep the rows of these files alone.
+fn scan(dir: &std::path::Path, only: Option<&[String]>) -> Result<LazyFrame, ReportError> {
     let mut hive = HiveOptions::new_enabled();
     hive.try_parse_dates = false;
     let args = ScanArgsParquet {
         hive_options: hive,
+        include_file_paths: only.map(|_| FILE.into()),
         ..Default::default()
     };
     let glob = format!("{}/**/*.parquet", dir.display());
-    Ok(LazyFrame::scan_parquet(glob.as_str().into(), args)?)
+    let lf = LazyFrame::scan_parquet(glob.as_str().into(), args)?;
+    Ok(match only {
+        None => lf,
+        Some(paths) => {
+            let keep = paths
+                .iter()
+                .map(|p| col(FILE).eq(lit(p.as_str())))
+                .reduce(|a, b| a.or(b))
+                .unwrap_or(lit(false));
+            lf.filter(keep).drop(by_name([FILE], true, false))
+        }
+    })
 }
+
+/// The column the scan names each row's file in (when it must filter by file).
+const FILE: &str = "__hcbill_file";
 
 /// Exact decimals of a Decimal column (nulls as zero).
 fn decimals(df: &DataFrame, name: &str) -> Result<Vec<Decimal>, ReportError> {

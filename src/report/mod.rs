@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cycle::BillCycle;
 
 pub use compute::build;
-pub use render::{Format, render};
+pub use render::{Format, render, render_all};
 
 /// Dimensions a breakdown can be by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -129,4 +129,6 @@ pub struct Options<'a> {
     pub cycle: Option<BillCycle>,
     pub by: Vec<Dimension>,
     pub top: usize,
+    /// Report this currency alone (default: each the cycle holds, in turn).
+    pub currency: Option<String>,
 }

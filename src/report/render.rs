@@ -25,6 +25,16 @@ pub fn render(r: &Report, format: Format) -> String {
     }
 }
 
+/// The reports of one cycle, one per currency: each as [`render`] makes it, one
+/// after the other; JSON an array when there are several.
+pub fn render_all(reports: &[Report], format: Format) -> String {
+    match (format, reports) {
+        (_, [one]) => render(one, format),
+        (Format::Json, _) => serde_json::to_string_pretty(reports).expect("the reports serialise") + "\n",
+        _ => reports.iter().map(|r| render(r, format)).collect::<Vec<_>>().join("\n"),
+    }
+}
+
 /// Money to cents, with thousands separators (exact figures are in the JSON).
 fn money(d: Decimal) -> String {
     let d = d.round_dp(2);

@@ -40,6 +40,43 @@ pub struct FileEntry {
     /// What a reader of the file should know (e.g. FOCUS made without amortisation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The currency the API named for the file's amounts (`CNY`, `USD`);
+    /// absent for data without money and for files recorded before hcbill
+    /// kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+/// How a file's currency is shown when the manifest does not record one.
+pub const UNRECORDED: &str = "currency not recorded";
+
+/// Sums of `column` over `files`, per currency: amounts in two currencies are
+/// never added together.
+pub fn totals_by_currency<'a>(
+    files: impl IntoIterator<Item = &'a FileEntry>,
+    column: &str,
+) -> BTreeMap<String, rust_decimal::Decimal> {
+    let mut out = BTreeMap::new();
+    for f in files {
+        if let Some(v) = f
+            .money_totals
+            .get(column)
+            .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
+        {
+            *out.entry(f.currency.clone().unwrap_or_else(|| UNRECORDED.to_string()))
+                .or_default() += v;
+        }
+    }
+    out
+}
+
+/// `1234.5 CNY; 12 USD`.
+pub fn currency_text(totals: &BTreeMap<String, rust_decimal::Decimal>) -> String {
+    totals
+        .iter()
+        .map(|(c, v)| format!("{} {c}", v.normalize()))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +239,7 @@ mod tests {
             extracted_at: Utc::now(),
             run_id: "r".into(),
             notes: Vec::new(),
+            currency: Some("CNY".into()),
         }
     }
 

@@ -808,3 +808,73 @@ async fn bookkeeping_is_private_and_a_readable_credentials_file_is_named() {
     let mode = std::fs::metadata(s.out().join(".hcbill")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// A companion stream that keeps moving (the breakdown's total changes between
+/// its pages on every read): after the re-reads, `amortized_costs` fails alone,
+/// FOCUS is made without amortisation and says so, and the consumption records
+/// are published.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_companion_that_keeps_moving_fails_only_its_own_dataset() {
+    let stub = Stub::start(handler(|req: Req| async move {
+        if req.path.ends_with("/res-fee-records") {
+            let cycle = req.q("cycle").to_string();
+            let row = format!(
+                r#"{{"id":"r1","customer_id":"cust","trade_id":"t1","bill_date":"{cycle}-05","amount":1.5,"official_amount":2,"discount_amount":0.5,"charge_mode":"3","bill_type":5}}"#
+            );
+            return json(
+                200,
+                format!(r#"{{"total_count":1,"fee_records":[{row}],"currency":"CNY"}}"#),
+            );
+        }
+        let cycle = req.q("shared_month").to_string();
+        let off = req.offset();
+        let limit: u64 = req.q("limit").parse().unwrap();
+        // In the bad month every page tells another total: the data moves.
+        let total = if cycle == BAD { 1500 + off } else { 3 };
+        let rows: Vec<String> = (off..(off + limit).min(total))
+            .map(|i| {
+                format!(
+                    r#"{{"shared_month":"{cycle}","bill_cycle":"{cycle}","customer_id":"cust","resource_id":"vm-{i}","charging_mode":3,"bill_type":5,"consume_amount":1,"current_month_amortized_amount":1}}"#
+                )
+            })
+            .collect();
+        json(
+            200,
+            format!(
+                r#"{{"total_count":{total},"details":[{}],"currency":"CNY"}}"#,
+                rows.join(",")
+            ),
+        )
+    }))
+    .await;
+    let s = Scratch::new();
+    let o = hcbill(
+        &s,
+        &stub.url,
+        &backfill("consumption_records,focus,amortized_costs", "self"),
+        &[],
+    )
+    .await;
+    verdict(&o, 1, &["amortized_costs", BAD, "kept changing"]);
+    let last = String::from_utf8_lossy(&o.stderr).lines().last().unwrap().to_string();
+    assert!(
+        !last.contains("consumption_records") && !last.contains("focus "),
+        "{last}"
+    );
+    for dataset in ["consumption_records", "focus"] {
+        let f = s
+            .out()
+            .join(dataset)
+            .join(format!("bill_cycle={BAD}"))
+            .join("part-self.parquet");
+        assert!(f.exists(), "{dataset} is published whatever happens to amortized_costs");
+    }
+    let m = std::fs::read_to_string(s.out().join("focus/_manifest.json")).unwrap();
+    assert!(m.contains("made without amortized_costs"), "{m}");
+    assert!(
+        !s.out()
+            .join("amortized_costs")
+            .join(format!("shared_month={BAD}"))
+            .exists()
+    );
+}

@@ -132,8 +132,10 @@ fn status_and_the_metrics_file_tell_what_the_run_did() {
         .filter(|u| u["dataset"] == "bill_summary")
     {
         let total: f64 = u["money_totals"]["consume_amount"].as_str().unwrap().parse().unwrap();
+        // Every money sample names the currency the API answered in.
+        assert_eq!(u["currency"], "CNY", "{u}");
         let key = format!(
-            "hcbill_money_total{{dataset=\"bill_summary\",bill_cycle=\"{}\",column=\"consume_amount\"}}",
+            "hcbill_money_total{{dataset=\"bill_summary\",bill_cycle=\"{}\",column=\"consume_amount\",currency=\"CNY\"}}",
             u["bill_cycle"].as_str().unwrap()
         );
         assert!((samples[&key] - total).abs() < 1e-6, "{key}");

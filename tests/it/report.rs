@@ -13,9 +13,17 @@ use crate::common::*;
 
 /// Σ amount by a key column over every file of a cycle, read with arrow.
 fn sums_by(out: &Path, cycle: &str, key: &str) -> HashMap<String, Decimal> {
+    sums_of_files(out, cycle, key, |_| true)
+}
+
+/// The same over the files `keep` selects (by file name).
+fn sums_of_files(out: &Path, cycle: &str, key: &str, keep: impl Fn(&str) -> bool) -> HashMap<String, Decimal> {
     let mut m: HashMap<String, Decimal> = HashMap::new();
     let dir = out.join("consumption_records").join(format!("bill_cycle={cycle}"));
     for f in std::fs::read_dir(dir).unwrap().flatten() {
+        if !keep(&f.file_name().to_string_lossy()) {
+            continue;
+        }
         for b in read(&f.path()) {
             let amount = b
                 .column_by_name("amount")
@@ -56,13 +64,17 @@ async fn totals_and_breakdowns_equal_independent_sums() {
     let mut job = job(out.path(), "consumption_records", "2026-09", "2026-10");
     job.accounts = Accounts::All;
     assert!(pipeline::run(&job, &client(&sim.url())).await.unwrap().success);
-    let r = report::build(&report::Options {
+    let reports = report::build(&report::Options {
         out: out.path(),
         cycle: None,
         by: Dimension::ALL.to_vec(),
         top: 5,
+        currency: None,
     })
     .unwrap();
+    assert_eq!(reports.len(), 1, "one currency, one report");
+    let r = &reports[0];
+    assert_eq!(r.currency, "CNY", "the currency the API named");
     assert_eq!(r.cycle.to_string(), "2026-10", "the latest cycle by default");
     let independent = |cycle: &str| {
         sums_by(out.path(), cycle, "customer_id")
@@ -119,13 +131,70 @@ async fn totals_and_breakdowns_equal_independent_sums() {
         r.verify
     );
 
-    let html = report::render(&r, Format::Html);
+    let html = report::render(r, Format::Html);
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
     for banned in ["<script", "src=", "href=", "@import", "url("] {
         assert!(!html.contains(banned), "the page must be self-contained: {banned}");
     }
-    let json: serde_json::Value = serde_json::from_str(&report::render(&r, Format::Json)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report::render(r, Format::Json)).unwrap();
     assert_eq!(json["total"].as_str().unwrap().parse::<Decimal>().unwrap(), r.total);
-    let md = report::render(&r, Format::Markdown);
+    let md = report::render(r, Format::Markdown);
     assert!(md.contains("| cost | vs previous |"));
+}
+
+/// A lake holding amounts in two currencies (a China-site account and an
+/// international one written to the same output) is reported per currency:
+/// each report's totals are its own files' sums, never the two added up.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_currencies_are_reported_apart_never_summed() {
+    let out = tempfile::tempdir().unwrap();
+    let cny = start_sim(|_| {}).await;
+    let mut job = job(out.path(), "consumption_records", "2026-09", "2026-10");
+    job.accounts = Accounts::All;
+    assert!(pipeline::run(&job, &client(&cny.url())).await.unwrap().success);
+    let usd = start_sim(|c| {
+        c.seed = 99;
+        c.members = 1;
+        c.currency = "USD".into();
+    })
+    .await;
+    let member = usd.state.ledger.accounts[1].id.clone();
+    job.accounts = Accounts::Members(vec![member.clone()]);
+    assert!(pipeline::run(&job, &client(&usd.url())).await.unwrap().success);
+
+    let options = |currency: Option<&str>| report::Options {
+        out: out.path(),
+        cycle: None,
+        by: vec![Dimension::Account],
+        top: 3,
+        currency: currency.map(str::to_string),
+    };
+    let reports = report::build(&options(None)).unwrap();
+    let currencies: Vec<&str> = reports.iter().map(|r| r.currency.as_str()).collect();
+    assert_eq!(currencies, ["CNY", "USD"]);
+    let usd_file = format!("part-{member}.parquet");
+    let total = |keep: &dyn Fn(&str) -> bool, cycle: &str| {
+        sums_of_files(out.path(), cycle, "customer_id", keep)
+            .values()
+            .copied()
+            .sum::<Decimal>()
+    };
+    let (in_cny, in_usd) = (|f: &str| f != usd_file, |f: &str| f == usd_file);
+    assert_eq!(reports[0].total, total(&in_cny, "2026-10"));
+    assert_eq!(reports[0].previous_total, total(&in_cny, "2026-09"));
+    assert_eq!(reports[1].total, total(&in_usd, "2026-10"));
+    assert_eq!(reports[1].manifest_total.normalize(), reports[1].total);
+    assert!(reports[1].breakdowns[0].lines.iter().all(|l| l.key == member));
+    let only = report::build(&options(Some("USD"))).unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].total, reports[1].total);
+    let e = report::build(&options(Some("EUR"))).unwrap_err().to_string();
+    assert!(e.contains("EUR") && e.contains("CNY, USD"), "{e}");
+    let json: serde_json::Value = serde_json::from_str(&report::render_all(&reports, Format::Json)).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "one object per currency");
+    let text = report::render_all(&reports, Format::Table);
+    assert!(
+        text.contains(" CNY in 2026-10") && text.contains(" USD in 2026-10"),
+        "{text}"
+    );
 }

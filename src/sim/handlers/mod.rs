@@ -238,6 +238,37 @@ pub(super) fn zero() -> Num {
     Num(Decimal::ZERO)
 }
 
+/// One page of a resource-level answer (`statistic_type` 3: a row per line,
+/// 1 or 2: a row per trade, as one aggregated line), with its total.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn resource_page<T>(
+    state: &SimState,
+    accts: &[usize],
+    cycle: BillCycle,
+    range: Option<(NaiveDate, NaiveDate)>,
+    (offset, limit): (u64, u64),
+    detail: bool,
+    row: impl Fn(&Line) -> T,
+) -> (u64, Vec<T>) {
+    let l = &state.ledger;
+    if detail {
+        state.maybe_drift(accts, cycle, offset);
+        let segs = line_segments(l, accts, cycle, range);
+        let rows = segs
+            .page(offset, limit)
+            .into_iter()
+            .map(|(a, i)| row(&l.line(a, cycle, i)));
+        (segs.total(), rows.collect())
+    } else {
+        let segs = trade_segments(l, accts, cycle, range);
+        let rows = segs
+            .page(offset, limit)
+            .into_iter()
+            .map(|(a, t)| row(&trade_line(l, a, cycle, t)));
+        (segs.total(), rows.collect())
+    }
+}
+
 pub(super) fn line_segments(
     l: &Ledger,
     accts: &[usize],

@@ -107,29 +107,13 @@ pub(super) fn handle(state: &SimState, api: Api, p: &Params) -> Checked<String> 
     let stat = p.int_in("statistic_type", 3, 1, 3)?;
     let range = p.date_range("bill_date_begin", "bill_date_end", cycle)?;
     let accts = accounts(state, p)?;
-    let (offset, limit) = p.page(api.max_limit().into())?;
-    let l = &state.ledger;
-    if stat == 3 {
-        state.maybe_drift(&accts, cycle, offset);
-        let segs = line_segments(l, &accts, cycle, range);
-        let rows: Vec<ResFeeRecordV2> = segs
-            .page(offset, limit)
-            .into_iter()
-            .map(|(a, i)| res_fee_record(state, &l.line(a, cycle, i), true))
-            .collect();
-        return Ok(list_body(api.list_key(), segs.total(), &rows, &[currency(state)]));
-    }
-    let segs = trade_segments(l, &accts, cycle, range);
-    let rows: Vec<ResFeeRecordV2> = segs
-        .page(offset, limit)
-        .into_iter()
-        .map(|(a, t)| {
-            let mut r = res_fee_record(state, &trade_line(l, a, cycle, t), false);
-            if stat == 1 {
-                r.id = None;
-            }
-            r
-        })
-        .collect();
-    Ok(list_body(api.list_key(), segs.total(), &rows, &[currency(state)]))
+    let page = p.page(api.max_limit().into())?;
+    let (total, rows) = resource_page(state, &accts, cycle, range, page, stat == 3, |line| {
+        let mut r = res_fee_record(state, line, stat == 3);
+        if stat == 1 {
+            r.id = None;
+        }
+        r
+    });
+    Ok(list_body(api.list_key(), total, &rows, &[currency(state)]))
 }

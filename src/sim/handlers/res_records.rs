@@ -88,15 +88,12 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
         period_num: (line.charge_mode == 1).then_some(Num(Decimal::ONE)),
         is_spot: detail.then(|| if line.charge_mode == 3 { "N" } else { "--" }.to_string()),
         promotion_type: (detail && !line.discount.is_zero()).then(|| "300,500".to_string()),
-        payment_type: detail
-            .then(|| match (line.charge_mode, line.bill_type) {
-                (10, 1) => Some("ALL_UPFRONT"),
-                (10, _) => Some("NO_UPFRONT"),
-                (11, _) => Some("PARTIAL_UPFRONT"),
-                _ => None,
-            })
-            .flatten()
-            .map(Into::into),
+        payment_type: match (detail, line.charge_mode, line.bill_type) {
+            (true, 10, 1) => Some("ALL_UPFRONT".into()),
+            (true, 10, _) => Some("NO_UPFRONT".into()),
+            (true, 11, _) => Some("PARTIAL_UPFRONT".into()),
+            _ => None,
+        },
     }
 }
 
@@ -130,23 +127,9 @@ pub(super) fn handle(state: &SimState, api: Api, p: &Params) -> Checked<String> 
         None
     };
     let accts = accounts(state, p)?;
-    let (offset, limit) = p.page(api.max_limit().into())?;
-    let l = &state.ledger;
-    if stat == 3 {
-        state.maybe_drift(&accts, cycle, offset);
-        let segs = line_segments(l, &accts, cycle, range);
-        let rows: Vec<MonthlyBillRes> = segs
-            .page(offset, limit)
-            .into_iter()
-            .map(|(a, i)| monthly_bill_res(l, &l.line(a, cycle, i), 3))
-            .collect();
-        return Ok(list_body(api.list_key(), segs.total(), &rows, &[currency(state)]));
-    }
-    let segs = trade_segments(l, &accts, cycle, range);
-    let rows: Vec<MonthlyBillRes> = segs
-        .page(offset, limit)
-        .into_iter()
-        .map(|(a, t)| monthly_bill_res(l, &trade_line(l, a, cycle, t), stat))
-        .collect();
-    Ok(list_body(api.list_key(), segs.total(), &rows, &[currency(state)]))
+    let page = p.page(api.max_limit().into())?;
+    let (total, rows) = resource_page(state, &accts, cycle, range, page, stat == 3, |line| {
+        monthly_bill_res(&state.ledger, line, stat)
+    });
+    Ok(list_body(api.list_key(), total, &rows, &[currency(state)]))
 }
