@@ -369,3 +369,191 @@ async fn documented_quotas_per_api_and_configurable_latency() {
         "sub-customers is limited to 10/s: {throttled} throttled of 15"
     );
 }
+
+/// Every row of an endpoint's cycle, paged by hand.
+async fn all_rows(
+    url: &str,
+    path: &str,
+    list: &str,
+    query: &[(&str, &str)],
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut rows = Vec::new();
+    let mut last = serde_json::Value::Null;
+    loop {
+        let offset = rows.len().to_string();
+        let mut q: Vec<(&str, &str)> = query.to_vec();
+        q.extend([("offset", offset.as_str()), ("limit", "100")]);
+        let (status, body) = raw_get(url, path, &q, SK, &now_date()).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let page = body[list].as_array().unwrap().clone();
+        let done = page.is_empty() || rows.len() + page.len() >= body["total_count"].as_u64().unwrap() as usize;
+        rows.extend(page);
+        last = body;
+        if done {
+            return (rows, last);
+        }
+    }
+}
+
+/// The simulator answers with the whole variety the SDK models document, not
+/// only the shapes the extractors expect: every bill type, charging mode and
+/// period type, whole machines' parts, several usage types per resource, 抹零,
+/// zero quantities and amounts, unassigned projects, a second provider and
+/// payment status, deductions of another month, and the currency asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_cover_every_documented_shape() {
+    let sim = start_sim(|c| {
+        c.currency = "USD".into();
+        c.scale = 0.6;
+        c.rate_limit = Some(0);
+    })
+    .await;
+    let url = sim.url();
+    let set = |rows: &[serde_json::Value], k: &str| -> std::collections::BTreeSet<String> {
+        rows.iter()
+            .map(|r| match &r[k] {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            })
+            .collect()
+    };
+    let (records, body) = all_rows(
+        &url,
+        "/v2/bills/customer-bills/res-fee-records",
+        "fee_records",
+        &[
+            ("cycle", "2026-09"),
+            ("statistic_type", "3"),
+            ("include_zero_record", "true"),
+            ("method", "oneself"),
+        ],
+    )
+    .await;
+    assert_eq!(body["currency"], "USD");
+    let bill_types: Vec<i64> = set(&records, "bill_type")
+        .iter()
+        .map(|b| b.parse().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(bill_types, [1, 2, 3, 4, 5, 8, 9, 14, 16, 18, 20, 23, 24, 25, 103]);
+    assert_eq!(
+        set(&records, "charge_mode"),
+        ["1", "10", "11", "3"].map(String::from).into()
+    );
+    for p in ["19", "20", "24", "25", "5"] {
+        assert!(set(&records, "period_type").contains(p), "period type {p}");
+    }
+    let dec = |r: &serde_json::Value, k: &str| r[k].to_string().parse::<rust_decimal::Decimal>().unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| [4, 20, 24, 9].contains(&r["bill_type"].as_i64().unwrap()) && dec(r, "amount").is_sign_negative())
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["sub_resource_id"].is_string() && r["sub_service_type_code"].is_string())
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["usage"] == serde_json::json!(0) && !dec(r, "amount").is_zero())
+    );
+    assert!(records.iter().any(|r| dec(r, "amount").is_zero()));
+    assert!(records.iter().any(|r| r["enterprise_project_id"].is_null()));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["unit"].as_str().is_none_or(|u| u.starts_with("USD/")))
+    );
+    let mut usage_types = std::collections::HashMap::<String, std::collections::BTreeSet<String>>::new();
+    for r in records.iter().filter(|r| r["usage_type"].is_string()) {
+        usage_types
+            .entry(r["resource_id"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(r["usage_type"].as_str().unwrap().to_string());
+    }
+    assert!(
+        usage_types.values().any(|t| t.len() > 1),
+        "a resource with several usage types"
+    );
+
+    let (trades, _) = all_rows(
+        &url,
+        "/v2/bills/customer-bills/fee-records",
+        "records",
+        &[
+            ("bill_cycle", "2026-09"),
+            ("include_zero_record", "true"),
+            ("method", "oneself"),
+        ],
+    )
+    .await;
+    assert!(
+        trades.iter().any(|t| !dec(t, "erase_amount").is_zero()),
+        "抹零 in transactions"
+    );
+    assert!(trades.iter().all(|t| dec(t, "official_amount")
+        == dec(t, "official_discount_amount") + dec(t, "erase_amount") + dec(t, "consume_amount")));
+    assert_eq!(set(&trades, "provider_type"), ["1", "2"].map(String::from).into());
+    assert!(set(&trades, "status").len() > 1, "more than one payment status");
+    assert!(trades.iter().all(|t| t["id"].is_null()), "id is a reserved field");
+
+    let (sums, _) = all_rows(
+        &url,
+        "/v2/bills/customer-bills/monthly-sum",
+        "bill_sums",
+        &[("bill_cycle", "2026-09"), ("method", "oneself")],
+    )
+    .await;
+    assert!(
+        sums.iter().any(|s| !dec(s, "truncated_amount").is_zero()),
+        "抹零 in the monthly summary"
+    );
+    assert!(sums.iter().all(|s| dec(s, "consume_amount")
+        == dec(s, "official_amount") - dec(s, "official_discount_amount") - dec(s, "truncated_amount")));
+
+    let (breakdown, _) = all_rows(
+        &url,
+        "/v2/costs/cost-analysed-bills/monthly-breakdown",
+        "details",
+        &[("shared_month", "2026-10"), ("method", "oneself")],
+    )
+    .await;
+    // A whole machine's order: rows alike in resource, order and charge, told apart by their part.
+    let mut parts = std::collections::HashMap::<(String, String, String), usize>::new();
+    for r in breakdown.iter().filter(|r| r["order_id"].is_string()) {
+        *parts
+            .entry((
+                r["resource_id"].to_string(),
+                r["order_id"].to_string(),
+                r["bill_cycle"].to_string(),
+            ))
+            .or_default() += 1;
+    }
+    assert!(parts.values().any(|n| *n > 1), "an order with one row per part");
+    assert!(
+        breakdown
+            .iter()
+            .any(|r| r["cost_unit_pairs"].as_array().is_some_and(|c| !c.is_empty()))
+    );
+
+    let (changes, _) = all_rows(
+        &url,
+        "/v2/accounts/customer-accounts/account-change-records",
+        "records",
+        &[
+            ("balance_type", "BALANCE_TYPE_DEBIT"),
+            ("trade_time_begin", "2026-09-01"),
+            ("trade_time_end", "2026-10-31"),
+        ],
+    )
+    .await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["bill_cycle"].as_str().unwrap() < &c["trade_time"].as_str().unwrap()[..7]),
+        "a deduction of another month's bill"
+    );
+}

@@ -69,7 +69,13 @@ pub(super) fn handle(state: &SimState, api: Api, p: &Params) -> Checked<String> 
                 change_amount: amount.to_string(),
                 balance_after_change: bal.to_string(),
                 revenue_expense_type: rtype.to_string(),
-                bill_cycle: cycle.to_string(),
+                // The first day's deduction settles the month before (a month-end
+                // bill paid on the 1st): its bill cycle is not its trade month.
+                bill_cycle: if kind == "DEDEUCT" && day == cycle.first_day() {
+                    cycle.pred().to_string()
+                } else {
+                    cycle.to_string()
+                },
                 payment_channel_id: if revenue { "2".into() } else { "0".into() },
                 payment_channel_no: String::new(),
                 consume_time: utc(at),

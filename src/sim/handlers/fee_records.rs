@@ -53,13 +53,23 @@ pub(super) fn handle(state: &SimState, api: Api, p: &Params) -> Checked<String> 
                 charging_mode: line.charge_mode,
                 consume_time: utc(line.consume_time),
                 trade_time: utc(line.trade_time),
-                provider_type: 1,
+                // A few trades are KooGallery's (云商店), the second provider.
+                provider_type: if crate::sim::ledger::fnv(&line.trade_id) % 29 == 0 {
+                    2
+                } else {
+                    1
+                },
                 trade_id: line.trade_id.clone(),
                 // Reserved ("该字段为预留字段").
                 id: None,
                 bill_type: line.bill_type,
-                // Paid from the credit account: settled with the month (未结清 until then).
-                status: if x.credit.is_zero() { 1 } else { 2 },
+                // Paid from the credit account: settled with the month, so 未结算
+                // while the month is open and 未结清 until it is paid.
+                status: match (x.credit.is_zero(), cycle == BillCycle::containing(chrono::Utc::now())) {
+                    (true, _) => 1,
+                    (false, true) => 3,
+                    (false, false) => 2,
+                },
                 official_amount: num(x.official),
                 official_discount_amount: num(x.discount),
                 erase_amount: num(x.erase),
