@@ -54,7 +54,7 @@ pub(super) fn handle(state: &SimState, api: Api, p: &Params) -> Checked<String> 
                 consume_time: utc(line.consume_time),
                 trade_time: utc(line.trade_time),
                 // A few trades are KooGallery's (云商店), the second provider.
-                provider_type: if crate::sim::ledger::fnv(&line.trade_id) % 29 == 0 {
+                provider_type: if crate::sim::ledger::fnv(&line.trade_id).is_multiple_of(29) {
                     2
                 } else {
                     1
