@@ -378,7 +378,6 @@ async fn all_rows(
     query: &[(&str, &str)],
 ) -> (Vec<serde_json::Value>, serde_json::Value) {
     let mut rows = Vec::new();
-    let mut last = serde_json::Value::Null;
     loop {
         let offset = rows.len().to_string();
         let mut q: Vec<(&str, &str)> = query.to_vec();
@@ -388,9 +387,8 @@ async fn all_rows(
         let page = body[list].as_array().unwrap().clone();
         let done = page.is_empty() || rows.len() + page.len() >= body["total_count"].as_u64().unwrap() as usize;
         rows.extend(page);
-        last = body;
         if done {
-            return (rows, last);
+            return (rows, body);
         }
     }
 }
