@@ -239,10 +239,11 @@ struct KeySet {
     /// Keys that repeated on an earlier read: the rows holding them are
     /// kept (a few) to say how they differ if they repeat again.
     watch: std::collections::HashSet<u64>,
-    watched: Vec<(u64, String)>,
+    /// (hash, row, the parameters of the query it answered).
+    watched: Vec<(u64, String, Vec<(String, String)>)>,
 }
 
-/// Rows kept per watched key set: enough to say how they differ.
+/// Rows kept per watched key: enough to say how they differ.
 const WATCHED_ROWS: usize = 64;
 
 /// Rows the API returned that a dataset's key cannot tell apart.
@@ -371,20 +372,20 @@ impl Normalizer {
     /// which they differ.
     pub fn indistinct(&self, hash: u64) -> Option<Indistinct> {
         let k = self.keys.as_ref()?;
-        let rows: Vec<serde_json::Map<String, serde_json::Value>> = k
-            .watched
+        let watched: Vec<&(u64, String, Vec<(String, String)>)> = k.watched.iter().filter(|w| w.0 == hash).collect();
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = watched
             .iter()
-            .filter(|(h, _)| *h == hash)
-            .filter_map(|(_, r)| serde_json::from_str(r).ok())
+            .filter_map(|(_, r, _)| serde_json::from_str(r).ok())
             .collect();
         let first = rows.first()?;
+        let params = &watched.first()?.2;
         let key = k
             .columns
             .iter()
             .map(|&i| {
                 let c = &self.columns[i];
                 let v = match c.kind {
-                    Kind::Param => self.params.iter().find(|(p, _)| p == c.name).map(|(_, v)| v.clone()),
+                    Kind::Param => params.iter().find(|(p, _)| p == c.name).map(|(_, v)| v.clone()),
                     _ => first.get(c.json).map(|v| match v {
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
@@ -443,8 +444,8 @@ impl Normalizer {
             part(i).hash(&mut h);
         }
         let hash = h.finish();
-        if keys.watch.contains(&hash) && keys.watched.len() < WATCHED_ROWS {
-            keys.watched.push((hash, record.to_string()));
+        if keys.watch.contains(&hash) && keys.watched.iter().filter(|w| w.0 == hash).count() < WATCHED_ROWS {
+            keys.watched.push((hash, record.to_string(), self.params.clone()));
         }
         let tagged = if keys.companion { row | COMPANION } else { row };
         match keys.log.insert(hash, tagged) {
@@ -503,8 +504,12 @@ impl Normalizer {
             .map_err(|reason| ModelError::NotAnObject { row, reason })?;
         self.check_key(row, record)?;
         if let Some((i, want)) = &self.pinned {
+            // Absent or null, a reader shows the directory's value: no contradiction.
             let got = slots::token(record, self.spans[*i]).map_or("null", |t| t.0);
-            if got != want {
+            let same = got == want
+                || got == "null"
+                || serde_json::from_str::<String>(got).ok() == serde_json::from_str::<String>(want).ok();
+            if !same {
                 return Err(ModelError::Field {
                     row,
                     column: self.columns[*i].name,

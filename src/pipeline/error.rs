@@ -37,7 +37,9 @@ pub enum UnitError {
     #[error("data kept changing while paging: {detail}")]
     Repeat {
         dataset: Option<&'static str>,
+        /// The key's hash and the two rows (first, again) that hold it.
         hash: u64,
+        rows: (u64, u64),
         detail: String,
     },
     /// The same key repeated on a re-read: the API returns rows the dataset's
@@ -95,10 +97,15 @@ impl UnitError {
     pub fn data(offset: u64, source: ModelError) -> Self {
         match source {
             ModelError::Duplicate {
-                companion: false, hash, ..
+                companion: false,
+                hash,
+                row,
+                first,
+                ..
             } => UnitError::Repeat {
                 dataset: None,
                 hash,
+                rows: (first, row),
                 detail: format!("offset {offset}: {source}"),
             },
             source => UnitError::Data { offset, source },

@@ -148,10 +148,11 @@ pub async fn run_group(
             Err(UnitError::Repeat {
                 dataset: Some(dataset),
                 hash,
+                rows,
                 detail,
             }) if restarts < ctx.job.max_restarts => {
                 restarts += 1;
-                repeated.entry(dataset).or_default().insert(hash);
+                repeated.entry(dataset).or_default().insert(hash, rows);
                 tracing::warn!(
                     dataset = group.name(),
                     cycle = group.cycle.to_string(),
@@ -184,8 +185,11 @@ pub async fn run_group(
     reports
 }
 
-/// Repeated key hashes per dataset, from the group's earlier reads.
-type Watch = std::collections::HashMap<&'static str, std::collections::HashSet<u64>>;
+/// Keys of one dataset that repeated on an earlier read: hash → (first, again) rows.
+pub type Watched = std::collections::HashMap<u64, (u64, u64)>;
+
+/// Repeated keys per dataset, from the group's earlier reads.
+type Watch = std::collections::HashMap<&'static str, Watched>;
 
 /// A committed unit, for its report.
 struct Committed {

@@ -48,8 +48,9 @@ pub struct Writer<'u> {
     companion: Option<bool>,
     /// What a reader of the output should know (a companion that was missing).
     pub notes: Vec<String>,
-    /// Keys of this unit that repeated on an earlier read of the group.
-    watch: std::collections::HashSet<u64>,
+    /// Keys of this unit that repeated on an earlier read of the group, with
+    /// the rows that held them.
+    watch: super::unit::Watched,
     /// The currency its own pages named (every one must name the same).
     currency: Option<String>,
 }
@@ -73,7 +74,7 @@ impl<'u> Writer<'u> {
         group: &Group,
         unit: &'u Unit,
         extracted_at: DateTime<Utc>,
-        watch: std::collections::HashSet<u64>,
+        watch: super::unit::Watched,
     ) -> Result<Self, UnitError> {
         let spec = unit.spec;
         let own = group
@@ -97,7 +98,7 @@ impl<'u> Writer<'u> {
         }
         reads.push((own, role, false));
         let (mut norm, file) = Self::outputs(ctx, unit, extracted_at)?;
-        norm.watch(watch.iter().copied());
+        norm.watch(watch.keys().copied());
         Ok(Self {
             unit,
             reads,
@@ -182,12 +183,6 @@ impl<'u> Writer<'u> {
             ..*tctx
         };
         self.norm.set_companion(optional);
-        if !optional {
-            self.note_currency(tctx.currency, offset)?;
-            if !self.alive() {
-                return Ok(());
-            }
-        }
         let r = match role {
             Role::Rows => self.norm.push(rec).map_err(|e| UnitError::data(offset, e)),
             Role::Transformed(t) => t(rec, &tctx)
@@ -243,12 +238,14 @@ impl<'u> Writer<'u> {
     /// key is shared (the pages moved) unless it repeated on the last read too.
     fn keep(&mut self, r: Result<(), UnitError>) -> Result<(), UnitError> {
         let r = match r {
-            Err(UnitError::Repeat { hash, detail, .. }) if self.watch.contains(&hash) => {
+            // The same key between the same rows as on the last read: no drift.
+            Err(UnitError::Repeat { hash, rows, detail, .. }) if self.watch.get(&hash) == Some(&rows) => {
                 Err(UnitError::KeyNotUnique(self.indistinct(hash, &detail)))
             }
-            Err(UnitError::Repeat { hash, detail, .. }) => Err(UnitError::Repeat {
+            Err(UnitError::Repeat { hash, rows, detail, .. }) => Err(UnitError::Repeat {
                 dataset: Some(self.unit.spec.name),
                 hash,
+                rows,
                 detail,
             }),
             other => other,
@@ -277,7 +274,8 @@ impl<'u> Writer<'u> {
     /// The companion stream could not be read: start the output over without
     /// it (nothing else has been written yet: companions come first).
     fn without_companion(&mut self, ctx: &Ctx, why: &str) -> Result<(), UnitError> {
-        let (norm, file) = Self::outputs(ctx, self.unit, self.extracted_at)?;
+        let (mut norm, file) = Self::outputs(ctx, self.unit, self.extracted_at)?;
+        norm.watch(self.watch.keys().copied());
         self.norm = norm;
         self.file = file;
         self.companion = Some(false);
@@ -306,6 +304,7 @@ impl<'u> Writer<'u> {
             }) => Err(UnitError::Repeat {
                 dataset: None,
                 hash,
+                rows: (first, row),
                 detail: format!("row {row} repeats the key ({key}) of row {first}"),
             }),
             Err(e) => Err(UnitError::Keys(e)),
@@ -369,6 +368,13 @@ fn feed(writers: &mut [Writer<'_>], si: usize, page: &Page, tctx: &TransformCtx<
         }
         if !matches!(w.role(si), Some((Role::FanOut { .. }, _))) {
             w.pages += 1;
+        }
+        // Every page of its own names the currency, an empty one too.
+        if matches!(w.role(si), Some((_, false))) {
+            w.note_currency(tctx.currency, page.offset)?;
+            if !w.alive() {
+                continue;
+            }
         }
         for rec in page.records() {
             w.push(si, rec, tctx, page.offset)?;
@@ -478,7 +484,10 @@ pub async fn fetch(
                     Ok(s) => w.pages += s.pages,
                     // The fan-out's own API failing fails this unit, not its source's.
                     Err(e) => match UnitError::from(e) {
-                        e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) => return Err(e),
+                        e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) if !last_try => return Err(e),
+                        e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) => {
+                            w.failed = Some(UnitError::Shared(e.to_string()))
+                        }
                         e => w.failed = Some(e),
                     },
                 }

@@ -8,12 +8,13 @@
 //! files themselves are unchanged (same rows, same partition values), so a
 //! lake in the old layout is moved, not extracted again.
 //!
-//! Order, so that a kill at any point is resumed by the next run: each file is
-//! moved (one rename on disk; copy then delete in a bucket), then the manifest
-//! is rewritten with the new paths, then the emptied directories go. An entry
-//! whose old file is gone but whose new one is in place was moved by a killed
-//! run. A Parquet file in an old-layout directory that the manifest does not
-//! name is not guessed at: the run refuses with one line.
+//! Order, so that the manifest never names a file that is not in place and a
+//! kill at any point is finished by the next run: each file is copied to its
+//! new path (whole or not at all), then the manifest is rewritten with the new
+//! paths, then the old copies are deleted. An old file whose new path the
+//! manifest already names is the leftover of a stopped migration and goes. A
+//! Parquet file in an old-layout directory that the manifest does not name
+//! otherwise is not guessed at: the run refuses with one line.
 
 use super::Layout;
 use super::manifest::Manifest;
@@ -21,22 +22,38 @@ use super::output::{Output, OutputError};
 use crate::cycle::BillCycle;
 use crate::source::datasets::DatasetSpec;
 
+/// The partition key every dataset had before datasets declared their own.
+const FORMER_KEY: &str = "bill_cycle";
+
+/// `k=v/file` under `key` instead: `key=v/file`.
+fn under_key(rel: &str, key: &str) -> Option<String> {
+    let (dir, file) = rel.split_once('/')?;
+    let (_, value) = dir.split_once('=')?;
+    Some(format!("{key}={value}/{file}"))
+}
+
 /// Moves `spec`'s files that its manifest `m` places under another partition
 /// key to `spec.partition_key`; returns the manifest as written.
 pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest) -> Result<Manifest, OutputError> {
+    if spec.partition_key == FORMER_KEY {
+        return Ok(m);
+    }
     let want = format!("{}=", spec.partition_key);
     let known: std::collections::BTreeSet<String> = m
         .partitions
         .values()
         .flat_map(|p| p.files.values().map(|f| f.path.clone()))
         .collect();
-    let stray: Vec<String> = out
+    let old: Vec<String> = out
         .list_tree(spec.name)
         .await?
         .into_iter()
         .filter(|rel| rel.ends_with(".parquet") && rel.contains('/') && !rel.starts_with(&want))
         .filter(|rel| !known.contains(rel))
         .collect();
+    let (leftovers, stray): (Vec<String>, Vec<String>) = old
+        .into_iter()
+        .partition(|rel| under_key(rel, spec.partition_key).is_some_and(|n| known.contains(&n)));
     if let Some(first) = stray.first() {
         return Err(OutputError::Layout(format!(
             "{}/{}/{first} is in an older layout and not in the dataset's manifest ({} such files): \
@@ -48,8 +65,8 @@ pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest
             spec.partition_key
         )));
     }
-    let mut moved = 0;
-    let mut old_dirs = std::collections::BTreeSet::new();
+    let mut to_delete = leftovers;
+    let (mut copied, mut changed) = (0, false);
     for (cycle, p) in m.partitions.iter_mut() {
         let c: BillCycle = cycle
             .parse()
@@ -58,42 +75,62 @@ pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest
         for (account, e) in p.files.iter_mut().filter(|(_, e)| !e.path.starts_with(&want)) {
             let new = Layout::file_rel(spec.partition_key, c, account);
             let (old_abs, new_abs) = (format!("{}/{}", spec.name, e.path), format!("{}/{new}", spec.name));
-            if let Some(dir) = e.path.split('/').next() {
-                old_dirs.insert(format!("{}/{dir}", spec.name));
+            // A stopped migration may have copied it already.
+            if out.size(&new_abs).await? != Some(e.bytes) {
+                if !out.exists(&old_abs).await? {
+                    lost.push(account.clone());
+                    continue;
+                }
+                out.copy(&old_abs, &new_abs).await?;
+                copied += 1;
             }
-            if out.exists(&old_abs).await? {
-                out.rename(&old_abs, &new_abs).await?;
-            } else if !out.exists(&new_abs).await? {
-                // Gone from both places: extracted again by this run.
-                lost.push(account.clone());
-                continue;
-            }
+            to_delete.push(e.path.clone());
             e.path = new;
-            moved += 1;
+            changed = true;
         }
+        changed |= !lost.is_empty();
         for a in lost {
             tracing::warn!(
                 dataset = spec.name,
                 cycle,
                 account = a,
-                "a file of the old layout is missing; extracting it again"
+                "a file of the old layout is missing: dropped from the manifest, extracted again by a run that covers its cycle"
             );
             p.files.remove(&a);
         }
     }
-    if moved == 0 && old_dirs.is_empty() {
-        return Ok(m);
+    if changed {
+        m.partitions.retain(|_, p| !p.files.is_empty());
+        out.write(&Layout::manifest_rel(spec.name), &m.to_bytes(chrono::Utc::now()), true)
+            .await?;
     }
-    m.partitions.retain(|_, p| !p.files.is_empty());
-    out.write(&Layout::manifest_rel(spec.name), &m.to_bytes(chrono::Utc::now()), true)
-        .await?;
-    for d in &old_dirs {
-        out.remove_empty_dir(d);
+    for rel in &to_delete {
+        out.delete(&format!("{}/{rel}", spec.name)).await?;
+        if let Some((dir, _)) = rel.split_once('/') {
+            out.remove_empty_dir(&format!("{}/{dir}", spec.name));
+        }
     }
-    tracing::info!(
-        dataset = spec.name,
-        "moved {moved} files to the {} partitions of this version's layout",
-        spec.partition_key
-    );
+    if !to_delete.is_empty() {
+        tracing::info!(
+            dataset = spec.name,
+            "moved {} files ({copied} copied now) to the {} partitions of this version's layout",
+            to_delete.len(),
+            spec.partition_key
+        );
+    }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_move_under_the_new_key() {
+        assert_eq!(
+            under_key("bill_cycle=2026-10/part-self.parquet", "shared_month").as_deref(),
+            Some("shared_month=2026-10/part-self.parquet")
+        );
+        assert_eq!(under_key("part-self.parquet", "k"), None);
+    }
 }

@@ -664,17 +664,50 @@ impl Output {
         }
     }
 
-    /// Moves `from` to `to`: one rename on disk (made durable); in a bucket a
-    /// server-side copy, then the delete of `from`.
-    pub async fn rename(&self, from: &str, to: &str) -> Result<(), OutputError> {
+    /// Copies `from` to `to`, which appears whole or not at all: on disk a
+    /// hard link (a copy where links are refused) published by one rename; in
+    /// a bucket a server-side copy.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), OutputError> {
         self.check_lease()?;
         match &self.inner {
-            Inner::Local(l) => Ok(super::publish(&l.root.join(from), &l.root.join(to))?),
+            Inner::Local(l) => {
+                let (src, dest) = (l.root.join(from), l.root.join(to));
+                let dir = dest.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(dir).map_err(super::io_err(dir))?;
+                let tmp = dir.join(format!(".copy-{}", uuid::Uuid::new_v4().simple()));
+                let made = std::fs::hard_link(&src, &tmp)
+                    .or_else(|_| std::fs::copy(&src, &tmp).map(|_| ()))
+                    .map_err(super::io_err(&src));
+                let result = made.and_then(|()| super::publish(&tmp, &dest));
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                Ok(result?)
+            }
             Inner::Remote(r) => r
                 .store
-                .rename(&Self::obj(r, from), &Self::obj(r, to))
+                .copy(&Self::obj(r, from), &Self::obj(r, to))
                 .await
                 .map_err(|e| store_error(&r.url, e)),
+        }
+    }
+
+    /// Deletes `rel`; one already gone is no error.
+    pub async fn delete(&self, rel: &str) -> Result<(), OutputError> {
+        self.check_lease()?;
+        match &self.inner {
+            Inner::Local(l) => match std::fs::remove_file(l.root.join(rel)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError::Io {
+                    path: l.root.join(rel).display().to_string(),
+                    source: e,
+                }
+                .into()),
+                _ => Ok(()),
+            },
+            Inner::Remote(r) => match r.store.delete(&Self::obj(r, rel)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(store_error(&r.url, e)),
+            },
         }
     }
 
