@@ -101,6 +101,14 @@ impl Committer {
         g.0.file(&unit.cycle.to_string(), unit.account.key()).cloned()
     }
 
+    /// A copy of `dataset`'s entry for a cycle and account, if the run reads
+    /// that dataset's manifest.
+    pub fn entry_of(&self, dataset: &str, cycle: &str, account: &str) -> Option<FileEntry> {
+        let slot = self.slots.get(dataset)?;
+        let g = slot.manifest.lock().expect("manifest lock");
+        g.0.file(cycle, account).cloned()
+    }
+
     /// A copy of a dataset's manifest (for its sidecar).
     pub fn manifest(&self, dataset: &str) -> Manifest {
         self.slot(dataset).manifest.lock().expect("manifest lock").0.clone()

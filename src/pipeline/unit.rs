@@ -43,7 +43,9 @@ pub async fn run_group(
     for (i, unit) in group.units.iter().enumerate() {
         let existing = ctx.committer.entry(unit);
         let report = &mut reports[i];
-        if ctx.committer.state.is_done(&unit.key()) {
+        // A file made without its companion is made again once it can be whole.
+        let remake = existing.as_ref().is_some_and(|e| companion_back(ctx, group, unit, e));
+        if ctx.committer.state.is_done(&unit.key()) && !remake {
             report.status = UnitStatus::AlreadyDone;
             if let Some(e) = existing {
                 report.finality = Some(e.finality);
@@ -60,6 +62,7 @@ pub async fn run_group(
                 && e.schema_version == unit.spec.version
                 && (e.query_digest == plan::query_digest(&ctx.job, unit.spec, unit.cycle)
                     || e.query_digest == plan::legacy_query_digest(&ctx.job, unit.spec, unit.cycle))
+                && !remake
         });
         let in_place = match &existing {
             Some(e) if skippable => ctx
@@ -183,6 +186,22 @@ pub async fn run_group(
         r.seconds = start.elapsed().as_secs_f64();
     }
     reports
+}
+
+/// Whether a file made without its companion (FOCUS without the cost
+/// center's months) can now be made whole: the companion's own unit runs in
+/// this group, or was extracted after the file.
+fn companion_back(ctx: &Ctx, group: &Group, unit: &plan::Unit, e: &crate::sink::manifest::FileEntry) -> bool {
+    let Some(c) = unit.spec.companion.filter(|_| !e.notes.is_empty()) else {
+        return false;
+    };
+    match ctx
+        .committer
+        .entry_of(c.from.name, &unit.cycle.to_string(), unit.account.key())
+    {
+        Some(ce) => ce.extracted_at > e.extracted_at || ce.finality != Finality::Final,
+        None => group.units.iter().any(|u| u.spec.name == c.from.name),
+    }
 }
 
 /// Keys of one dataset that repeated on an earlier read: hash → (first, again) rows.
