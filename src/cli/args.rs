@@ -14,7 +14,8 @@ use crate::cycle::BillCycle;
     version,
     about = "Huawei Cloud BSS bills to typed, Hive-partitioned Parquet",
     long_about = "Extracts Huawei Cloud billing data (bill summaries, resource consumption records, …) into \
-                  <out>/<dataset>/bill_cycle=YYYY-MM/*.parquet with exact decimals and UTC timestamps.\n\n\
+                  <out>/<dataset>/<month key>=YYYY-MM/*.parquet (bill_cycle; shared_month for amortized_costs, \
+                  trade_month for account_changes) with exact decimals and UTC timestamps.\n\n\
                   Credentials come from HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (plus HUAWEICLOUD_SDK_DOMAIN_ID, \
                   HUAWEICLOUD_SDK_SECURITY_TOKEN) or the [global] section of ~/.huaweicloud/credentials.\n\n\
                   Exit codes: 0 success, 1 a unit failed (the next run resumes), 2 bad input, 3 credentials refused."

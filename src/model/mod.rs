@@ -239,8 +239,15 @@ struct KeySet {
     /// Keys that repeated on an earlier read: the rows holding them are
     /// kept (a few) to say how they differ if they repeat again.
     watch: std::collections::HashSet<u64>,
-    /// (hash, row, the parameters of the query it answered).
-    watched: Vec<(u64, String, Vec<(String, String)>)>,
+    watched: Vec<WatchedRow>,
+}
+
+/// A row whose key repeated on an earlier read, kept to say how such rows differ.
+struct WatchedRow {
+    hash: u64,
+    record: String,
+    /// The parameters of the query it answered (its `Param` columns).
+    params: Vec<(String, String)>,
 }
 
 /// Rows kept per watched key: enough to say how they differ.
@@ -372,13 +379,13 @@ impl Normalizer {
     /// which they differ.
     pub fn indistinct(&self, hash: u64) -> Option<Indistinct> {
         let k = self.keys.as_ref()?;
-        let watched: Vec<&(u64, String, Vec<(String, String)>)> = k.watched.iter().filter(|w| w.0 == hash).collect();
+        let watched: Vec<&WatchedRow> = k.watched.iter().filter(|w| w.hash == hash).collect();
         let rows: Vec<serde_json::Map<String, serde_json::Value>> = watched
             .iter()
-            .filter_map(|(_, r, _)| serde_json::from_str(r).ok())
+            .filter_map(|w| serde_json::from_str(&w.record).ok())
             .collect();
         let first = rows.first()?;
-        let params = &watched.first()?.2;
+        let params = &watched.first()?.params;
         let key = k
             .columns
             .iter()
@@ -444,8 +451,12 @@ impl Normalizer {
             part(i).hash(&mut h);
         }
         let hash = h.finish();
-        if keys.watch.contains(&hash) && keys.watched.iter().filter(|w| w.0 == hash).count() < WATCHED_ROWS {
-            keys.watched.push((hash, record.to_string(), self.params.clone()));
+        if keys.watch.contains(&hash) && keys.watched.iter().filter(|w| w.hash == hash).count() < WATCHED_ROWS {
+            keys.watched.push(WatchedRow {
+                hash,
+                record: record.to_string(),
+                params: self.params.clone(),
+            });
         }
         let tagged = if keys.companion { row | COMPANION } else { row };
         match keys.log.insert(hash, tagged) {
@@ -671,6 +682,33 @@ mod tests {
 
     fn raw(s: &str) -> &str {
         s
+    }
+
+    /// Rows that repeat a key, read again with their key watched, are
+    /// described: how many, their key, and the columns in which they differ.
+    #[test]
+    fn rows_a_key_cannot_tell_apart_are_described() {
+        let rows = [
+            r#"{"name":"vm","bill_type":5,"amount":1}"#,
+            r#"{"name":"vm","bill_type":5,"amount":2}"#,
+        ];
+        let mut n = norm().with_unique_key(&["name", "bill_type"], None);
+        for r in rows {
+            n.push(r).unwrap();
+        }
+        let Err(ModelError::Duplicate { hash, row, first, .. }) = n.check_keys() else {
+            panic!("the repeat is found")
+        };
+        assert_eq!((first, row), (0, 1));
+        let mut again = norm().with_unique_key(&["name", "bill_type"], None);
+        again.watch([hash]);
+        for r in rows {
+            again.push(r).unwrap();
+        }
+        let i = again.indistinct(hash).unwrap();
+        assert_eq!((i.rows, i.key.as_str()), (2, "name=vm, bill_type=5"));
+        assert_eq!(i.differ, ["amount"]);
+        assert_eq!(norm().indistinct(hash), None, "nothing watched, nothing kept");
     }
 
     #[test]

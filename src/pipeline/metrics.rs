@@ -103,7 +103,10 @@ pub fn render(
         *bytes.entry(u.dataset.clone()).or_default() += u.bytes;
         for (col, v) in &u.money_totals {
             if let Ok(d) = v.parse::<Decimal>() {
-                let currency = u.currency.clone().unwrap_or_else(|| "unrecorded".into());
+                let currency = u
+                    .currency
+                    .clone()
+                    .unwrap_or_else(|| crate::sink::manifest::UNRECORDED.into());
                 *money
                     .entry((u.dataset.clone(), u.bill_cycle.clone(), col.clone(), currency))
                     .or_default() += d;

@@ -59,12 +59,18 @@ pub async fn status(out: &Output) -> Result<Status, OutputError> {
     for spec in datasets::ALL {
         let Some(m) = out.manifest(spec).await? else { continue };
         let headline = spec.money_columns.first().copied();
+        let sole = m.sole_currency();
         let mut cycles = Vec::new();
         for p in m.partitions.values() {
             let by_currency = headline
-                .map(|h| crate::sink::manifest::totals_by_currency(p.files.values(), h))
+                .map(|h| crate::sink::manifest::totals_by_currency(p.files.values(), h, sole.as_deref()))
                 .unwrap_or_default();
-            let money_total = headline.map(|_| crate::sink::manifest::currency_text(&by_currency));
+            // One currency: its total, as before; several: none (never summed).
+            let money_total = match by_currency.len() {
+                0 => headline.map(|_| "0".to_string()),
+                1 => by_currency.values().next().map(|v| v.normalize().to_string()),
+                _ => None,
+            };
             if p.finality == Finality::Provisional && next.as_ref().is_none_or(|(_, t)| p.final_at < *t) {
                 next = Some((p.bill_cycle.clone(), p.final_at));
             }
@@ -174,7 +180,7 @@ impl Status {
                     format!("{:?}", c.finality).to_lowercase(),
                     c.files,
                     c.rows,
-                    c.money_total.as_deref().unwrap_or(""),
+                    crate::sink::manifest::currency_text(&c.money_totals_by_currency),
                     c.money_column.as_deref().unwrap_or(""),
                     c.extracted_at
                         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())

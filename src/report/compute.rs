@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::{Breakdown, Dimension, Line, Options, Report};
 use crate::cycle::BillCycle;
 use crate::sink::Layout;
-use crate::sink::manifest::{Finality, Manifest, UNRECORDED, totals_by_currency};
+use crate::sink::manifest::{Finality, Manifest, currency_of, totals_by_currency};
 use crate::source::datasets::consumption_records;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,14 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
             held: held.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
         });
     };
-    let dir = layout.dataset_dir(spec.name);
+    // Paths as the scan reports them (the glob is absolute: `./out` and
+    // `out` name the same files).
+    let dir = layout
+        .dataset_dir(spec.name)
+        .canonicalize()
+        .unwrap_or_else(|_| layout.dataset_dir(spec.name));
+    let sole = manifest.sole_currency();
+    let currency_of = |f: &crate::sink::manifest::FileEntry| currency_of(f, sole.as_deref());
     // Files per currency, this cycle and the one before it.
     let previous_cycle = cycle.pred();
     let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -93,14 +100,9 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
     let mut reports = Vec::new();
     for currency in currencies {
         let only = several.then(|| files[&currency].as_slice());
-        reports.push(build_one(o, &manifest, cycle, &currency, only)?);
+        reports.push(build_one(o, &manifest, cycle, &currency, only, &dir)?);
     }
     Ok(reports)
-}
-
-/// The currency a file's amounts are in, as the report names it.
-fn currency_of(f: &crate::sink::manifest::FileEntry) -> String {
-    f.currency.clone().unwrap_or_else(|| UNRECORDED.to_string())
 }
 
 /// The report of one currency; `only`: the files in it, when the lake holds
@@ -111,17 +113,18 @@ fn build_one(
     cycle: BillCycle,
     currency: &str,
     only: Option<&[String]>,
+    dir: &std::path::Path,
 ) -> Result<Report, ReportError> {
-    let layout = Layout::new(o.out);
+    let sole = manifest.sole_currency();
     let partition = &manifest.partitions[&cycle.to_string()];
     let held: BTreeSet<BillCycle> = manifest
         .partitions
         .iter()
-        .filter(|(_, p)| p.files.values().any(|f| currency_of(f) == currency))
+        .filter(|(_, p)| p.files.values().any(|f| currency_of(f, sole.as_deref()) == currency))
         .filter_map(|(c, _)| c.parse().ok())
         .collect();
     let previous_cycle = cycle.pred();
-    let manifest_total = totals_by_currency(partition.files.values(), AMOUNT)
+    let manifest_total = totals_by_currency(partition.files.values(), AMOUNT, sole.as_deref())
         .remove(currency)
         .unwrap_or_default();
     let finality = match partition.finality {
@@ -138,7 +141,7 @@ fn build_one(
     };
 
     let spec = &consumption_records::SPEC;
-    let scan = scan(&layout.dataset_dir(spec.name), only)?;
+    let scan = scan(dir, only)?;
     let month = |c: BillCycle| scan.clone().filter(col(spec.partition_key).eq(lit(c.to_string())));
     let (cur, prev) = (month(cycle), month(previous_cycle));
     let has_prev = held.contains(&previous_cycle);

@@ -31,6 +31,7 @@ pub fn render_all(reports: &[Report], format: Format) -> String {
     match (format, reports) {
         (_, [one]) => render(one, format),
         (Format::Json, _) => serde_json::to_string_pretty(reports).expect("the reports serialise") + "\n",
+        (Format::Html, _) => html_page(reports),
         _ => reports.iter().map(|r| render(r, format)).collect::<Vec<_>>().join("\n"),
     }
 }
@@ -224,7 +225,13 @@ fn daily_line(r: &Report) -> String {
 }
 
 fn html(r: &Report) -> String {
+    html_page(std::slice::from_ref(r))
+}
+
+/// One page holding the reports of a cycle, one section per currency.
+fn html_page(reports: &[Report]) -> String {
     let mut s = String::new();
+    let cycle = reports.first().map(|r| r.cycle.to_string()).unwrap_or_default();
     let _ = write!(
         s,
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Huawei Cloud cost {}</title><style>
@@ -234,8 +241,17 @@ h1{{font-size:22px}} h2{{font-size:16px;margin-top:28px;border-bottom:1px solid 
 td,th{{padding:3px 10px;text-align:right}} td:first-child,th:first-child{{text-align:left}}
 .up{{color:#b3261e}} .down{{color:#1e7b34}}
 </style></head><body>"#,
-        r.cycle
+        cycle
     );
+    for r in reports {
+        html_body(&mut s, r);
+    }
+    s.push_str("<p class=\"muted\">Made by hcbill from the Huawei Cloud BSS bills; figures to the cent, exact sums in <code>--format json</code>.</p></body></html>\n");
+    s
+}
+
+/// One report's part of the page.
+fn html_body(s: &mut String, r: &Report) {
     let _ = write!(
         s,
         r#"<h1>Huawei Cloud cost — {}</h1><p class="big">{} {}</p><p>{}</p><p class="muted">{}; {}</p>"#,
@@ -269,10 +285,8 @@ td,th{{padding:3px 10px;text-align:right}} td:first-child,th:first-child{{text-a
         if i == r.breakdowns.len() {
             let _ = write!(s, "<h2>Daily, {}</h2>{}", r.cycle, daily_line(r));
         }
-        section(&mut s, &title, lines, charted);
+        section(s, &title, lines, charted);
     }
-    s.push_str("<p class=\"muted\">Made by hcbill from the Huawei Cloud BSS bills; figures to the cent, exact sums in <code>--format json</code>.</p></body></html>\n");
-    s
 }
 
 #[cfg(test)]

@@ -51,10 +51,12 @@ pub struct FileEntry {
 pub const UNRECORDED: &str = "currency not recorded";
 
 /// Sums of `column` over `files`, per currency: amounts in two currencies are
-/// never added together.
+/// never added together. A file without a recorded currency counts in
+/// `unrecorded_as` (the manifest's one currency, see [`Manifest::sole_currency`]).
 pub fn totals_by_currency<'a>(
     files: impl IntoIterator<Item = &'a FileEntry>,
     column: &str,
+    unrecorded_as: Option<&str>,
 ) -> BTreeMap<String, rust_decimal::Decimal> {
     let mut out = BTreeMap::new();
     for f in files {
@@ -63,18 +65,26 @@ pub fn totals_by_currency<'a>(
             .get(column)
             .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
         {
-            *out.entry(f.currency.clone().unwrap_or_else(|| UNRECORDED.to_string()))
-                .or_default() += v;
+            *out.entry(currency_of(f, unrecorded_as)).or_default() += v;
         }
     }
     out
 }
 
+/// The currency of a file's amounts, as reports name it.
+pub fn currency_of(f: &FileEntry, unrecorded_as: Option<&str>) -> String {
+    f.currency
+        .as_deref()
+        .or(unrecorded_as)
+        .unwrap_or(UNRECORDED)
+        .to_string()
+}
+
 /// `1234.5 CNY; 12 USD`.
-pub fn currency_text(totals: &BTreeMap<String, rust_decimal::Decimal>) -> String {
+pub fn currency_text<V: std::fmt::Display>(totals: &BTreeMap<String, V>) -> String {
     totals
         .iter()
-        .map(|(c, v)| format!("{} {c}", v.normalize()))
+        .map(|(c, v)| format!("{v} {c}"))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -161,6 +171,19 @@ impl Manifest {
 
     pub fn save(&mut self, path: &Path, now: DateTime<Utc>) -> Result<(), SinkError> {
         atomic_write(path, &self.to_bytes(now))
+    }
+
+    /// The one currency the manifest records, if it records exactly one:
+    /// files written before hcbill recorded currencies are in it too (an
+    /// output holds one site's bills unless accounts of two were written to it).
+    pub fn sole_currency(&self) -> Option<String> {
+        let mut seen = self
+            .partitions
+            .values()
+            .flat_map(|p| p.files.values())
+            .filter_map(|f| f.currency.as_deref());
+        let first = seen.next()?;
+        seen.all(|c| c == first).then(|| first.to_string())
     }
 
     pub fn file(&self, cycle: &str, account: &str) -> Option<&FileEntry> {

@@ -393,27 +393,44 @@ impl Output {
             expires_at,
         };
         let body = |l: &Lease| PutPayload::from(serde_json::to_vec(l).expect("a lease serialises"));
-        let create = PutOptions::from(PutMode::Create);
-        let mut version = match r
-            .store
-            .put_opts(&path, body(&lease(Utc::now() + LEASE_TTL)), create)
-            .await
-        {
+        // A conditional put is not retried by object_store after a transport
+        // error: retried here; a try that landed with its answer lost shows as
+        // a lease of this run's own below.
+        let mut transient = 0u32;
+        let created = loop {
+            let create = PutOptions::from(PutMode::Create);
+            match r
+                .store
+                .put_opts(&path, body(&lease(Utc::now() + LEASE_TTL)), create)
+                .await
+            {
+                Err(object_store::Error::Generic { .. }) if transient < 4 => {
+                    transient += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << transient)).await;
+                }
+                other => break other,
+            }
+        };
+        let mut version = match created {
             Ok(res) => UpdateVersion::from(res),
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let got = r.store.get(&path).await.map_err(|e| store_error(&r.url, e))?;
                 let seen = version_of(&got.meta);
                 let held: Option<Lease> =
                     serde_json::from_slice(&got.bytes().await.map_err(|e| store_error(&r.url, e))?).ok();
-                if let Some(h) = held.filter(|h| h.expires_at > Utc::now()) {
-                    return Err(OutputError::Leased {
-                        url: r.url.clone(),
-                        run: h.run_id,
-                        until: h.expires_at,
-                    });
+                // This run's own lease, from a try whose answer was lost: renewed below.
+                let ours = transient > 0 && held.as_ref().is_some_and(|h| h.run_id == run_hint);
+                if !ours {
+                    if let Some(h) = held.filter(|h| h.expires_at > Utc::now()) {
+                        return Err(OutputError::Leased {
+                            url: r.url.clone(),
+                            run: h.run_id,
+                            until: h.expires_at,
+                        });
+                    }
+                    // Expired: a dead run's. Take it over, unless another run just did.
+                    tracing::warn!("taking over the expired lease of {}", r.url);
                 }
-                // Expired: a dead run's. Take it over, unless another run just did.
-                tracing::warn!("taking over the expired lease of {}", r.url);
                 let opts = PutOptions::from(PutMode::Update(seen));
                 match r
                     .store

@@ -197,4 +197,28 @@ async fn two_currencies_are_reported_apart_never_summed() {
         text.contains(" CNY in 2026-10") && text.contains(" USD in 2026-10"),
         "{text}"
     );
+    let html = report::render_all(&reports, Format::Html);
+    assert_eq!(
+        html.matches("<!DOCTYPE html>").count(),
+        1,
+        "one page, a section per currency"
+    );
+    assert_eq!(html.matches("</body></html>").count(), 1);
+
+    // `--out ./lake`, relative to where it runs, reports the same files.
+    let o = crate::cli::bin()
+        .current_dir(out.path().parent().unwrap())
+        .args(["report", "--format", "json", "--out"])
+        .arg(format!("./{}", out.path().file_name().unwrap().to_string_lossy()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let totals: Vec<Decimal> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(totals, reports.iter().map(|r| r.total).collect::<Vec<_>>());
 }
