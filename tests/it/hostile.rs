@@ -547,51 +547,68 @@ async fn overlapping_pages_restart_the_unit_then_fail_it() {
     assert_eq!(bad_requests, 2 * 2, "one read and one re-read of two pages");
 }
 
+/// A page of two consumption records of `cycle` (the group FOCUS and the
+/// amortised costs share).
+fn records_page(cycle: &str) -> Response {
+    let rows: Vec<String> = (0..2)
+        .map(|i| {
+            format!(
+                r#"{{"id":"r{i}","customer_id":"cust","trade_id":"t{i}","bill_date":"{cycle}-05","resource_id":"vm-1","cloud_service_type":"hws.service.type.ec2","amount":1.5,"official_amount":2,"discount_amount":0.5,"charge_mode":"3","bill_type":5}}"#
+            )
+        })
+        .collect();
+    json(
+        200,
+        format!(
+            r#"{{"total_count":2,"fee_records":[{}],"currency":"CNY"}}"#,
+            rows.join(",")
+        ),
+    )
+}
+
+/// A monthly-breakdown page of `rows` claiming `total`.
+fn breakdown_page(total: u64, rows: &[String]) -> Response {
+    json(
+        200,
+        format!(
+            r#"{{"total_count":{total},"details":[{}],"currency":"CNY"}}"#,
+            rows.join(",")
+        ),
+    )
+}
+
+/// consumption_records, focus and amortized_costs of both cycles, own account.
+async fn backfill_focus_group(s: &Scratch, stub: &Stub) -> Output {
+    hcbill(
+        s,
+        &stub.url,
+        &backfill("consumption_records,focus,amortized_costs", "self"),
+        &[],
+    )
+    .await
+}
+
 /// Two breakdown rows the documented key cannot tell apart, on every read:
 /// `amortized_costs` fails alone, with one line naming how the rows differ;
 /// the consumption records and FOCUS that share the group's fetch are published.
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_the_key_cannot_tell_apart_fail_their_dataset_alone() {
     let stub = Stub::start(handler(|req: Req| async move {
-        let records = req.path.ends_with("/res-fee-records");
-        let cycle = req.q(if records { "cycle" } else { "shared_month" }).to_string();
-        if records {
-            let rows: Vec<String> = (0..2)
-                .map(|i| {
-                    format!(
-                        r#"{{"id":"r{i}","customer_id":"cust","trade_id":"t{i}","bill_date":"{cycle}-05","resource_id":"vm-1","cloud_service_type":"hws.service.type.ec2","amount":1.5,"official_amount":2,"discount_amount":0.5,"charge_mode":"3","bill_type":5}}"#
-                    )
-                })
-                .collect();
-            return json(
-                200,
-                format!(r#"{{"total_count":2,"fee_records":[{}],"currency":"CNY"}}"#, rows.join(",")),
-            );
+        if req.path.ends_with("/res-fee-records") {
+            return records_page(req.q("cycle"));
         }
+        let cycle = req.q("shared_month").to_string();
         let row = |amount: &str| {
             format!(
                 r#"{{"shared_month":"{cycle}","bill_cycle":"{cycle}","customer_id":"cust","resource_id":"vm-1","sub_resource_id":"disk-1","usage_type":"capacity","charging_mode":3,"bill_type":5,"consume_amount":{amount},"current_month_amortized_amount":{amount}}}"#
             )
         };
         let rows = if cycle == BAD { vec![row("1"), row("2")] } else { vec![row("1")] };
-        json(
-            200,
-            format!(
-                r#"{{"total_count":{},"details":[{}],"currency":"CNY"}}"#,
-                rows.len(),
-                rows.join(",")
-            ),
-        )
+        breakdown_page(rows.len() as u64, &rows)
     }))
     .await;
     let s = Scratch::new();
-    let o = hcbill(
-        &s,
-        &stub.url,
-        &backfill("consumption_records,focus,amortized_costs", "self"),
-        &[],
-    )
-    .await;
+    let o = backfill_focus_group(&s, &stub).await;
     verdict(
         &o,
         1,
@@ -821,46 +838,27 @@ async fn a_companion_that_keeps_moving_fails_only_its_own_dataset() {
     let stub = Stub::start(handler(move |req: Req| {
         let calm = still.load(Ordering::SeqCst);
         async move {
-        if req.path.ends_with("/res-fee-records") {
-            let cycle = req.q("cycle").to_string();
-            let row = format!(
-                r#"{{"id":"r1","customer_id":"cust","trade_id":"t1","bill_date":"{cycle}-05","amount":1.5,"official_amount":2,"discount_amount":0.5,"charge_mode":"3","bill_type":5}}"#
-            );
-            return json(
-                200,
-                format!(r#"{{"total_count":1,"fee_records":[{row}],"currency":"CNY"}}"#),
-            );
-        }
-        let cycle = req.q("shared_month").to_string();
-        let off = req.offset();
-        let limit: u64 = req.q("limit").parse().unwrap();
-        // In the bad month every page tells another total: the data moves.
-        let total = if cycle == BAD && !calm { 1500 + off } else { 3 };
-        let rows: Vec<String> = (off..(off + limit).min(total))
-            .map(|i| {
-                format!(
-                    r#"{{"shared_month":"{cycle}","bill_cycle":"{cycle}","customer_id":"cust","resource_id":"vm-{i}","charging_mode":3,"bill_type":5,"consume_amount":1,"current_month_amortized_amount":1}}"#
-                )
-            })
-            .collect();
-        json(
-            200,
-            format!(
-                r#"{{"total_count":{total},"details":[{}],"currency":"CNY"}}"#,
-                rows.join(",")
-            ),
-        )
+            if req.path.ends_with("/res-fee-records") {
+                return records_page(req.q("cycle"));
+            }
+            let cycle = req.q("shared_month").to_string();
+            let off = req.offset();
+            let limit: u64 = req.q("limit").parse().unwrap();
+            // In the bad month every page tells another total: the data moves.
+            let total = if cycle == BAD && !calm { 1500 + off } else { 3 };
+            let rows: Vec<String> = (off..(off + limit).min(total))
+                .map(|i| {
+                    format!(
+                        r#"{{"shared_month":"{cycle}","bill_cycle":"{cycle}","customer_id":"cust","resource_id":"vm-{i}","charging_mode":3,"bill_type":5,"consume_amount":1,"current_month_amortized_amount":1}}"#
+                    )
+                })
+                .collect();
+            breakdown_page(total, &rows)
         }
     }))
     .await;
     let s = Scratch::new();
-    let o = hcbill(
-        &s,
-        &stub.url,
-        &backfill("consumption_records,focus,amortized_costs", "self"),
-        &[],
-    )
-    .await;
+    let o = backfill_focus_group(&s, &stub).await;
     verdict(&o, 1, &["amortized_costs", BAD, "kept changing"]);
     let last = String::from_utf8_lossy(&o.stderr).lines().last().unwrap().to_string();
     assert!(
@@ -882,13 +880,7 @@ async fn a_companion_that_keeps_moving_fails_only_its_own_dataset() {
 
     // The month is final, yet FOCUS is made again once its companion can be had.
     calm.store(true, Ordering::SeqCst);
-    let o = hcbill(
-        &s,
-        &stub.url,
-        &backfill("consumption_records,focus,amortized_costs", "self"),
-        &[],
-    )
-    .await;
+    let o = backfill_focus_group(&s, &stub).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let m = std::fs::read_to_string(s.out().join("focus/_manifest.json")).unwrap();
     assert!(!m.contains("made without amortized_costs"), "{m}");
