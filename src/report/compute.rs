@@ -96,41 +96,7 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
         }
         None => in_cycle.into_iter().collect(),
     };
-    let several = files.len() > 1;
-    let mut reports = Vec::new();
-    for currency in currencies {
-        let only = several.then(|| files[&currency].as_slice());
-        reports.push(build_one(o, &manifest, cycle, &currency, only, &dir)?);
-    }
-    Ok(reports)
-}
-
-/// The report of one currency; `only`: the files in it, when the lake holds
-/// others too.
-fn build_one(
-    o: &Options<'_>,
-    manifest: &Manifest,
-    cycle: BillCycle,
-    currency: &str,
-    only: Option<&[String]>,
-    dir: &std::path::Path,
-) -> Result<Report, ReportError> {
-    let sole = manifest.sole_currency();
-    let partition = &manifest.partitions[&cycle.to_string()];
-    let held: BTreeSet<BillCycle> = manifest
-        .partitions
-        .iter()
-        .filter(|(_, p)| p.files.values().any(|f| currency_of(f, sole.as_deref()) == currency))
-        .filter_map(|(c, _)| c.parse().ok())
-        .collect();
-    let previous_cycle = cycle.pred();
-    let manifest_total = totals_by_currency(partition.files.values(), AMOUNT, sole.as_deref())
-        .remove(currency)
-        .unwrap_or_default();
-    let finality = match partition.finality {
-        Finality::Final => format!("{cycle} is final (closed by Huawei)"),
-        Finality::Provisional => format!("{cycle} is provisional: Huawei may still change it"),
-    };
+    // Read and hashed once, whatever the number of currencies.
     let verify = match crate::verify::verify(o.out, Some(&BTreeSet::from([cycle]))) {
         Ok(v) if v.success() => format!(
             "verify: {} files intact, {} relations hold, {} warnings",
@@ -139,7 +105,50 @@ fn build_one(
         Ok(v) => format!("verify: {} failures — run hcbill verify", v.failures),
         Err(e) => format!("verify: {e}"),
     };
+    let shared = Held {
+        manifest: &manifest,
+        cycle,
+        dir: &dir,
+        sole: sole.as_deref(),
+        verify: &verify,
+    };
+    let several = files.len() > 1;
+    let mut reports = Vec::new();
+    for currency in currencies {
+        let only = several.then(|| files[&currency].as_slice());
+        reports.push(build_one(o, &shared, &currency, only)?);
+    }
+    Ok(reports)
+}
 
+/// What every currency's report of a cycle shares.
+struct Held<'a> {
+    manifest: &'a Manifest,
+    cycle: BillCycle,
+    dir: &'a std::path::Path,
+    sole: Option<&'a str>,
+    verify: &'a str,
+}
+
+/// The report of one currency; `only`: the files in it, when the lake holds
+/// others too.
+fn build_one(o: &Options<'_>, h: &Held<'_>, currency: &str, only: Option<&[String]>) -> Result<Report, ReportError> {
+    let (manifest, cycle, dir, sole) = (h.manifest, h.cycle, h.dir, h.sole);
+    let partition = &manifest.partitions[&cycle.to_string()];
+    let held: BTreeSet<BillCycle> = manifest
+        .partitions
+        .iter()
+        .filter(|(_, p)| p.files.values().any(|f| currency_of(f, sole) == currency))
+        .filter_map(|(c, _)| c.parse().ok())
+        .collect();
+    let previous_cycle = cycle.pred();
+    let manifest_total = totals_by_currency(partition.files.values(), AMOUNT, sole)
+        .remove(currency)
+        .unwrap_or_default();
+    let finality = match partition.finality {
+        Finality::Final => format!("{cycle} is final (closed by Huawei)"),
+        Finality::Provisional => format!("{cycle} is provisional: Huawei may still change it"),
+    };
     let spec = &consumption_records::SPEC;
     let scan = scan(dir, only)?;
     let month = |c: BillCycle| scan.clone().filter(col(spec.partition_key).eq(lit(c.to_string())));
@@ -189,7 +198,7 @@ fn build_one(
         daily: daily(cur)?,
         split,
         finality,
-        verify,
+        verify: h.verify.to_string(),
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::sim::SimState;
-use crate::sim::ledger::utc;
+use crate::sim::ledger::{Trade, utc};
 use crate::sim::params::{Checked, Params};
 use crate::sim::records::*;
 use crate::source::api::Api;
@@ -36,8 +36,9 @@ pub(super) fn handle(state: &SimState, api: Api, p: &Params) -> Checked<String> 
         .page(offset, limit)
         .into_iter()
         .map(|(a, t)| {
-            let line = trade_line(l, a, cycle, t);
-            let x = l.trade(a, cycle, t);
+            // The trade's lines are made once, for its row and its payments.
+            let lines = l.trade_lines_of(a, cycle, t);
+            let (line, x) = (aggregate(&lines), Trade::of(&lines));
             let acct = &l.accounts[a];
             let s = line.service;
             MonthlyBillRecord {

@@ -170,7 +170,11 @@ pub(super) fn trade_range(l: &Ledger, account: usize, cycle: BillCycle, lines: (
 /// A trade as one aggregated line (statistic_type 1/2): its first line
 /// (the main resource) with the sums of all its lines.
 pub(super) fn trade_line(l: &Ledger, account: usize, cycle: BillCycle, t: u64) -> Line {
-    let lines = l.trade_lines_of(account, cycle, t);
+    aggregate(&l.trade_lines_of(account, cycle, t))
+}
+
+/// A trade's lines as one line: the first (the main resource) with the sums of all.
+pub(super) fn aggregate(lines: &[Line]) -> Line {
     let mut agg = lines[0].clone();
     for x in &lines[1..] {
         agg.usage += x.usage;
