@@ -43,6 +43,32 @@ use crate::source::datasets::{self, DatasetSpec};
 pub enum VerifyError {
     #[error("{0} is not an hcbill output directory (no dataset manifest in it)")]
     NotAnOutput(String),
+    #[error("reading {0}")]
+    Read(#[from] crate::sink::output::OutputError),
+}
+
+/// Verifies the lake of `out`, local or in a bucket (read from a local copy
+/// of its manifests and of the files of `cycles`, one file at a time).
+pub async fn verify_output(
+    out: &crate::sink::output::Output,
+    cycles: Option<&BTreeSet<BillCycle>>,
+) -> Result<VerifyReport, VerifyError> {
+    use crate::sink::mirror::{self, Data};
+    let data = cycles.map_or(Data::All, Data::Cycles);
+    let readable = mirror::readable(out, datasets::ALL, data).await?;
+    let url = out.url();
+    let local = readable.dir.display().to_string();
+    let mut report = verify(&readable.dir, cycles).map_err(|e| match e {
+        VerifyError::NotAnOutput(_) => VerifyError::NotAnOutput(url.clone()),
+        e => e,
+    })?;
+    if out.local_dir().is_none() {
+        report.out = url.clone();
+        for f in &mut report.findings {
+            f.detail = f.detail.replace(&local, &url);
+        }
+    }
+    Ok(report)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -288,12 +314,9 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
     let mut manifests: BTreeMap<&'static str, Manifest> = BTreeMap::new();
     let mut findings = Vec::new();
     for spec in datasets::ALL {
-        let path = layout.manifest_path(spec.name);
-        if !path.exists() {
-            continue;
-        }
-        match Manifest::load(&path, spec.name, spec.version) {
-            Ok(m) => {
+        match Manifest::load(&layout.dataset_dir(spec.name), spec.name, spec.version) {
+            Ok(None) => {}
+            Ok(Some(m)) => {
                 manifests.insert(spec.name, m);
             }
             Err(e) => findings.push(finding("integrity", spec.name, "", "", Verdict::Failed, e.to_string())),
@@ -441,6 +464,9 @@ fn unknown_files(dir: &Path, m: &Manifest) -> Vec<PathBuf> {
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().to_string();
+        if p.is_dir() && name == crate::sink::manifest::SHARDS {
+            continue;
+        }
         if p.is_dir() {
             for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
                 let fname = f.file_name().to_string_lossy().to_string();
@@ -553,6 +579,8 @@ mod tests {
             run_id: String::new(),
             notes: Vec::new(),
             currency: None,
+            e_tag: None,
+            checked_by: None,
         }
     }
 

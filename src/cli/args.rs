@@ -131,6 +131,10 @@ pub struct RunArgs {
     /// OBS region (default cn-north-4).
     #[arg(long, env = "HCBILL_OBS_REGION")]
     pub obs_region: Option<String>,
+    /// One writer per bucket output: "lease" (default: a lease object and conditional writes, after checking the
+    /// store honours them) or "external" (the scheduler runs one job at a time; nothing guards against two).
+    #[arg(long, env = "HCBILL_LOCK")]
+    pub lock: Option<String>,
     /// BSS endpoint (default https://bss.myhuaweicloud.com; plain http only for loopback).
     #[arg(long, env = "HCBILL_ENDPOINT")]
     pub endpoint: Option<String>,
@@ -201,9 +205,13 @@ pub struct StatusArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// The output directory.
+    /// The output: a directory, obs://bucket/prefix or s3://bucket/prefix.
     #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    pub out: String,
+    #[arg(long, env = "HCBILL_OBS_ENDPOINT")]
+    pub obs_endpoint: Option<String>,
+    #[arg(long, env = "HCBILL_OBS_REGION")]
+    pub obs_region: Option<String>,
     /// Only these cycles: YYYY-MM, comma-separated, or a range YYYY-MM..YYYY-MM.
     #[arg(long)]
     pub cycles: Option<String>,
@@ -213,9 +221,13 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
-    /// The output directory.
+    /// The output: a directory, obs://bucket/prefix or s3://bucket/prefix.
     #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    pub out: String,
+    #[arg(long, env = "HCBILL_OBS_ENDPOINT")]
+    pub obs_endpoint: Option<String>,
+    #[arg(long, env = "HCBILL_OBS_REGION")]
+    pub obs_region: Option<String>,
     /// The cycle to report (default: the latest one held).
     #[arg(long)]
     pub cycle: Option<BillCycle>,

@@ -150,7 +150,10 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
                 .map(settings::parse_cycles)
                 .transpose()
                 .map_err(usage)?;
-            let report = crate::verify::verify(&a.out, cycles.as_ref()).map_err(usage)?;
+            let out = open_to_read(&a.out, a.obs_endpoint, a.obs_region)?;
+            let report = crate::verify::verify_output(&out, cycles.as_ref())
+                .await
+                .map_err(usage)?;
             match a.format {
                 args::ReportFormat::Table => print!("{}", report.table()),
                 args::ReportFormat::Json => {
@@ -159,7 +162,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             }
             verify_outcome(&report)
         }
-        Command::Report(a) => cost_report(a),
+        Command::Report(a) => cost_report(a).await,
         Command::Backfill(a) => {
             let dry = a.dry_run;
             let plan = settings::resolve(PipelineFile::default(), a, Some(Mode::Backfill), "backfill")?;
@@ -210,21 +213,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             dry_run(plan, a.format).await
         }
         Command::Status(a) => {
-            let location: crate::sink::output::Location = a.out.parse().map_err(usage)?;
-            let cfg = crate::sink::output::StoreConfig {
-                obs_endpoint: a.obs_endpoint,
-                obs_region: a.obs_region,
-                obs_keys: settings::obs_keys_from_env().or_else(|| {
-                    Credentials::from_env().ok().map(|c| {
-                        (
-                            c.ak,
-                            c.sk.expose().to_string(),
-                            c.security_token.map(|t| t.expose().to_string()),
-                        )
-                    })
-                }),
-            };
-            let out = crate::sink::output::Output::open(&location, &cfg).map_err(usage)?;
+            let out = open_to_read(&a.out, a.obs_endpoint, a.obs_region)?;
             let st = pipeline::status::status(&out).await.map_err(failed)?;
             if st.datasets.is_empty() && st.last_run.is_none() {
                 return Err(usage(format!("{} holds no hcbill output", out.url())));
@@ -241,21 +230,41 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
 }
 
 #[cfg(not(feature = "report"))]
-fn cost_report(_: args::ReportArgs) -> Result<(), Failure> {
+async fn cost_report(_: args::ReportArgs) -> Result<(), Failure> {
     Err(usage(
         "hcbill report needs the report feature (polars): cargo build --release --features report",
     ))
 }
 
 #[cfg(feature = "report")]
-fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
+async fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
     use crate::report::{self, Dimension, Format};
+    use crate::sink::mirror::{self, Data};
     let by = Dimension::parse(&a.by).map_err(usage)?;
     if a.top == 0 {
         return Err(usage("--top must be at least 1"));
     }
+    let out = open_to_read(&a.out, a.obs_endpoint.clone(), a.obs_region.clone())?;
+    // A bucket is read from a local copy of the cycle reported and the one before it.
+    let spec = &datasets::consumption_records::SPEC;
+    let readable = mirror::readable(&out, &[spec], Data::None).await.map_err(failed)?;
+    let cycle = match a.cycle {
+        Some(c) => Some(c),
+        None => out
+            .manifest(spec)
+            .await
+            .map_err(failed)?
+            .and_then(|m| m.partitions.keys().filter_map(|c| c.parse().ok()).max()),
+    };
+    if let Some(c) = cycle {
+        let wanted: std::collections::BTreeSet<crate::cycle::BillCycle> = [c, c.pred()].into();
+        readable
+            .add(&out, &[spec], Data::Cycles(&wanted))
+            .await
+            .map_err(failed)?;
+    }
     let r = report::build(&report::Options {
-        out: &a.out,
+        out: &readable.dir,
         cycle: a.cycle,
         by,
         top: a.top,
@@ -276,6 +285,17 @@ fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// An output opened to be read (`status`, `verify`, `report`).
+fn open_to_read(
+    out: &str,
+    obs_endpoint: Option<String>,
+    obs_region: Option<String>,
+) -> Result<crate::sink::output::Output, Failure> {
+    let location: crate::sink::output::Location = out.parse().map_err(usage)?;
+    let cfg = settings::reading_store(obs_endpoint, obs_region);
+    crate::sink::output::Output::open(&location, &cfg, Default::default()).map_err(usage)
 }
 
 /// The client of a run: to the endpoint, or to an embedded simulator started
@@ -404,6 +424,8 @@ async fn run_plan(plan: Plan) -> (Result<(), Failure>, Option<pipeline::report::
         Ok((sim, c)) => (sim, std::sync::Arc::new(c)),
         Err(f) => return (Err(f), None),
     };
+    // SIGTERM/SIGINT: no new request or unit, uploads aborted, the lease released.
+    crate::stop::on_signals(client.stop.clone());
     let report_json = match pipeline::run(&job, &client).await {
         Ok(r) => r,
         Err(e) => {
@@ -416,11 +438,11 @@ async fn run_plan(plan: Plan) -> (Result<(), Failure>, Option<pipeline::report::
             );
         }
     };
-    let r = finish_run(&job, &client, &report, verify, &report_json);
+    let r = finish_run(&job, &client, &report, verify, &report_json).await;
     (r, Some(report_json))
 }
 
-fn finish_run(
+async fn finish_run(
     job: &pipeline::Job,
     client: &BssClient,
     report: &Option<std::path::PathBuf>,
@@ -434,20 +456,19 @@ fn finish_run(
     print!("{}", report_json.human());
     println!("report: {}", report_json.saved_as);
     let halted = client.halt.reason();
-    let code = Outcome::of_run(report_json.success, halted.is_some()).exit_code();
-    if verify && halted.is_none() {
+    let stopped = client.stop.reason();
+    let code = Outcome::of_run(report_json.success, halted.is_some(), stopped.is_some()).exit_code();
+    if verify && halted.is_none() && stopped.is_none() {
         let cycles: std::collections::BTreeSet<crate::cycle::BillCycle> = report_json
             .units
             .iter()
             .filter_map(|u| u.bill_cycle.parse().ok())
             .collect();
-        let crate::sink::output::Location::Local(dir) = &job.out else {
-            return Err(usage(
-                "--verify reads a local output; for a bucket, verify a synced copy",
-            ));
-        };
         if !cycles.is_empty() {
-            let v = crate::verify::verify(dir, Some(&cycles)).map_err(failed)?;
+            let out = crate::sink::output::Output::open(&job.out, &job.store, Default::default()).map_err(failed)?;
+            let v = crate::verify::verify_output(&out, Some(&cycles))
+                .await
+                .map_err(failed)?;
             print!("{}", v.table());
             if code == 0 {
                 return verify_outcome(&v);
@@ -459,8 +480,8 @@ fn finish_run(
     }
     Err(Failure {
         code,
-        message: match halted {
-            Some(why) => format!("run stopped: {why}"),
+        message: match stopped.or(halted) {
+            Some(why) => format!("run stopped: {why}; the next run resumes it"),
             None => format!(
                 "{} of {} units failed; the next run resumes them ({})",
                 report_json.units_failed,

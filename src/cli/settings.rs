@@ -16,7 +16,7 @@ use crate::cycle::BillCycle;
 use crate::pipeline::config::{AccountsSetting, PipelineFile, SimulatorSection};
 use crate::pipeline::{self, Accounts, Job, Mode};
 use crate::sim::SimConfig;
-use crate::sink::output::{Location, StoreConfig};
+use crate::sink::output::{Location, LockMode, StoreConfig};
 use crate::source::api::Api;
 use crate::source::client::{BssClient, ClientConfig, DEFAULT_ENDPOINT, RetryPolicy};
 use crate::source::credentials::Credentials;
@@ -128,7 +128,14 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
     }
     // OBS: its own keys if given, else the BSS client's (the same Huawei account).
     let obs_keys = obs_keys_from_env();
+    let lock = match a.lock.as_deref() {
+        Some(l) => l.parse().map_err(usage)?,
+        None => LockMode::Lease,
+    };
+    let lease_ttl = lease_ttl_from_env().map_err(usage)?;
     let store_config = |bss: Option<&Credentials>| StoreConfig {
+        lock,
+        lease_ttl,
         obs_endpoint: a.obs_endpoint.clone(),
         obs_region: a.obs_region.clone(),
         obs_keys: obs_keys.clone().or_else(|| {
@@ -312,5 +319,37 @@ pub fn obs_keys_from_env() -> Option<(String, String, Option<String>)> {
     match (env("HCBILL_OBS_AK"), env("HCBILL_OBS_SK")) {
         (Some(ak), Some(sk)) => Some((ak, sk, env("HCBILL_OBS_SECURITY_TOKEN"))),
         _ => None,
+    }
+}
+
+/// `HCBILL_LEASE_SECONDS`: how long a bucket lease lives without renewal
+/// (default 180). A dead run's lease blocks the next run this long.
+pub fn lease_ttl_from_env() -> Result<std::time::Duration, String> {
+    match std::env::var("HCBILL_LEASE_SECONDS") {
+        Err(_) => Ok(crate::sink::location::DEFAULT_LEASE_TTL),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(s) if (3..=3600).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+            _ => Err(format!(
+                "HCBILL_LEASE_SECONDS={v:?}: a number of seconds between 3 and 3600"
+            )),
+        },
+    }
+}
+
+/// How `status`, `verify` and `report` reach a bucket: they only read.
+pub fn reading_store(obs_endpoint: Option<String>, obs_region: Option<String>) -> StoreConfig {
+    StoreConfig {
+        obs_endpoint,
+        obs_region,
+        obs_keys: obs_keys_from_env().or_else(|| {
+            Credentials::from_env().ok().map(|c| {
+                (
+                    c.ak,
+                    c.sk.expose().to_string(),
+                    c.security_token.map(|t| t.expose().to_string()),
+                )
+            })
+        }),
+        ..StoreConfig::default()
     }
 }

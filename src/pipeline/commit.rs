@@ -5,24 +5,25 @@
 //!    output: a local spool) with a name with no API text in it; a crash here
 //!    leaves garbage the next run deletes.
 //! 2. It is renamed over `<dataset>/<key>=…/part-<account>.parquet` and the
-//!    directory fsynced (a bucket: one PUT, or a multipart upload completed
-//!    only when whole): readers see the old file or the new one, never a
-//!    partial one. A file whose served content did not change is not touched.
-//! 3. The dataset's manifest records it (atomic write; in a bucket, a put
-//!    conditional on the version this run last saw). A crash between 2 and
-//!    3 leaves a published file the manifest does not name yet: the unit is
-//!    not checkpointed, so the next run extracts and records it again.
-//! 4. The unit is checkpointed in `state.json`. A crash between 3 and 4 makes
-//!    the next run extract the unit again and find it unchanged.
+//!    directory fsynced (a bucket: one fenced PUT, or a multipart upload
+//!    completed only when whole): readers see the old file or the new one,
+//!    never a partial one. A file whose served content did not change, and
+//!    which is the file the manifest names (its ETag in a bucket, its size and
+//!    sha256 on disk), is not touched.
+//! 3. The partition's manifest shard records it, with the job that checked it
+//!    (atomic write; in a bucket, a put conditional on the version this run
+//!    last saw). That entry is the unit's checkpoint: a crash between 2 and 3
+//!    leaves a published file the manifest does not name yet, and the next
+//!    run extracts and records it again.
 //!
 //! So the manifest never names a file that is not in place, and a checkpoint
-//! never runs ahead of the manifest. Manifests are serialised under a lock
-//! but written outside it: units of different datasets never queue on one
-//! another's fsync, and a manifest write already covered by a newer one is
-//! skipped.
+//! never runs ahead of the manifest. Shards are serialised under a lock but
+//! written outside it: units of different partitions never queue on one
+//! another's fsync or upload, and a shard write already covered by a newer
+//! one is skipped. A unit's commit writes its partition's shard only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -30,22 +31,21 @@ use super::error::UnitError;
 use super::plan::Unit;
 use super::report::UnitStatus;
 use crate::sink::Layout;
+use crate::sink::manifest::shard_rel;
 use crate::sink::manifest::{FileEntry, Finality, Manifest, Restatement};
 use crate::sink::output::{Output, OutputError};
 use crate::sink::parquet::StagedFile;
-use crate::state::StateStore;
 
-/// One dataset's manifest, and the newest version of it written.
+/// One dataset's manifest, with a version number per partition.
 struct Slot {
-    manifest: Mutex<(Manifest, u64)>,
-    /// Sequence number of the version last written; held while writing.
-    written: tokio::sync::Mutex<u64>,
+    manifest: Mutex<(Manifest, HashMap<String, u64>)>,
+    /// Per partition, the version last written; held while writing it.
+    written: Mutex<HashMap<String, Arc<tokio::sync::Mutex<u64>>>>,
 }
 
 pub struct Committer {
-    pub out: std::sync::Arc<Output>,
+    pub out: Arc<Output>,
     slots: HashMap<&'static str, Slot>,
-    pub state: StateStore,
     pub run_id: String,
 }
 
@@ -65,30 +65,41 @@ pub struct Produced {
 }
 
 impl Committer {
-    pub fn new(
-        out: std::sync::Arc<Output>,
-        manifests: HashMap<&'static str, Manifest>,
-        state: StateStore,
-        run_id: String,
-    ) -> Self {
+    pub fn new(out: Arc<Output>, manifests: HashMap<&'static str, Manifest>, run_id: String) -> Self {
         let slots = manifests
             .into_iter()
             .map(|(k, m)| {
                 (
                     k,
                     Slot {
-                        manifest: Mutex::new((m, 0)),
-                        written: tokio::sync::Mutex::new(0),
+                        manifest: Mutex::new((m, HashMap::new())),
+                        written: Mutex::new(HashMap::new()),
                     },
                 )
             })
             .collect();
-        Self {
-            out,
-            slots,
-            state,
-            run_id,
-        }
+        Self { out, slots, run_id }
+    }
+
+    /// Whether this job has done `unit` already (a resumed job skips it).
+    pub fn is_done(&self, unit: &Unit) -> bool {
+        let g = self.slot(unit.spec.name).manifest.lock().expect("manifest lock");
+        g.0.checked_by(&unit.cycle.to_string(), unit.account.key(), &self.run_id)
+    }
+
+    /// Units this job has done, over every dataset.
+    pub fn done_count(&self) -> usize {
+        self.slots
+            .values()
+            .map(|s| {
+                let g = s.manifest.lock().expect("manifest lock");
+                g.0.partitions
+                    .values()
+                    .flat_map(|p| p.files.values())
+                    .filter(|f| f.checked_by.as_deref() == Some(self.run_id.as_str()))
+                    .count()
+            })
+            .sum()
     }
 
     fn slot(&self, dataset: &str) -> &Slot {
@@ -129,7 +140,7 @@ impl Committer {
             .sum()
     }
 
-    /// Steps 2–4 of the protocol for one unit. Returns the status and the entry recorded.
+    /// Steps 2 and 3 of the protocol for one unit. Returns the status and the entry recorded.
     pub async fn commit(&self, unit: &Unit, p: Produced) -> Result<(UnitStatus, FileEntry), UnitError> {
         let spec = unit.spec;
         let cycle = unit.cycle.to_string();
@@ -139,11 +150,13 @@ impl Committer {
         let previous = self.entry(unit);
         let same = previous
             .as_ref()
-            .is_some_and(|e| e.content_digest == p.content_digest && e.schema_version == spec.version);
-        // The file in place must be the one the manifest describes (a crash may
-        // have left another): its size is checked, cheaply, before it is kept.
-        let unchanged =
-            same && self.out.size(&dest).await.map_err(UnitError::output)? == previous.as_ref().map(|e| e.bytes);
+            .filter(|e| e.content_digest == p.content_digest && e.schema_version == spec.version);
+        // The file in place must be the one the manifest describes (a crash or
+        // a late writer may have left another) before it is kept.
+        let unchanged = match same {
+            Some(e) => self.out.holds(&dest, e, true).await.map_err(UnitError::output)?,
+            None => false,
+        };
         let entry = match previous {
             Some(mut e) if unchanged => {
                 // The file stays as it was, lineage included; only its finality may advance.
@@ -154,11 +167,15 @@ impl Committer {
                 e.currency = p.currency;
                 // Same rows; totals of money columns added since are filled in.
                 e.money_totals = p.money_totals;
+                e.checked_by = Some(self.run_id.clone());
                 e
             }
-            _ => {
-                self.out
-                    .publish(&p.staged.path, &dest)
+            previous => {
+                // Fenced: only the object the manifest names is replaced.
+                let replaces = previous.and_then(|e| e.e_tag);
+                let e_tag = self
+                    .out
+                    .publish(&p.staged.path, &dest, replaces.as_deref())
                     .await
                     .map_err(UnitError::output)?;
                 FileEntry {
@@ -175,6 +192,8 @@ impl Committer {
                     run_id: self.run_id.clone(),
                     notes: p.notes,
                     currency: p.currency,
+                    e_tag,
+                    checked_by: Some(self.run_id.clone()),
                 }
             }
         };
@@ -191,7 +210,6 @@ impl Committer {
                 r.new_rows
             );
         }
-        self.state.mark_done(&unit.key()).await?;
         let status = if unchanged {
             UnitStatus::Unchanged
         } else {
@@ -200,7 +218,7 @@ impl Committer {
         Ok((status, entry))
     }
 
-    /// Records an entry and makes the manifest durable before returning.
+    /// Records an entry and makes its partition's shard durable before returning.
     async fn record(
         &self,
         dataset: &str,
@@ -213,13 +231,22 @@ impl Committer {
         let (restated, bytes, seq) = {
             let mut g = slot.manifest.lock().expect("manifest lock");
             let restated = g.0.record(cycle, account, final_at, entry);
-            g.1 += 1;
-            (restated, g.0.to_bytes(Utc::now()), g.1)
+            let bytes = g.0.shard_bytes(cycle, Utc::now()).expect("the partition just recorded");
+            let seq = g.1.entry(cycle.to_string()).or_default();
+            *seq += 1;
+            (restated, bytes, *seq)
         };
-        let mut written = slot.written.lock().await;
+        let lock = slot
+            .written
+            .lock()
+            .expect("written lock")
+            .entry(cycle.to_string())
+            .or_default()
+            .clone();
+        let mut written = lock.lock().await;
         // A newer version (which includes this entry) may already be written.
         if *written < seq {
-            self.out.write(&Layout::manifest_rel(dataset), &bytes, true).await?;
+            self.out.write(&shard_rel(dataset, cycle), &bytes, true).await?;
             *written = seq;
         }
         Ok(restated)

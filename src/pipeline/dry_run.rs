@@ -51,7 +51,7 @@ pub struct PlanReport {
 }
 
 pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<PlanReport, RunError> {
-    let out = Output::open(&job.out, &job.store)?;
+    let out = Output::open(&job.out, &job.store, client.stop.clone())?;
     let mut manifests: HashMap<&'static str, Manifest> = HashMap::new();
     for spec in &job.datasets {
         let m = out.manifest(spec).await?;
@@ -65,13 +65,12 @@ pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<Pl
     // An interrupted run of the same job resumes: its finished units are skipped.
     let units: Vec<&plan::Unit> = groups.iter().flat_map(|g| &g.units).collect();
     let fp = plan::fingerprint_of(job, &units);
-    let done: Vec<String> = out
+    let resumes: Option<String> = out
         .read(crate::state::STATE_REL)
         .await?
         .and_then(|b| serde_json::from_slice::<crate::state::JobState>(&b).ok())
         .filter(|s| s.fingerprint == fp && s.status == crate::state::JobStatus::Running)
-        .map(|s| s.done.into_iter().collect())
-        .unwrap_or_default();
+        .map(|s| s.run_id);
     let mut planned = Vec::new();
     let mut pages: BTreeMap<Api, (u64, bool, bool)> = BTreeMap::new();
     let budget = client.unit_budget();
@@ -80,7 +79,10 @@ pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<Pl
         let mut runs = false;
         for u in &g.units {
             let entry = manifests[u.spec.name].file(&u.cycle.to_string(), u.account.key());
-            let (action, reason) = if done.contains(&u.key()) {
+            let done = resumes
+                .as_deref()
+                .is_some_and(|run| manifests[u.spec.name].checked_by(&u.cycle.to_string(), u.account.key(), run));
+            let (action, reason) = if done {
                 ("skip", "done by the interrupted run this one resumes".to_string())
             } else {
                 match entry {

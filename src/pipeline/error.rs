@@ -3,6 +3,7 @@
 
 use crate::model::ModelError;
 use crate::sink::SinkError;
+use crate::sink::output::OutputError;
 use crate::source::error::SourceError;
 use crate::source::paging::PagingError;
 use crate::state::StateError;
@@ -137,6 +138,8 @@ pub enum Outcome {
     BadInput,
     /// The server refused the credentials: the run stopped after one request.
     CredentialsRefused,
+    /// Stopped early by SIGTERM/SIGINT or a lost bucket lease: the next run resumes.
+    Stopped,
 }
 
 impl Outcome {
@@ -146,31 +149,39 @@ impl Outcome {
             Outcome::UnitsFailed => 1,
             Outcome::BadInput => 2,
             Outcome::CredentialsRefused => 3,
+            Outcome::Stopped => 4,
         }
     }
 
     /// A run that stopped with an error.
     pub fn of_error(e: &RunError) -> Self {
         match e {
-            RunError::State(StateError::Locked(..)) => Outcome::BadInput,
-            // One writer at a time, and a bucket the credentials cannot use: before any request.
+            // One writer at a time, and a bucket the credentials cannot use or
+            // that cannot keep runs apart: before any request.
             RunError::Output(
-                crate::sink::output::OutputError::Leased { .. }
-                | crate::sink::output::OutputError::Denied { .. }
-                | crate::sink::output::OutputError::Layout(_)
-                | crate::sink::output::OutputError::State(StateError::Locked(..)),
+                OutputError::Leased { .. }
+                | OutputError::Locked(..)
+                | OutputError::Denied { .. }
+                | OutputError::Conditions { .. }
+                | OutputError::Layout(_),
             ) => Outcome::BadInput,
+            RunError::Output(OutputError::LeaseLost { .. } | OutputError::Stopped(_))
+            | RunError::State(StateError::Output(OutputError::LeaseLost { .. } | OutputError::Stopped(_))) => {
+                Outcome::Stopped
+            }
             RunError::Members(s) | RunError::Probe(s) if s.is_fatal() => Outcome::CredentialsRefused,
             _ => Outcome::UnitsFailed,
         }
     }
 
-    /// A run that finished: `halted` is the client's fatal error, if one tripped.
-    pub fn of_run(success: bool, halted: bool) -> Self {
-        match (success, halted) {
-            (true, _) => Outcome::Success,
-            (false, true) => Outcome::CredentialsRefused,
-            (false, false) => Outcome::UnitsFailed,
+    /// A run that finished: `halted` is the client's fatal error, if one
+    /// tripped; `stopped`, whether a signal or a lost lease stopped it.
+    pub fn of_run(success: bool, halted: bool, stopped: bool) -> Self {
+        match (success, halted, stopped) {
+            (_, _, true) => Outcome::Stopped,
+            (true, _, _) => Outcome::Success,
+            (false, true, _) => Outcome::CredentialsRefused,
+            (false, false, _) => Outcome::UnitsFailed,
         }
     }
 }

@@ -138,7 +138,7 @@ pub(crate) struct Ctx {
 pub async fn run(job: &Job, client: &Arc<BssClient>) -> Result<RunReport, RunError> {
     let started_at = Utc::now();
     let clock = Instant::now();
-    let out = Arc::new(Output::open(&job.out, &job.store)?);
+    let out = Arc::new(Output::open(&job.out, &job.store, client.stop.clone())?);
     let new_run_id = uuid::Uuid::now_v7().to_string();
     // One writer at a time, checked before any request is spent.
     let guard = out.lock(&new_run_id).await?;
@@ -193,17 +193,17 @@ async fn run_locked(
     let units: Vec<&plan::Unit> = groups.iter().flat_map(|g| &g.units).collect();
     let job_fingerprint = plan::fingerprint_of(job, &units);
     let total = units.len();
-    let state = StateStore::begin(out.clone(), &job_fingerprint, new_run_id).await?;
+    let mut state = StateStore::begin(out.clone(), &job_fingerprint, new_run_id).await?;
     let resumed = state.resumed;
+    let run_id = state.run_id();
+    let committer = Committer::new(out.clone(), manifests, run_id.clone());
     if resumed {
         tracing::info!(
-            done = state.done_count(),
+            done = committer.done_count(),
             total,
-            "resuming the interrupted run {}",
-            state.run_id()
+            "resuming the interrupted run {run_id}"
         );
     }
-    let run_id = state.run_id();
     let blanks: Vec<Vec<UnitReport>> = groups
         .iter()
         .map(|g| g.units.iter().map(|u| u.blank_report()).collect())
@@ -211,7 +211,7 @@ async fn run_locked(
     let ctx = Arc::new(Ctx {
         job: job.clone(),
         client: client.clone(),
-        committer: Committer::new(out.clone(), manifests, state, run_id.clone()),
+        committer,
         counters: progress::Counters::default(),
         large: Arc::new(tokio::sync::Semaphore::new(job.large_units.max(1))),
     });
@@ -284,16 +284,28 @@ async fn run_locked(
             )
         })
         .collect();
+    // A stopped run (signal, lost lease) still reports; what it can no longer
+    // write is left to the run that resumes it.
+    let stopped = client.stop.reason();
+    let tolerate = |r: Result<(), crate::sink::output::OutputError>| match (r, &stopped) {
+        (Err(e), Some(why)) => {
+            tracing::warn!("not written ({why}): {e}");
+            Ok(())
+        }
+        (r, _) => r,
+    };
     // Sidecars describe the manifest as this run left it.
     for spec in &job.datasets {
         if let Some(sidecar) = spec.sidecar {
             let (name, text) = sidecar(spec, &ctx.committer.manifest(spec.name));
-            out.write(&format!("{}/{name}", spec.name), text.as_bytes(), false)
-                .await?;
+            tolerate(
+                out.write(&format!("{}/{name}", spec.name), text.as_bytes(), false)
+                    .await,
+            )?;
         }
     }
-    if failures.is_empty() {
-        ctx.committer.state.complete().await?;
+    if failures.is_empty() && stopped.is_none() {
+        state.complete().await?;
     }
     let finished_at = Utc::now();
     let report = RunReport {
@@ -325,7 +337,7 @@ async fn run_locked(
     let mut report = report;
     report.saved_as = format!("{}/{rel}", out.url());
     let text = serde_json::to_vec_pretty(&report).expect("report serialises");
-    out.write(&rel, &text, false).await?;
+    tolerate(out.write(&rel, &text, false).await)?;
     Ok(report)
 }
 

@@ -39,13 +39,19 @@ pub async fn run_group(
         }
         return reports;
     }
+    if let Some(why) = ctx.client.stop.reason() {
+        for r in &mut reports {
+            r.error = Some(format!("not started: stopped ({why}); the next run resumes it"));
+        }
+        return reports;
+    }
     let mut active = Vec::new();
     for (i, unit) in group.units.iter().enumerate() {
         let existing = ctx.committer.entry(unit);
         let report = &mut reports[i];
         // A file made without its companion is made again once it can be whole.
         let remake = existing.as_ref().is_some_and(|e| companion_back(ctx, group, unit, e));
-        if ctx.committer.state.is_done(&unit.key()) && !remake {
+        if ctx.committer.is_done(unit) && !remake {
             report.status = UnitStatus::AlreadyDone;
             if let Some(e) = existing {
                 report.finality = Some(e.finality);
@@ -68,7 +74,7 @@ pub async fn run_group(
             Some(e) if skippable => ctx
                 .committer
                 .out
-                .exists(&format!("{}/{}", unit.spec.name, e.path))
+                .holds(&format!("{}/{}", unit.spec.name, e.path), e, false)
                 .await
                 .unwrap_or(false),
             _ => false,

@@ -41,11 +41,8 @@ const AMOUNT: &str = "amount";
 pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
     let layout = Layout::new(o.out);
     let spec = &consumption_records::SPEC;
-    let path = layout.manifest_path(spec.name);
-    if !path.exists() {
-        return Err(ReportError::NoData(o.out.display().to_string()));
-    }
-    let manifest = Manifest::load(&path, spec.name, spec.version)?;
+    let manifest = Manifest::load(&layout.dataset_dir(spec.name), spec.name, spec.version)?
+        .ok_or_else(|| ReportError::NoData(o.out.display().to_string()))?;
     let held: BTreeSet<BillCycle> = manifest.partitions.keys().filter_map(|c| c.parse().ok()).collect();
     let cycle = match o.cycle {
         Some(c) => c,

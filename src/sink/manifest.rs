@@ -1,6 +1,13 @@
 //! The per-dataset manifest: what each partition holds, how final it is, and
-//! when a final partition was restated. Rewritten atomically after every
-//! published file, so it never describes a file that is not in place.
+//! when a final partition was restated.
+//!
+//! It is kept as one small file per partition, `<dataset>/_manifest/<cycle>.json`
+//! (a *shard*), rewritten atomically after every file published in that
+//! partition: so it never describes a file that is not in place, and a unit's
+//! commit costs the size of its partition, not of the lake (an 18-month,
+//! 200-account backfill no longer uploads the whole manifest per unit).
+//! Manifests written before shards (`<dataset>/_manifest.json`) are read,
+//! and split into shards by the next run that writes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,6 +52,14 @@ pub struct FileEntry {
     /// kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    /// The bucket object's ETag as written: an object with another one is not
+    /// this file (a late writer's, say) and is written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    /// The job (run id) that last extracted this unit and found the file
+    /// right: how a resumed job knows which units it has done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_by: Option<String>,
 }
 
 /// How a file's currency is shown when the manifest does not record one.
@@ -120,7 +135,27 @@ pub struct Manifest {
     pub schema_version: u32,
     pub updated_at: DateTime<Utc>,
     pub partitions: BTreeMap<String, Partition>,
+    /// Read from a manifest written before shards: the next run splits it.
+    #[serde(skip)]
+    pub legacy: bool,
 }
+
+/// One partition's part of a manifest, as stored.
+#[derive(Serialize, Deserialize)]
+struct Shard {
+    dataset: String,
+    schema_version: u32,
+    updated_at: DateTime<Utc>,
+    partition: Partition,
+}
+
+/// Where a partition's shard lives, relative to the output.
+pub fn shard_rel(dataset: &str, cycle: &str) -> String {
+    format!("{dataset}/{SHARDS}/{cycle}.json")
+}
+
+/// The directory of a dataset's shards.
+pub const SHARDS: &str = "_manifest";
 
 impl Manifest {
     pub fn new(dataset: &str, schema_version: u32) -> Self {
@@ -129,48 +164,106 @@ impl Manifest {
             schema_version,
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
             partitions: BTreeMap::new(),
+            legacy: false,
         }
     }
 
-    /// A manifest read from `bytes` (`None`: there is none yet).
+    /// Adds a shard read from `name`: its partition replaces any of a legacy file.
+    pub fn add_shard(&mut self, bytes: &[u8], name: &str) -> Result<(), SinkError> {
+        let s: Shard = serde_json::from_slice(bytes).map_err(|e| SinkError::Manifest {
+            path: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.updated_at = self.updated_at.max(s.updated_at);
+        self.schema_version = self.schema_version.max(s.schema_version);
+        self.partitions.insert(s.partition.bill_cycle.clone(), s.partition);
+        Ok(())
+    }
+
+    /// The shard of `cycle` as stored (stamped `now`): serialised under the
+    /// caller's lock, written after it is released.
+    pub fn shard_bytes(&mut self, cycle: &str, now: DateTime<Utc>) -> Option<Vec<u8>> {
+        self.updated_at = now;
+        let p = self.partitions.get_mut(cycle)?;
+        p.rows = p.files.values().map(|f| f.rows).sum();
+        let shard = Shard {
+            dataset: self.dataset.clone(),
+            schema_version: self.schema_version,
+            updated_at: now,
+            partition: p.clone(),
+        };
+        let mut text = serde_json::to_vec_pretty(&shard).expect("a shard serialises");
+        text.push(b'\n');
+        Some(text)
+    }
+
+    /// Whether the unit of `cycle` and `account` was done by job `run_id`.
+    pub fn checked_by(&self, cycle: &str, account: &str, run_id: &str) -> bool {
+        self.file(cycle, account)
+            .is_some_and(|f| f.checked_by.as_deref() == Some(run_id))
+    }
+
+    /// A manifest written before shards, read from `bytes` (`None`: there is none).
     pub fn from_bytes(bytes: Option<&[u8]>, dataset: &str, schema_version: u32, name: &str) -> Result<Self, SinkError> {
         match bytes {
-            Some(b) => serde_json::from_slice(b).map_err(|e| SinkError::Manifest {
-                path: name.to_string(),
-                reason: e.to_string(),
-            }),
+            Some(b) => {
+                let mut m: Manifest = serde_json::from_slice(b).map_err(|e| SinkError::Manifest {
+                    path: name.to_string(),
+                    reason: e.to_string(),
+                })?;
+                m.legacy = true;
+                Ok(m)
+            }
             None => Ok(Self::new(dataset, schema_version)),
         }
     }
 
-    pub fn load(path: &Path, dataset: &str, schema_version: u32) -> Result<Self, SinkError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SinkError::Manifest {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::new(dataset, schema_version)),
+    /// The manifest of the dataset directory `dir` on disk: its shards, over a
+    /// legacy `_manifest.json` if one is left (`None`: neither exists).
+    pub fn load(dir: &Path, dataset: &str, schema_version: u32) -> Result<Option<Self>, SinkError> {
+        let read = |path: &Path| match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(SinkError::Io {
                 path: path.display().to_string(),
                 source,
             }),
+        };
+        let legacy_path = dir.join("_manifest.json");
+        let legacy = read(&legacy_path)?;
+        let mut m = Self::from_bytes(
+            legacy.as_deref(),
+            dataset,
+            schema_version,
+            &legacy_path.display().to_string(),
+        )?;
+        let mut found = legacy.is_some();
+        let mut names: Vec<_> = std::fs::read_dir(dir.join(SHARDS))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        names.sort();
+        for p in names {
+            if let Some(b) = read(&p)? {
+                m.add_shard(&b, &p.display().to_string())?;
+                found = true;
+            }
         }
+        Ok(found.then_some(m))
     }
 
-    /// The manifest as written to disk (stamped `now`): serialised under the
-    /// caller's lock, written after it is released.
-    pub fn to_bytes(&mut self, now: DateTime<Utc>) -> Vec<u8> {
-        self.updated_at = now;
-        for p in self.partitions.values_mut() {
-            p.rows = p.files.values().map(|f| f.rows).sum();
+    /// Writes every shard of the manifest under the dataset directory `dir`
+    /// (tests and tools that edit a local lake).
+    pub fn save(&mut self, dir: &Path, now: DateTime<Utc>) -> Result<(), SinkError> {
+        let cycles: Vec<String> = self.partitions.keys().cloned().collect();
+        for c in cycles {
+            let bytes = self.shard_bytes(&c, now).expect("a partition held");
+            atomic_write(&dir.join(SHARDS).join(format!("{c}.json")), &bytes)?;
         }
-        let mut text = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        text.push(b'\n');
-        text
-    }
-
-    pub fn save(&mut self, path: &Path, now: DateTime<Utc>) -> Result<(), SinkError> {
-        atomic_write(path, &self.to_bytes(now))
+        Ok(())
     }
 
     /// The one currency the manifest records, if it records exactly one:
@@ -263,6 +356,8 @@ mod tests {
             run_id: "r".into(),
             notes: Vec::new(),
             currency: Some("CNY".into()),
+            e_tag: None,
+            checked_by: None,
         }
     }
 
@@ -299,12 +394,24 @@ mod tests {
     #[test]
     fn save_and_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d/_manifest.json");
-        let mut m = Manifest::load(&p, "d", 1).unwrap();
+        let d = dir.path().join("d");
+        assert!(Manifest::load(&d, "d", 1).unwrap().is_none());
+        let mut m = Manifest::new("d", 1);
         m.record("2026-01", "self", Utc::now(), entry("a", 5, Finality::Final));
-        m.save(&p, Utc::now()).unwrap();
-        assert_eq!(Manifest::load(&p, "d", 1).unwrap(), m);
-        std::fs::write(&p, "{").unwrap();
-        assert!(Manifest::load(&p, "d", 1).is_err());
+        m.record("2026-02", "self", Utc::now(), entry("b", 6, Finality::Provisional));
+        m.save(&d, Utc::now()).unwrap();
+        assert!(d.join("_manifest/2026-01.json").exists() && d.join("_manifest/2026-02.json").exists());
+        assert_eq!(Manifest::load(&d, "d", 1).unwrap().unwrap(), m);
+        // A legacy manifest is read, and a shard wins over its partition.
+        let mut old = Manifest::new("d", 1);
+        old.record("2026-01", "self", Utc::now(), entry("old", 1, Finality::Final));
+        old.record("2025-12", "self", Utc::now(), entry("z", 2, Finality::Final));
+        std::fs::write(d.join("_manifest.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+        let both = Manifest::load(&d, "d", 1).unwrap().unwrap();
+        assert!(both.legacy);
+        assert_eq!(both.partitions.len(), 3);
+        assert_eq!(both.file("2026-01", "self").unwrap().content_digest, "a");
+        std::fs::write(d.join("_manifest/2026-01.json"), "{").unwrap();
+        assert!(Manifest::load(&d, "d", 1).is_err());
     }
 }

@@ -15,9 +15,12 @@
 //! manifest already names is the leftover of a stopped migration and goes. A
 //! Parquet file in an old-layout directory that the manifest does not name
 //! otherwise is not guessed at: the run refuses with one line.
+//!
+//! A manifest kept as one `_manifest.json` (before shards) is split into its
+//! partitions' shards the same way: shards first, then the old file deleted.
 
 use super::Layout;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, shard_rel};
 use super::output::{Output, OutputError};
 use crate::cycle::BillCycle;
 use crate::source::datasets::DatasetSpec;
@@ -36,6 +39,7 @@ fn under_key(rel: &str, key: &str) -> Option<String> {
 /// key to `spec.partition_key`; returns the manifest as written.
 pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest) -> Result<Manifest, OutputError> {
     if spec.partition_key == FORMER_KEY {
+        split_legacy(out, spec, &mut m, &[]).await?;
         return Ok(m);
     }
     let want = format!("{}=", spec.partition_key);
@@ -76,7 +80,7 @@ pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest
             let new = Layout::file_rel(spec.partition_key, c, account);
             let (old_abs, new_abs) = (format!("{}/{}", spec.name, e.path), format!("{}/{new}", spec.name));
             // A stopped migration may have copied it already.
-            if out.size(&new_abs).await? != Some(e.bytes) {
+            if out.head(&new_abs).await?.map(|h| h.size) != Some(e.bytes) {
                 if !out.exists(&old_abs).await? {
                     lost.push(account.clone());
                     continue;
@@ -84,6 +88,8 @@ pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest
                 out.copy(&old_abs, &new_abs).await?;
                 copied += 1;
             }
+            // A copy may carry another ETag (a multipart object's does).
+            e.e_tag = out.head(&new_abs).await?.and_then(|h| h.e_tag);
             to_delete.push(e.path.clone());
             e.path = new;
             changed = true;
@@ -99,11 +105,17 @@ pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest
             p.files.remove(&a);
         }
     }
-    if changed {
-        m.partitions.retain(|_, p| !p.files.is_empty());
-        out.write(&Layout::manifest_rel(spec.name), &m.to_bytes(chrono::Utc::now()), true)
-            .await?;
+    let emptied: Vec<String> = m
+        .partitions
+        .iter()
+        .filter(|(_, p)| p.files.is_empty())
+        .map(|(c, _)| c.clone())
+        .collect();
+    m.partitions.retain(|_, p| !p.files.is_empty());
+    if changed && !m.legacy {
+        save_all(out, &mut m, &emptied).await?;
     }
+    split_legacy(out, spec, &mut m, &emptied).await?;
     for rel in &to_delete {
         out.delete(&format!("{}/{rel}", spec.name)).await?;
         if let Some((dir, _)) = rel.split_once('/') {
@@ -119,6 +131,37 @@ pub async fn to_current_layout(out: &Output, spec: &DatasetSpec, mut m: Manifest
         );
     }
     Ok(m)
+}
+
+/// Writes every shard of `m`, and deletes those of the partitions `emptied`.
+async fn save_all(out: &Output, m: &mut Manifest, emptied: &[String]) -> Result<(), OutputError> {
+    let now = chrono::Utc::now();
+    let cycles: Vec<String> = m.partitions.keys().cloned().collect();
+    for c in cycles {
+        let bytes = m.shard_bytes(&c, now).expect("a partition held");
+        out.write(&shard_rel(&m.dataset, &c), &bytes, true).await?;
+    }
+    for c in emptied {
+        out.delete(&shard_rel(&m.dataset, c)).await?;
+    }
+    Ok(())
+}
+
+/// A manifest read from one `_manifest.json` becomes shards, then the file goes.
+async fn split_legacy(
+    out: &Output,
+    spec: &DatasetSpec,
+    m: &mut Manifest,
+    emptied: &[String],
+) -> Result<(), OutputError> {
+    if !m.legacy {
+        return Ok(());
+    }
+    save_all(out, m, emptied).await?;
+    out.delete(&Layout::manifest_rel(spec.name)).await?;
+    m.legacy = false;
+    tracing::info!(dataset = spec.name, "manifest split into one shard per partition");
+    Ok(())
 }
 
 #[cfg(test)]

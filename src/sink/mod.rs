@@ -13,10 +13,15 @@
 //! partial one (for a bucket, see `output`). Names starting with `_` or `.` are skipped by Spark, Hive,
 //! Trino, DuckDB and polars globbing.
 
+pub mod lease;
+pub mod location;
 pub mod manifest;
 pub mod migrate;
+pub mod mirror;
 pub mod output;
 pub mod parquet;
+pub mod remote;
+pub mod spool;
 
 use std::fs::{self, File};
 use std::io::Write;

@@ -1,135 +1,31 @@
-//! Where a run's files go: a local directory, or a bucket of Huawei OBS (its S3
-//! API) or any S3-compatible store. Both give the same guarantees and the same
-//! bytes:
+//! Where a run's files go, one interface over a local directory and a bucket
+//! (`remote`). Both give the same guarantees and the same bytes:
 //!
 //! * a data file becomes visible in one step: a rename on disk; one PUT, or a
-//!   multipart upload completed only when the file is whole (aborted on
-//!   failure), in a store. Parquet is written to a local spool file first, so
-//!   memory stays flat however large a month is;
-//! * the manifests, `state.json` and the run reports live under `.hcbill/` of
-//!   the same prefix, so a fresh container resumes where a killed one stopped;
-//! * one writer at a time: an `flock` on disk; in a store, a lease object
-//!   created only if absent, renewed while the run lives and taken over only
-//!   after it expires; manifest and state updates are conditional puts (ETag),
-//!   so an update is never lost to another writer.
+//!   multipart upload completed only when the file is whole, in a store.
+//!   Parquet is written to a local file first (`.hcbill/staging/`, or the
+//!   `spool` of a bucket), so memory stays flat however large a month is;
+//! * the manifests, `state.json` and the run reports live with the data (under
+//!   `.hcbill/` and `<dataset>/_manifest/`), so a fresh container resumes where
+//!   a killed one stopped;
+//! * one writer at a time (`lease`): an `flock` on disk; on a bucket a lease,
+//!   conditional writes of manifests and state, and fenced data files, after a
+//!   probe that the store honours the conditions; or, with `--lock external`,
+//!   the scheduler's word for it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
-use object_store::path::Path as ObjPath;
-use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion, WriteMultipart,
-};
-use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
+use object_store::ObjectStore;
 
+use super::lease::{BucketLease, OutputLock};
+use super::manifest::{Manifest, SHARDS};
+use super::remote::{Head, Honours, Remote};
 use super::{Layout, SinkError};
-use crate::state::{OutputLock, StateError};
+use crate::stop::Stop;
 
-/// Files up to this size go in one PUT; larger ones in parts of this size.
-const PART: usize = 8 << 20;
-/// A lease not renewed for this long belongs to a dead run.
-pub const LEASE_TTL: Duration = Duration::from_secs(60);
-
-/// `--out`: a local path, `obs://bucket/prefix` or `s3://bucket/prefix`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-    Local(PathBuf),
-    Bucket {
-        scheme: Scheme,
-        bucket: String,
-        prefix: String,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
-    Obs,
-    S3,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::Bucket { scheme, bucket, prefix } => {
-                let s = if *scheme == Scheme::Obs { "obs" } else { "s3" };
-                write!(f, "{s}://{bucket}/{prefix}")
-            }
-        }
-    }
-}
-
-impl From<&Path> for Location {
-    fn from(p: &Path) -> Self {
-        Location::Local(p.to_path_buf())
-    }
-}
-
-impl From<PathBuf> for Location {
-    fn from(p: PathBuf) -> Self {
-        Location::Local(p)
-    }
-}
-
-impl std::str::FromStr for Location {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let scheme = if s.starts_with("obs://") {
-            Some(Scheme::Obs)
-        } else if s.starts_with("s3://") {
-            Some(Scheme::S3)
-        } else {
-            None
-        };
-        let Some(scheme) = scheme else {
-            if s.contains("://") {
-                return Err(format!(
-                    "--out {s}: only a local path, obs://bucket/prefix or s3://bucket/prefix"
-                ));
-            }
-            return Ok(Location::Local(PathBuf::from(s)));
-        };
-        let rest = s.split_once("://").map_or("", |(_, r)| r);
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        if !valid_bucket {
-            return Err(format!(
-                "--out {s}: {bucket:?} is not a bucket name (3-63 of a-z, 0-9, '-', '.')"
-            ));
-        }
-        let prefix = prefix.trim_matches('/');
-        if prefix.split('/').any(|p| p == ".." || p == ".") {
-            return Err(format!("--out {s}: the prefix may not contain . or .."));
-        }
-        Ok(Location::Bucket {
-            scheme,
-            bucket: bucket.to_string(),
-            prefix: prefix.to_string(),
-        })
-    }
-}
-
-/// How to reach a bucket.
-#[derive(Clone, Debug, Default)]
-pub struct StoreConfig {
-    /// OBS endpoint (default from the region: `https://obs.<region>.myhuaweicloud.com`).
-    pub obs_endpoint: Option<String>,
-    /// OBS region (default `cn-north-4`).
-    pub obs_region: Option<String>,
-    /// OBS keys when not the BSS client's: (AK, SK, security token).
-    pub obs_keys: Option<(String, String, Option<String>)>,
-}
+pub use super::location::{Location, LockMode, Scheme, StoreConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -137,6 +33,8 @@ pub enum OutputError {
     Store { url: String, reason: String },
     #[error("{url}: access denied ({reason}); the credentials need read, write and delete on the bucket prefix")]
     Denied { url: String, reason: String },
+    #[error("another hcbill run is writing to {0} (lock {1} is held); wait for it to finish")]
+    Locked(String, String),
     #[error(
         "another hcbill run holds the lease of {url} (run {run}, until {until}); wait for it, or for the lease to expire"
     )]
@@ -145,17 +43,27 @@ pub enum OutputError {
         run: String,
         until: DateTime<Utc>,
     },
+    #[error(
+        "{url}: the store {how} conditional writes ({header}), so it cannot keep two runs apart; nothing was written. \
+         If your scheduler runs one job at a time (Kubernetes concurrencyPolicy: Forbid, a systemd timer), run with \
+         --lock external (see the README's bucket section for what it gives up)"
+    )]
+    Conditions {
+        url: String,
+        how: &'static str,
+        header: String,
+    },
     #[error("{url}: {what} changed under this run (another writer?); stopping so no update is lost")]
     Conflict { url: String, what: String },
-    #[error("{url}: this run's lease was taken over; stopping")]
+    #[error("{url}: this run's lease was lost or could not be renewed in time; stopping (the next run resumes)")]
     LeaseLost { url: String },
+    #[error("stopped: {0}")]
+    Stopped(String),
     /// A dataset in a layout this version does not write, that it cannot move.
     #[error("{0}")]
     Layout(String),
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error(transparent)]
-    State(#[from] StateError),
 }
 
 /// The output of a run, local or in a bucket.
@@ -168,166 +76,44 @@ enum Inner {
     Remote(Box<Remote>),
 }
 
-struct Remote {
-    store: Arc<dyn ObjectStore>,
-    prefix: ObjPath,
-    url: String,
-    /// Local spool for Parquet files before upload (removed with the Output).
-    spool: Spool,
-    /// Last known version of each conditionally updated object.
-    versions: tokio::sync::Mutex<HashMap<String, UpdateVersion>>,
-    /// Bytes of the last guarded write of each object, to recognise our own
-    /// write when its answer was lost.
-    attempted: tokio::sync::Mutex<HashMap<String, Vec<u8>>>,
-    lease_lost: Arc<AtomicBool>,
-    /// When the lease was last renewed (Unix ms; 0 before it is taken).
-    renewed_ms: Arc<std::sync::atomic::AtomicI64>,
-}
-
-/// A private local directory for files on their way to a bucket, removed when dropped.
-struct Spool(PathBuf);
-
-impl Spool {
-    fn new() -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("hcbill-spool-{}", uuid::Uuid::new_v4().simple()));
-        super::create_private_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Spool(dir))
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Held for the run: the flock, or the lease and its renewal.
 pub enum OutputGuard {
     Local(#[allow(dead_code)] OutputLock),
-    Remote {
-        renew: tokio::task::JoinHandle<()>,
-        store: Arc<dyn ObjectStore>,
-        path: ObjPath,
-        lost: Arc<AtomicBool>,
-    },
+    Remote(BucketLease),
+    /// `--lock external`: the scheduler keeps runs apart.
+    External,
 }
 
 impl OutputGuard {
-    /// Releases the lock or deletes the lease (a dead run's lease just expires;
-    /// a lease taken over by another run is theirs and stays).
+    /// Releases the lock, or the lease (only if it is still this run's).
     pub async fn release(self) {
-        if let OutputGuard::Remote {
-            renew,
-            store,
-            path,
-            lost,
-        } = self
-        {
-            renew.abort();
-            if !lost.load(Ordering::SeqCst) {
-                let _ = store.delete(&path).await;
-            }
+        if let OutputGuard::Remote(lease) = self {
+            lease.release().await;
         }
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Lease {
-    run_id: String,
-    host: String,
-    expires_at: DateTime<Utc>,
-}
-
-fn store_error(url: &str, e: object_store::Error) -> OutputError {
-    let reason = e.to_string();
-    let lower = reason.to_ascii_lowercase();
-    if matches!(
-        e,
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
-    ) || lower.contains("accessdenied")
-        || lower.contains("signaturedoesnotmatch")
-        || lower.contains("invalidaccesskeyid")
-    {
-        OutputError::Denied {
-            url: url.to_string(),
-            reason: reason.lines().next().unwrap_or("").chars().take(200).collect(),
-        }
-    } else {
-        OutputError::Store {
-            url: url.to_string(),
-            reason: reason.lines().next().unwrap_or("").chars().take(300).collect(),
-        }
-    }
+/// A file of the output as a local path: the file itself, or a downloaded
+/// copy removed when dropped.
+pub struct LocalCopy {
+    pub path: PathBuf,
+    _tmp: Option<tempfile::TempPath>,
 }
 
 impl Output {
-    /// Opens `location`. A bucket's store retries transient errors (5xx,
-    /// throttling, resets) with backoff, within two minutes per request.
-    pub fn open(location: &Location, cfg: &StoreConfig) -> Result<Self, OutputError> {
+    /// Opens `location`. A bucket's every call ends within the lease's call
+    /// budget (request timeout, then retries with backoff).
+    pub fn open(location: &Location, cfg: &StoreConfig, stop: Stop) -> Result<Self, OutputError> {
         let (scheme, bucket, prefix) = match location {
             Location::Local(p) => return Ok(Self::local(p)),
             Location::Bucket { scheme, bucket, prefix } => (*scheme, bucket, prefix),
         };
         let url = location.to_string();
-        // Built without a default TLS provider (no C build): install ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let retry = RetryConfig {
-            max_retries: 8,
-            retry_timeout: Duration::from_secs(120),
-            ..Default::default()
-        };
-        let builder = match scheme {
-            // Any S3-compatible store: the usual AWS chain (AWS_ACCESS_KEY_ID…,
-            // AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP).
-            Scheme::S3 => AmazonS3Builder::from_env(),
-            Scheme::Obs => {
-                let region = cfg.obs_region.clone().unwrap_or_else(|| "cn-north-4".to_string());
-                let base = cfg
-                    .obs_endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("https://obs.{region}.myhuaweicloud.com"));
-                // Virtual-hosted style: the bucket is the first label of the host,
-                // and object_store takes such an endpoint as given.
-                let endpoint = match base.split_once("://") {
-                    Some((scheme, host)) if !host.starts_with(&format!("{bucket}.")) => {
-                        format!("{scheme}://{bucket}.{}", host.trim_end_matches('/'))
-                    }
-                    _ => base.trim_end_matches('/').to_string(),
-                };
-                let mut b = AmazonS3Builder::new()
-                    .with_region(region)
-                    .with_endpoint(endpoint)
-                    .with_virtual_hosted_style_request(true);
-                if let Some((ak, sk, token)) = &cfg.obs_keys {
-                    b = b.with_access_key_id(ak).with_secret_access_key(sk);
-                    if let Some(t) = token {
-                        b = b.with_token(t);
-                    }
-                }
-                b
-            }
-        };
-        let store = builder
-            .with_bucket_name(bucket)
-            .with_conditional_put(S3ConditionalPut::ETagMatch)
-            .with_retry(retry)
-            .build()
-            .map_err(|e| store_error(&url, e))?;
-        let spool = Spool::new().map_err(|e| OutputError::Store {
-            url: url.clone(),
-            reason: format!("cannot make a local spool directory: {e}"),
-        })?;
+        let (store, endpoint) = super::remote::build_store(scheme, bucket, cfg, &url)?;
+        // The spool is the output's: the same bucket name at another endpoint is another output.
+        let spool = format!("{url} at {endpoint}");
         Ok(Self {
-            inner: Inner::Remote(Box::new(Remote {
-                store: Arc::new(store),
-                prefix: ObjPath::from(prefix.as_str()),
-                url,
-                spool,
-                versions: tokio::sync::Mutex::new(HashMap::new()),
-                attempted: tokio::sync::Mutex::new(HashMap::new()),
-                lease_lost: Arc::new(AtomicBool::new(false)),
-                renewed_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
-            })),
+            inner: Inner::Remote(Box::new(Remote::new(store, prefix, &url, &spool, cfg, stop))),
         })
     }
 
@@ -337,24 +123,12 @@ impl Output {
         }
     }
 
-    /// For tests: a bucket served by the given store.
-    pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Result<Self, OutputError> {
-        let spool = Spool::new().map_err(|e| OutputError::Store {
-            url: url.into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            inner: Inner::Remote(Box::new(Remote {
-                store,
-                prefix: ObjPath::from(prefix),
-                url: url.into(),
-                spool,
-                versions: tokio::sync::Mutex::new(HashMap::new()),
-                attempted: tokio::sync::Mutex::new(HashMap::new()),
-                lease_lost: Arc::new(AtomicBool::new(false)),
-                renewed_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
-            })),
-        })
+    /// A bucket served by the given store (tests), with a spool of its own.
+    pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: &str, cfg: &StoreConfig, stop: Stop) -> Self {
+        let spool = format!("{url} {}", uuid::Uuid::new_v4());
+        Self {
+            inner: Inner::Remote(Box::new(Remote::new(store, prefix, url, &spool, cfg, stop))),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -372,131 +146,53 @@ impl Output {
         }
     }
 
-    fn obj(r: &Remote, rel: &str) -> ObjPath {
-        if r.prefix.as_ref().is_empty() {
-            ObjPath::from(rel)
-        } else {
-            ObjPath::from(format!("{}/{rel}", r.prefix.as_ref()))
-        }
-    }
-
-    /// Takes the output for this run: refused when another run holds it.
-    pub async fn lock(&self, run_hint: &str) -> Result<OutputGuard, OutputError> {
+    /// Takes the output for this run: refused when another run holds it, or
+    /// when the store does not honour the conditional writes the lease needs.
+    pub async fn lock(&self, run_id: &str) -> Result<OutputGuard, OutputError> {
         let r = match &self.inner {
             Inner::Local(l) => return Ok(OutputGuard::Local(OutputLock::acquire(&l.meta_dir())?)),
             Inner::Remote(r) => r,
         };
-        let path = Self::obj(r, ".hcbill/lease");
-        let lease = |expires_at| Lease {
-            run_id: run_hint.to_string(),
-            host: std::env::var("HOSTNAME").unwrap_or_default(),
-            expires_at,
-        };
-        let body = |l: &Lease| PutPayload::from(serde_json::to_vec(l).expect("a lease serialises"));
-        // A conditional put is not retried by object_store after a transport
-        // error: retried here; a try that landed with its answer lost shows as
-        // a lease of this run's own below.
-        let mut transient = 0u32;
-        let created = loop {
-            let create = PutOptions::from(PutMode::Create);
-            match r
-                .store
-                .put_opts(&path, body(&lease(Utc::now() + LEASE_TTL)), create)
-                .await
-            {
-                Err(object_store::Error::Generic { .. }) if transient < 4 => {
-                    transient += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << transient)).await;
-                }
-                other => break other,
-            }
-        };
-        let mut version = match created {
-            Ok(res) => UpdateVersion::from(res),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let got = r.store.get(&path).await.map_err(|e| store_error(&r.url, e))?;
-                let seen = version_of(&got.meta);
-                let held: Option<Lease> =
-                    serde_json::from_slice(&got.bytes().await.map_err(|e| store_error(&r.url, e))?).ok();
-                // This run's own lease, from a try whose answer was lost: renewed below.
-                let ours = transient > 0 && held.as_ref().is_some_and(|h| h.run_id == run_hint);
-                if !ours {
-                    if let Some(h) = held.filter(|h| h.expires_at > Utc::now()) {
-                        return Err(OutputError::Leased {
+        let guard = match r.lock {
+            LockMode::External => OutputGuard::External,
+            LockMode::Lease => {
+                match super::remote::probe(r).await? {
+                    Honours::Both => {}
+                    Honours::Ignores(header) => {
+                        return Err(OutputError::Conditions {
                             url: r.url.clone(),
-                            run: h.run_id,
-                            until: h.expires_at,
+                            how: "ignores",
+                            header: header.to_string(),
                         });
                     }
-                    // Expired: a dead run's. Take it over, unless another run just did.
-                    tracing::warn!("taking over the expired lease of {}", r.url);
-                }
-                let opts = PutOptions::from(PutMode::Update(seen));
-                match r
-                    .store
-                    .put_opts(&path, body(&lease(Utc::now() + LEASE_TTL)), opts)
-                    .await
-                {
-                    Ok(res) => UpdateVersion::from(res),
-                    Err(object_store::Error::Precondition { .. }) => {
-                        return Err(OutputError::Leased {
+                    Honours::Refuses(header, answer) => {
+                        return Err(OutputError::Conditions {
                             url: r.url.clone(),
-                            run: "another".into(),
-                            until: Utc::now() + LEASE_TTL,
+                            how: "refuses",
+                            header: format!("{header}: {answer}"),
                         });
                     }
-                    Err(e) => return Err(store_error(&r.url, e)),
                 }
+                let ttl = r.lease_ttl;
+                OutputGuard::Remote(
+                    BucketLease::acquire(
+                        r.store.clone(),
+                        r.obj(".hcbill/lease"),
+                        &r.url,
+                        run_id,
+                        ttl,
+                        r.clock.clone(),
+                        r.stop.clone(),
+                    )
+                    .await?,
+                )
             }
-            Err(e) => return Err(store_error(&r.url, e)),
         };
-        r.renewed_ms.store(Utc::now().timestamp_millis(), Ordering::SeqCst);
-        let (store, lost, hint) = (r.store.clone(), r.lease_lost.clone(), run_hint.to_string());
-        let renewed = r.renewed_ms.clone();
-        let renew_path = path.clone();
-        let renew = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE_TTL / 3).await;
-                let l = Lease {
-                    run_id: hint.clone(),
-                    host: std::env::var("HOSTNAME").unwrap_or_default(),
-                    expires_at: Utc::now() + LEASE_TTL,
-                };
-                let opts = PutOptions::from(PutMode::Update(version.clone()));
-                match store.put_opts(&renew_path, body(&l), opts).await {
-                    Ok(res) => {
-                        renewed.store(Utc::now().timestamp_millis(), Ordering::SeqCst);
-                        version = UpdateVersion::from(res)
-                    }
-                    Err(object_store::Error::Precondition { .. }) => {
-                        lost.store(true, Ordering::SeqCst);
-                        tracing::error!("the output's lease was taken over by another run");
-                        return;
-                    }
-                    // A transient failure: try again at the next tick, well before expiry.
-                    Err(e) => tracing::warn!("renewing the output lease: {e}"),
-                }
-            }
-        });
-        Ok(OutputGuard::Remote {
-            renew,
-            store: r.store.clone(),
-            path,
-            lost: r.lease_lost.clone(),
-        })
-    }
-
-    /// Refuses to write once the lease is lost or could have expired (renewals
-    /// failing for most of its life): another run may hold the output by now.
-    fn check_lease(&self) -> Result<(), OutputError> {
-        let Inner::Remote(r) = &self.inner else { return Ok(()) };
-        let renewed = r.renewed_ms.load(Ordering::SeqCst);
-        let margin = (LEASE_TTL - LEASE_TTL / 4).as_millis() as i64;
-        let stale = renewed > 0 && Utc::now().timestamp_millis() - renewed > margin;
-        if r.lease_lost.load(Ordering::SeqCst) || stale {
-            return Err(OutputError::LeaseLost { url: r.url.clone() });
-        }
-        Ok(())
+        r.spool.claim().map_err(|e| OutputError::Store {
+            url: r.url.clone(),
+            reason: format!("cannot make the local spool {}: {e}", r.spool.dir().display()),
+        })?;
+        Ok(guard)
     }
 
     /// Removes what a killed run left in staging.
@@ -510,12 +206,12 @@ impl Output {
     pub fn staging_file(&self, name: &str) -> PathBuf {
         match &self.inner {
             Inner::Local(l) => l.staging_dir().join(name),
-            Inner::Remote(r) => r.spool.0.join(name),
+            Inner::Remote(r) => r.spool.dir().join(name),
         }
     }
 
     /// The bytes of `rel`, if it exists; its version is remembered for a
-    /// later conditional update.
+    /// later guarded write.
     pub async fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, OutputError> {
         match &self.inner {
             Inner::Local(l) => match std::fs::read(l.root.join(rel)) {
@@ -527,128 +223,72 @@ impl Output {
                 }
                 .into()),
             },
-            Inner::Remote(r) => match r.store.get(&Self::obj(r, rel)).await {
-                Ok(got) => {
-                    let v = version_of(&got.meta);
-                    let bytes = got.bytes().await.map_err(|e| store_error(&r.url, e))?;
-                    r.versions.lock().await.insert(rel.to_string(), v);
-                    Ok(Some(bytes.to_vec()))
-                }
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(store_error(&r.url, e)),
-            },
+            Inner::Remote(r) => r.read(rel).await,
         }
     }
 
     /// Writes `rel` whole, atomically. `guarded`: a manifest or the state,
     /// updated only if nobody else changed it since this run read or wrote it.
     pub async fn write(&self, rel: &str, bytes: &[u8], guarded: bool) -> Result<(), OutputError> {
-        self.check_lease()?;
         match &self.inner {
             Inner::Local(l) => Ok(super::atomic_write(&l.root.join(rel), bytes)?),
-            Inner::Remote(r) => {
-                let mut versions = r.versions.lock().await;
-                let mode = match (guarded, versions.get(rel)) {
-                    (false, _) => PutMode::Overwrite,
-                    (true, Some(v)) => PutMode::Update(v.clone()),
-                    (true, None) => PutMode::Create,
-                };
-                let path = Self::obj(r, rel);
-                let mut attempted = r.attempted.lock().await;
-                let mut mode = mode;
-                // One retry after finding an earlier write of ours landed; a
-                // few after a transport error, whose outcome is unknown: the
-                // next try finds out (a precondition failure, then the check).
-                let (mut recovered, mut transient) = (false, 0u32);
-                loop {
-                    if guarded {
-                        attempted.insert(rel.to_string(), bytes.to_vec());
-                    }
-                    let opts = PutOptions::from(mode.clone());
-                    match r.store.put_opts(&path, PutPayload::from(bytes.to_vec()), opts).await {
-                        Ok(res) => {
-                            if guarded {
-                                versions.insert(rel.to_string(), UpdateVersion::from(res));
-                            }
-                            return Ok(());
-                        }
-                        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. })
-                            if guarded && !recovered =>
-                        {
-                            // An earlier write of ours may have landed with its answer
-                            // lost: if the object holds what we last sent, it is ours.
-                            let got = r.store.get(&path).await.map_err(|e| store_error(&r.url, e))?;
-                            let v = version_of(&got.meta);
-                            let now = got.bytes().await.map_err(|e| store_error(&r.url, e))?;
-                            if bytes == now.as_ref() {
-                                versions.insert(rel.to_string(), v);
-                                return Ok(());
-                            }
-                            let ours = versions.get(rel).is_some() && attempted_before(&attempted, rel, &now);
-                            if !ours {
-                                break;
-                            }
-                            recovered = true;
-                            mode = PutMode::Update(v);
-                        }
-                        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
-                            break;
-                        }
-                        // A conditional put is not retried by object_store after a
-                        // transport error; retried here, the next try tells.
-                        Err(object_store::Error::Generic { .. }) if guarded && transient < 4 => {
-                            transient += 1;
-                            tokio::time::sleep(Duration::from_millis(100 << transient)).await;
-                        }
-                        Err(e) => return Err(store_error(&r.url, e)),
-                    }
-                }
-                Err(OutputError::Conflict {
-                    url: r.url.clone(),
-                    what: rel.to_string(),
-                })
-            }
+            Inner::Remote(r) if guarded => r.write_guarded(rel, bytes).await,
+            Inner::Remote(r) => r.write_plain(rel, bytes).await,
         }
     }
 
-    /// The size of `rel`, if it exists.
-    pub async fn size(&self, rel: &str) -> Result<Option<u64>, OutputError> {
+    /// Size and ETag of `rel`, if it exists.
+    pub async fn head(&self, rel: &str) -> Result<Option<Head>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => Ok(std::fs::metadata(l.root.join(rel)).ok().map(|m| m.len())),
-            Inner::Remote(r) => match r.store.head(&Self::obj(r, rel)).await {
-                Ok(m) => Ok(Some(m.size)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(store_error(&r.url, e)),
-            },
+            Inner::Local(l) => Ok(std::fs::metadata(l.root.join(rel)).ok().map(|m| Head {
+                size: m.len(),
+                e_tag: None,
+            })),
+            Inner::Remote(r) => r.head(rel).await,
+        }
+    }
+
+    /// Whether the file at `rel` is the one `entry` describes: its ETag in a
+    /// bucket (an entry recorded without one is not trusted); on disk its
+    /// size, and with `deep` its sha256.
+    pub async fn holds(&self, rel: &str, entry: &super::manifest::FileEntry, deep: bool) -> Result<bool, OutputError> {
+        match &self.inner {
+            Inner::Local(l) => {
+                let path = l.root.join(rel);
+                let size_ok = std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.bytes);
+                Ok(size_ok && (!deep || super::parquet::file_sha256(&path).is_ok_and(|(_, s)| s == entry.sha256)))
+            }
+            Inner::Remote(r) => Ok(match (r.head(rel).await?, &entry.e_tag) {
+                (Some(h), Some(e)) => h.e_tag.as_ref() == Some(e) && h.size == entry.bytes,
+                _ => false,
+            }),
         }
     }
 
     pub async fn exists(&self, rel: &str) -> Result<bool, OutputError> {
-        match &self.inner {
-            Inner::Local(l) => Ok(l.root.join(rel).exists()),
-            Inner::Remote(r) => match r.store.head(&Self::obj(r, rel)).await {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(store_error(&r.url, e)),
-            },
-        }
+        Ok(self.head(rel).await?.is_some())
     }
 
-    /// A dataset's manifest (`None`: there is none yet).
-    pub async fn manifest(
-        &self,
-        spec: &crate::source::datasets::DatasetSpec,
-    ) -> Result<Option<super::manifest::Manifest>, OutputError> {
-        let rel = Layout::manifest_rel(spec.name);
-        match self.read(&rel).await? {
-            None => Ok(None),
-            Some(b) => Ok(Some(super::manifest::Manifest::from_bytes(
-                Some(&b),
-                spec.name,
-                spec.version,
-                &format!("{}/{rel}", self.url()),
-            )?)),
+    /// A dataset's manifest: its shards, over a legacy single file if one is
+    /// left (`None`: there is none yet).
+    pub async fn manifest(&self, spec: &crate::source::datasets::DatasetSpec) -> Result<Option<Manifest>, OutputError> {
+        let legacy_rel = Layout::manifest_rel(spec.name);
+        let legacy = self.read(&legacy_rel).await?;
+        let name = format!("{}/{legacy_rel}", self.url());
+        let mut m = Manifest::from_bytes(legacy.as_deref(), spec.name, spec.version, &name)?;
+        let mut found = legacy.is_some();
+        let dir = format!("{}/{SHARDS}", spec.name);
+        let mut shards = self.list(&dir).await?;
+        shards.retain(|n| n.ends_with(".json") && !n.starts_with('.'));
+        shards.sort();
+        for n in shards {
+            let rel = format!("{dir}/{n}");
+            if let Some(b) = self.read(&rel).await? {
+                m.add_shard(&b, &format!("{}/{rel}", self.url()))?;
+                found = true;
+            }
         }
+        Ok(found.then_some(m))
     }
 
     /// Names of the files directly under `rel_dir` (e.g. the run reports).
@@ -661,23 +301,7 @@ impl Output {
                 .filter(|e| e.path().is_file())
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .collect()),
-            Inner::Remote(r) => {
-                let prefix = Self::obj(r, rel_dir);
-                let listed: Vec<_> = r
-                    .store
-                    .list_with_delimiter(Some(&prefix))
-                    .await
-                    .map(|l| l.objects)
-                    .or_else(|e| match e {
-                        object_store::Error::NotFound { .. } => Ok(Vec::new()),
-                        e => Err(e),
-                    })
-                    .map_err(|e| store_error(&r.url, e))?;
-                Ok(listed
-                    .into_iter()
-                    .filter_map(|m| m.location.filename().map(str::to_string))
-                    .collect())
-            }
+            Inner::Remote(r) => r.list_names(rel_dir).await,
         }
     }
 
@@ -685,7 +309,6 @@ impl Output {
     /// hard link (a copy where links are refused) published by one rename; in
     /// a bucket a server-side copy.
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), OutputError> {
-        self.check_lease()?;
         match &self.inner {
             Inner::Local(l) => {
                 let (src, dest) = (l.root.join(from), l.root.join(to));
@@ -701,17 +324,12 @@ impl Output {
                 }
                 Ok(result?)
             }
-            Inner::Remote(r) => r
-                .store
-                .copy(&Self::obj(r, from), &Self::obj(r, to))
-                .await
-                .map_err(|e| store_error(&r.url, e)),
+            Inner::Remote(r) => r.copy(from, to).await,
         }
     }
 
     /// Deletes `rel`; one already gone is no error.
     pub async fn delete(&self, rel: &str) -> Result<(), OutputError> {
-        self.check_lease()?;
         match &self.inner {
             Inner::Local(l) => match std::fs::remove_file(l.root.join(rel)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError::Io {
@@ -721,10 +339,7 @@ impl Output {
                 .into()),
                 _ => Ok(()),
             },
-            Inner::Remote(r) => match r.store.delete(&Self::obj(r, rel)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(store_error(&r.url, e)),
-            },
+            Inner::Remote(r) => r.delete(rel).await,
         }
     }
 
@@ -748,19 +363,7 @@ impl Output {
                 out.sort();
                 Ok(out)
             }
-            Inner::Remote(r) => {
-                let prefix = Self::obj(r, rel_dir);
-                let mut listed = r.store.list(Some(&prefix));
-                let mut out = Vec::new();
-                while let Some(m) = listed.next().await {
-                    let m = m.map_err(|e| store_error(&r.url, e))?;
-                    if let Some(rel) = m.location.as_ref().strip_prefix(&format!("{}/", prefix.as_ref())) {
-                        out.push(rel.to_string());
-                    }
-                }
-                out.sort();
-                Ok(out)
-            }
+            Inner::Remote(r) => r.list_tree(rel_dir).await,
         }
     }
 
@@ -771,95 +374,45 @@ impl Output {
         }
     }
 
-    /// Makes a staged file the object `rel` in one step, then drops the staged copy.
-    pub async fn publish(&self, staged: &Path, rel: &str) -> Result<(), OutputError> {
-        self.check_lease()?;
+    /// Makes a staged file the object `rel` in one step, then drops the staged
+    /// copy. In a bucket the write is fenced: it replaces only the object
+    /// whose ETag is `replaces` (`None`: none), while the lease is valid.
+    /// Returns the new ETag (a bucket's).
+    pub async fn publish(
+        &self,
+        staged: &Path,
+        rel: &str,
+        replaces: Option<&str>,
+    ) -> Result<Option<String>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => Ok(super::publish(staged, &l.root.join(rel))?),
+            Inner::Local(l) => Ok(super::publish(staged, &l.root.join(rel)).map(|()| None)?),
             Inner::Remote(r) => {
-                let result = upload(r, staged, &Self::obj(r, rel)).await;
+                let result = r.upload(staged, rel, replaces).await;
                 let _ = std::fs::remove_file(staged);
                 result
             }
         }
     }
-}
 
-/// Whether `now` is what this run last tried to write to `rel`.
-/// The version a conditional update of an object just read must name.
-fn version_of(meta: &object_store::ObjectMeta) -> UpdateVersion {
-    UpdateVersion {
-        e_tag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-    }
-}
-
-fn attempted_before(attempted: &HashMap<String, Vec<u8>>, rel: &str, now: &[u8]) -> bool {
-    attempted.get(rel).is_some_and(|a| a.as_slice() == now)
-}
-
-/// One PUT for a small file; a multipart upload for a large one, completed
-/// only when every part is in and aborted on failure: never a partial object.
-async fn upload(r: &Remote, staged: &Path, path: &ObjPath) -> Result<(), OutputError> {
-    let io = |e: std::io::Error| {
-        OutputError::Sink(SinkError::Io {
-            path: staged.display().to_string(),
-            source: e,
-        })
-    };
-    let size = std::fs::metadata(staged).map_err(io)?.len();
-    if size <= PART as u64 {
-        let bytes = std::fs::read(staged).map_err(io)?;
-        r.store
-            .put(path, PutPayload::from(bytes))
-            .await
-            .map_err(|e| store_error(&r.url, e))?;
-        return Ok(());
-    }
-    let upload = r.store.put_multipart(path).await.map_err(|e| store_error(&r.url, e))?;
-    let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
-    let mut file = tokio::fs::File::open(staged).await.map_err(io)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let body: Result<(), OutputError> = async {
-        loop {
-            let n = file.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                break;
+    /// `rel` as a local file: itself on disk, a downloaded copy from a bucket.
+    pub async fn local_copy(&self, rel: &str, tmp_dir: &Path) -> Result<LocalCopy, OutputError> {
+        match &self.inner {
+            Inner::Local(l) => Ok(LocalCopy {
+                path: l.root.join(rel),
+                _tmp: None,
+            }),
+            Inner::Remote(r) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix(".download-")
+                    .tempfile_in(tmp_dir)
+                    .map_err(|e| OutputError::Sink(super::io_err(tmp_dir)(e)))?
+                    .into_temp_path();
+                r.download(rel, &tmp).await?;
+                Ok(LocalCopy {
+                    path: tmp.to_path_buf(),
+                    _tmp: Some(tmp),
+                })
             }
-            // At most two parts in flight: memory stays bounded.
-            w.wait_for_capacity(2).await.map_err(|e| store_error(&r.url, e))?;
-            w.write(&buf[..n]);
-        }
-        Ok(())
-    }
-    .await;
-    match body {
-        Ok(()) => w.finish().await.map(|_| ()).map_err(|e| store_error(&r.url, e)),
-        Err(e) => {
-            let _ = w.abort().await;
-            Err(e)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_parse_strictly() {
-        assert_eq!("out".parse::<Location>().unwrap(), Location::Local("out".into()));
-        assert_eq!(
-            "obs://my-bucket/bills/hcbill/".parse::<Location>().unwrap(),
-            Location::Bucket {
-                scheme: Scheme::Obs,
-                bucket: "my-bucket".into(),
-                prefix: "bills/hcbill".into()
-            }
-        );
-        assert_eq!("s3://b.c-1".parse::<Location>().unwrap().to_string(), "s3://b.c-1/");
-        for bad in ["obs://", "s3://UPPER/x", "s3://b/../x", "gs://b/x", "obs://a/x"] {
-            assert!(bad.parse::<Location>().is_err(), "{bad}");
         }
     }
 }

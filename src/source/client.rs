@@ -65,6 +65,9 @@ pub struct BssClient {
     limits: Limits,
     pub stats: Stats,
     pub halt: Halt,
+    /// Tripped by a signal or a lost lease: no request is sent after it, and
+    /// one in flight is dropped.
+    pub stop: crate::stop::Stop,
     /// Until one request has been accepted, requests go one at a time: bad
     /// credentials then cost exactly one request, not one per concurrent task.
     verified: std::sync::atomic::AtomicBool,
@@ -132,6 +135,7 @@ impl BssClient {
             limits,
             stats: Stats::default(),
             halt: Halt::default(),
+            stop: crate::stop::Stop::default(),
             verified: std::sync::atomic::AtomicBool::new(false),
             first: tokio::sync::Mutex::new(()),
             denied: Mutex::new(HashMap::new()),
@@ -158,6 +162,21 @@ impl BssClient {
     /// Waits between retries are booked against `budget` (the unit's): once it
     /// is spent, the call gives up instead of waiting on.
     pub async fn call<T>(
+        &self,
+        api: Api,
+        scope: Scope,
+        params: &[(&'static str, Param)],
+        budget: &WaitBudget,
+        parse: impl Fn(String) -> Result<T, String>,
+    ) -> Result<T, SourceError> {
+        let call = self.call_until_stopped(api, scope, params, budget, parse);
+        self.stop
+            .guard(call)
+            .await
+            .unwrap_or_else(|why| Err(SourceError::Stopped(why)))
+    }
+
+    async fn call_until_stopped<T>(
         &self,
         api: Api,
         scope: Scope,

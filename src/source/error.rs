@@ -61,6 +61,9 @@ pub enum SourceError {
     Halted(String),
     #[error("invalid endpoint {0}")]
     Endpoint(String),
+    /// The run was stopped (a signal, a lost lease): the next run resumes.
+    #[error("stopped: {0}; the next run resumes it")]
+    Stopped(String),
 }
 
 impl SourceError {

@@ -5,104 +5,15 @@
 //! and never a partial object.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 
 use crate::cli::bin;
 use crate::common::*;
-
-const BUCKET: &str = "lake";
-const KEY: &str = "AKIAHCBILLTEST";
-const SECRET: &str = "hcbill-test-secret-key-0123456789";
-
-/// An S3 server on 127.0.0.1 that can fail on purpose, and counts PUTs by key.
-pub struct S3 {
-    pub url: String,
-    pub root: tempfile::TempDir,
-    /// Percent of requests answered 503 or with a reset connection.
-    pub fault_percent: Arc<AtomicU32>,
-    pub puts: Arc<std::sync::Mutex<Vec<String>>>,
-    pub requests: Arc<AtomicU64>,
-}
-
-impl S3 {
-    pub async fn start() -> S3 {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
-        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
-        let mut b = s3s::service::S3ServiceBuilder::new(fs);
-        b.set_auth(s3s::auth::SimpleAuth::from_single(KEY, SECRET));
-        let service = Arc::new(b.build());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let fault_percent = Arc::new(AtomicU32::new(0));
-        let puts = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let requests = Arc::new(AtomicU64::new(0));
-        let (f, p, n) = (fault_percent.clone(), puts.clone(), requests.clone());
-        tokio::spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let pct = f.load(Ordering::SeqCst);
-                if pct > 0 && fastrand::u32(0..100) < pct / 2 {
-                    drop(socket); // a reset connection
-                    continue;
-                }
-                let (service, f, p, n) = (service.clone(), f.clone(), p.clone(), n.clone());
-                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let (service, f, p, n) = (service.clone(), f.clone(), p.clone(), n.clone());
-                    async move {
-                        n.fetch_add(1, Ordering::SeqCst);
-                        let pct = f.load(Ordering::SeqCst);
-                        if pct > 0 && fastrand::u32(0..100) < pct / 2 {
-                            return Ok(http::Response::builder()
-                                .status(503)
-                                .body(s3s::Body::from("<Error><Code>SlowDown</Code></Error>".to_string()))
-                                .unwrap());
-                        }
-                        if req.method() == http::Method::PUT {
-                            p.lock().unwrap().push(req.uri().path().to_string());
-                        }
-                        service.call(req.map(s3s::Body::from)).await
-                    }
-                });
-                let conn = http.serve_connection(TokioIo::new(socket), svc).into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        S3 {
-            url,
-            root,
-            fault_percent,
-            puts,
-            requests,
-        }
-    }
-
-    /// The bucket's objects under `prefix`, as files on the server's disk.
-    pub fn dir(&self, prefix: &str) -> PathBuf {
-        self.root.path().join(BUCKET).join(prefix)
-    }
-
-    pub fn parquet_puts(&self) -> usize {
-        self.puts
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p.ends_with(".parquet"))
-            .count()
-    }
-}
+use crate::s3server::*;
 
 fn aws_env(c: &mut Command, s3: &S3) {
     c.env("AWS_ENDPOINT_URL", &s3.url)
@@ -186,8 +97,7 @@ fn sha256(path: &Path) -> String {
 fn objects_match_manifests(dir: &Path) -> usize {
     let mut n = 0;
     for ds in ["bill_summary", "consumption_records", "transaction_records"] {
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(ds).join("_manifest.json")).unwrap()).unwrap();
+        let m: serde_json::Value = manifest_json(&dir.join(ds));
         for p in m["partitions"].as_object().unwrap().values() {
             for f in p["files"].as_object().unwrap().values() {
                 let path = dir.join(ds).join(f["path"].as_str().unwrap());
@@ -220,7 +130,16 @@ async fn a_bucket_holds_what_a_directory_would_and_a_second_run_uploads_nothing(
     assert!(objects_match_manifests(&remote) >= 6);
     assert_eq!(data_fingerprint(&remote), data_fingerprint(&local), "the same rows");
     assert!(remote.join(".hcbill/state.json").exists(), "state lives with the data");
-    assert!(!remote.join(".hcbill/lease").exists(), "the lease is released");
+    let lease: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(remote.join(".hcbill/lease")).unwrap()).unwrap();
+    assert_eq!(lease["released"], true, "the lease is released: {lease}");
+    assert!(
+        !std::fs::read_dir(remote.join(".hcbill"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("probe-")),
+        "the probe object is removed"
+    );
     let first = s3.parquet_puts();
     assert!(first >= 6, "{first}");
 
@@ -311,7 +230,7 @@ async fn kill_9_mid_run_then_resume_gives_the_same_objects() {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     // Wait until some units are published, then kill -9.
-    let manifest = s3.dir("killed/bill_summary/_manifest.json");
+    let manifest = s3.dir("killed/bill_summary/_manifest");
     for _ in 0..200 {
         if manifest.exists() {
             break;
@@ -356,7 +275,14 @@ async fn a_failed_multipart_upload_leaves_no_partial_object() {
         .build()
         .unwrap();
     let store: Arc<dyn object_store::ObjectStore> = Arc::new(store);
-    let out = hcbill::sink::output::Output::with_store(store.clone(), "big", "s3://lake/big").unwrap();
+    let out = hcbill::sink::output::Output::with_store(
+        store.clone(),
+        "big",
+        "s3://lake/big",
+        &Default::default(),
+        Default::default(),
+    );
+    let lease = out.lock("test-run").await.unwrap();
     // 20 MiB: three parts. The server fails everything once the first part is in.
     let staged = out.staging_file("big.parquet");
     std::fs::write(&staged, vec![7u8; 20 << 20]).unwrap();
@@ -369,7 +295,9 @@ async fn a_failed_multipart_upload_leaves_no_partial_object() {
         }
         faults.store(200, Ordering::SeqCst);
     });
-    let r = out.publish(&staged, "d/bill_cycle=2026-10/part-self.parquet").await;
+    let r = out
+        .publish(&staged, "d/bill_cycle=2026-10/part-self.parquet", None)
+        .await;
     watcher.abort();
     s3.fault_percent.store(0, Ordering::SeqCst);
     assert!(r.is_err(), "the upload failed");
@@ -380,10 +308,11 @@ async fn a_failed_multipart_upload_leaves_no_partial_object() {
     );
     // And a whole one is, in one step.
     std::fs::write(&staged, vec![7u8; 20 << 20]).unwrap();
-    out.publish(&staged, "d/bill_cycle=2026-10/part-self.parquet")
+    out.publish(&staged, "d/bill_cycle=2026-10/part-self.parquet", None)
         .await
         .unwrap();
     assert_eq!(store.head(&path).await.unwrap().size, 20 << 20);
+    lease.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -437,6 +366,6 @@ async fn an_old_layout_in_a_bucket_is_moved() {
     let o = output(run()).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(crate::layout::files(&remote.join("amortized_costs")), before);
-    let m = std::fs::read_to_string(remote.join("amortized_costs/_manifest.json")).unwrap();
+    let m = manifest_text(&remote.join("amortized_costs"));
     assert!(!m.contains("bill_cycle="), "{m}");
 }

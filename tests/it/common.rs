@@ -150,7 +150,8 @@ pub fn data_fingerprint(out: &Path) -> HashMap<String, Vec<String>> {
             continue;
         };
         for p in parts.flatten().filter(|p| p.path().is_dir()) {
-            for f in std::fs::read_dir(p.path()).unwrap().flatten() {
+            let files = std::fs::read_dir(p.path()).unwrap().flatten();
+            for f in files.filter(|f| f.path().extension().is_some_and(|x| x == "parquet")) {
                 let batches = read(&f.path());
                 let mut lines = Vec::new();
                 for b in &batches {
@@ -181,4 +182,48 @@ fn arrow_cast_display(a: &dyn Array, i: usize) -> String {
         return "∅".into();
     }
     format!("{:?}", a.slice(i, 1))
+}
+
+/// A dataset's manifest (its per-partition shards) as one JSON value, in the
+/// shape `{"partitions": {cycle: partition}}`.
+pub fn manifest_json(dataset_dir: &Path) -> serde_json::Value {
+    let mut partitions = serde_json::Map::new();
+    for (cycle, shard) in shards(dataset_dir) {
+        partitions.insert(cycle, shard["partition"].clone());
+    }
+    serde_json::json!({ "partitions": partitions })
+}
+
+/// Writes back a value read by [`manifest_json`] (each partition to its shard).
+pub fn write_manifest_json(dataset_dir: &Path, m: &serde_json::Value) {
+    for (cycle, mut shard) in shards(dataset_dir) {
+        shard["partition"] = m["partitions"][&cycle].clone();
+        let path = dataset_dir.join("_manifest").join(format!("{cycle}.json"));
+        std::fs::write(path, serde_json::to_vec_pretty(&shard).unwrap()).unwrap();
+    }
+}
+
+/// Every shard's text, for looking for a string in a manifest.
+pub fn manifest_text(dataset_dir: &Path) -> String {
+    shards(dataset_dir)
+        .into_values()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn shards(dataset_dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let dir = dataset_dir.join("_manifest");
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(cycle) = name.strip_suffix(".json") {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            out.insert(cycle.to_string(), v);
+        }
+    }
+    out
 }

@@ -87,7 +87,9 @@ async fn backfill_writes_exactly_what_was_served() {
     );
 
     // The manifest lists each partition with its rows and exact totals.
-    let m = Manifest::load(&out.path().join("consumption_records/_manifest.json"), "x", 1).unwrap();
+    let m = Manifest::load(&out.path().join("consumption_records"), "x", 1)
+        .unwrap()
+        .unwrap();
     assert_eq!(m.partitions.len(), 4);
     let p = &m.partitions["2026-09"];
     assert_eq!(p.finality, Finality::Final);

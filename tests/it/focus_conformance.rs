@@ -341,7 +341,8 @@ fn focus_files(out: &Path) -> Vec<(PathBuf, Vec<RecordBatch>)> {
     let mut files = Vec::new();
     for p in std::fs::read_dir(out.join("focus")).unwrap().flatten() {
         if p.path().is_dir() {
-            for f in std::fs::read_dir(p.path()).unwrap().flatten() {
+            let parquet = std::fs::read_dir(p.path()).unwrap().flatten();
+            for f in parquet.filter(|f| f.path().extension().is_some_and(|x| x == "parquet")) {
                 files.push((f.path(), read(&f.path())));
             }
         }

@@ -253,7 +253,7 @@ fn assert_good_published_bad_not(s: &Scratch) {
         !s.published("bill_summary", BAD, "self"),
         "nothing of the bad unit was published"
     );
-    let manifest = std::fs::read_to_string(s.out().join("bill_summary/_manifest.json")).unwrap();
+    let manifest = manifest_text(&s.out().join("bill_summary"));
     assert!(!manifest.contains(&format!("bill_cycle={BAD}")), "{manifest}");
     assert!(s.escaped().is_empty(), "written outside --out: {:?}", s.escaped());
 }
@@ -873,7 +873,7 @@ async fn a_companion_that_keeps_moving_fails_only_its_own_dataset() {
             .join("part-self.parquet");
         assert!(f.exists(), "{dataset} is published whatever happens to amortized_costs");
     }
-    let m = std::fs::read_to_string(s.out().join("focus/_manifest.json")).unwrap();
+    let m = manifest_text(&s.out().join("focus"));
     assert!(m.contains("made without amortized_costs"), "{m}");
     let amortized = s.out().join("amortized_costs").join(format!("shared_month={BAD}"));
     assert!(!amortized.exists());
@@ -882,7 +882,7 @@ async fn a_companion_that_keeps_moving_fails_only_its_own_dataset() {
     calm.store(true, Ordering::SeqCst);
     let o = backfill_focus_group(&s, &stub).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    let m = std::fs::read_to_string(s.out().join("focus/_manifest.json")).unwrap();
+    let m = manifest_text(&s.out().join("focus"));
     assert!(!m.contains("made without amortized_costs"), "{m}");
     assert!(amortized.exists());
 }

@@ -39,8 +39,7 @@ pub fn files(dir: &Path) -> BTreeMap<String, u64> {
 /// first file moves back (a migration killed half way leaves this).
 pub fn to_old_layout(out: &Path, dataset: &str, key: &str, half: bool) {
     let dir = out.join(dataset);
-    let manifest_path = dir.join("_manifest.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let mut m = manifest_json(&dir);
     let mut first = true;
     for (_, p) in m["partitions"].as_object_mut().unwrap() {
         for (_, f) in p["files"].as_object_mut().unwrap() {
@@ -54,7 +53,7 @@ pub fn to_old_layout(out: &Path, dataset: &str, key: &str, half: bool) {
             f["path"] = old.into();
         }
     }
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    write_manifest_json(&dir, &m);
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
         let _ = std::fs::remove_dir(e.path());
     }
@@ -69,7 +68,7 @@ fn assert_current_layout(out: &Path) {
             fs.keys().all(|f| f.starts_with(&format!("{key}="))),
             "{dataset}: {fs:?}"
         );
-        let m = std::fs::read_to_string(dir.join("_manifest.json")).unwrap();
+        let m = manifest_text(&dir);
         assert!(!m.contains("bill_cycle="), "{dataset}: {m}");
     }
 }

@@ -14,5 +14,6 @@ mod ops;
 #[cfg(feature = "report")]
 mod report;
 mod resilience;
+mod s3server;
 mod simulator;
 mod verify;

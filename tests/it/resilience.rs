@@ -159,7 +159,9 @@ async fn nightly_refreshes_provisional_partitions_and_records_restatements() {
     job.cycles = vec![now.pred().pred(), now];
     let c = client(&sim.url());
     assert!(pipeline::run(&job, &c).await.unwrap().success);
-    let m = Manifest::load(&out.path().join("bill_summary/_manifest.json"), "bill_summary", 1).unwrap();
+    let m = Manifest::load(&out.path().join("bill_summary"), "bill_summary", 1)
+        .unwrap()
+        .unwrap();
     assert_eq!(m.partitions[&now.to_string()].finality, Finality::Provisional);
     assert_eq!(m.partitions[&now.pred().pred().to_string()].finality, Finality::Final);
 
@@ -182,7 +184,9 @@ async fn nightly_refreshes_provisional_partitions_and_records_restatements() {
     let r = pipeline::run(&job, &client(&changed.url())).await.unwrap();
     assert!(r.success);
     assert_eq!(r.restatements, 1, "{:?}", r.units);
-    let m = Manifest::load(&out.path().join("bill_summary/_manifest.json"), "bill_summary", 1).unwrap();
+    let m = Manifest::load(&out.path().join("bill_summary"), "bill_summary", 1)
+        .unwrap()
+        .unwrap();
     assert_eq!(m.partitions[&now.pred().pred().to_string()].restatements.len(), 1);
 }
 
@@ -277,7 +281,7 @@ async fn kill_9_at_any_point_then_resume_equals_an_uninterrupted_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_the_same_output_is_refused() {
     let out = tempfile::tempdir().unwrap();
-    let _held = hcbill::state::OutputLock::acquire(&out.path().join(".hcbill")).unwrap();
+    let _held = hcbill::sink::lease::OutputLock::acquire(&out.path().join(".hcbill")).unwrap();
     let sim = start_sim(|_| {}).await;
     let o = bin()
         .args(["backfill", "--from", "2026-08", "--to", "2026-08", "--out"])

@@ -221,14 +221,13 @@ fn alter_first_amount(path: &Path) {
 }
 
 fn set_total(out: &Path, dataset: &str, cycle: &str, account: &str, col: &str, value: &str, finality: Option<&str>) {
-    let p = out.join(dataset).join("_manifest.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let mut m = manifest_json(&out.join(dataset));
     let e = &mut m["partitions"][cycle]["files"][account];
     e["money_totals"][col] = serde_json::Value::from(value);
     if let Some(f) = finality {
         e["finality"] = serde_json::Value::from(f);
     }
-    std::fs::write(&p, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    write_manifest_json(&out.join(dataset), &m);
 }
 
 #[test]
