@@ -89,6 +89,12 @@ impl LeaseClock {
         !self.lost.load(Ordering::SeqCst) && Utc::now().timestamp_millis() < self.valid_until_ms.load(Ordering::SeqCst)
     }
 
+    /// Whether a lease was ever held (a write before taking one is refused
+    /// without stopping anything).
+    pub fn held(&self) -> bool {
+        self.valid_until_ms.load(Ordering::SeqCst) != 0
+    }
+
     /// The lease now written runs to `expires`.
     fn wrote(&self, expires: DateTime<Utc>) {
         let until = expires.timestamp_millis() - self.budget.as_millis() as i64;
@@ -189,7 +195,12 @@ impl BucketLease {
                     let Some(seen) = seen else {
                         return Err(lease.taken("the lease vanished while being taken"));
                     };
-                    tracing::warn!("taking over the expired lease of {}", lease.url);
+                    match held {
+                        Some(h) if h.released => {
+                            tracing::debug!("taking the lease of {} released by run {}", lease.url, h.run_id)
+                        }
+                        _ => tracing::warn!("taking over the expired lease of {}", lease.url),
+                    }
                     if let Cas::Theirs(..) = lease.cas(&mut mine, PutMode::Update(seen), false).await? {
                         return Err(lease.taken("another run took the expired lease first"));
                     }

@@ -38,8 +38,18 @@ use super::output::OutputError;
 use super::spool::Spool;
 use crate::stop::Stop;
 
-/// Files up to this size go in one PUT; larger ones in parts of this size.
+/// Files up to this size go in one PUT; larger ones in parts of this size
+/// (`HCBILL_UPLOAD_PART_BYTES`, for tests: stores refuse parts under 5 MiB
+/// but the last at completion).
 pub const PART: usize = 8 << 20;
+
+fn part_size() -> usize {
+    std::env::var("HCBILL_UPLOAD_PART_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n >= 64 << 10)
+        .unwrap_or(PART)
+}
 
 /// What this run knows of a guarded object.
 #[derive(Default)]
@@ -59,6 +69,7 @@ pub struct Remote {
     pub lease_ttl: Duration,
     pub clock: Arc<LeaseClock>,
     pub stop: Stop,
+    part: usize,
     /// One lock per guarded object: writes of different objects never wait
     /// on one another's retries.
     guarded: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Guarded>>>>,
@@ -197,6 +208,7 @@ impl Remote {
             lease_ttl: cfg.lease_ttl,
             clock: Arc::new(LeaseClock::new(call_budget(cfg.lease_ttl))),
             stop,
+            part: part_size(),
             guarded: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -213,11 +225,16 @@ impl Remote {
         store_error(&self.url, e)
     }
 
-    /// Refuses a write once the lease is lost or about to expire.
+    /// Refuses a write once the lease is lost or about to expire; that also
+    /// stops the run's fetching (the next run resumes).
     pub fn writable(&self) -> Result<(), OutputError> {
         if self.lock == LockMode::External || self.clock.valid() {
             Ok(())
         } else {
+            if self.clock.held() {
+                self.stop
+                    .trip(format!("the lease of {} expired before it could be renewed", self.url));
+            }
             Err(OutputError::LeaseLost { url: self.url.clone() })
         }
     }
@@ -354,7 +371,7 @@ impl Remote {
         };
         let path = self.obj(rel);
         let size = std::fs::metadata(staged).map_err(io)?.len();
-        if size > PART as u64 {
+        if size > self.part as u64 {
             return self.upload_parts(staged, &path).await;
         }
         let bytes = std::fs::read(staged).map_err(io)?;
@@ -411,7 +428,7 @@ impl Remote {
         };
         self.publishable()?;
         let upload = self.store.put_multipart(path).await.map_err(|e| self.err(e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut w = WriteMultipart::new_with_chunk_size(upload, self.part);
         let body: Result<(), OutputError> = async {
             let mut file = tokio::fs::File::open(staged).await.map_err(io)?;
             let mut buf = vec![0u8; 1 << 20];
@@ -430,6 +447,13 @@ impl Remote {
                     .map_err(|e| self.err(e))?;
                 w.write(&buf[..n]);
             }
+            // Every part in, before the one step that makes the object visible.
+            let parts = w.wait_for_capacity(0);
+            self.stop
+                .guard(parts)
+                .await
+                .map_err(OutputError::Stopped)?
+                .map_err(|e| self.err(e))?;
             self.publishable()
         }
         .await;
@@ -437,15 +461,9 @@ impl Remote {
             let _ = w.abort().await;
             return Err(e);
         }
-        // The completion is the one step that makes the object visible.
-        match self.stop.guard(w.finish()).await {
-            Ok(Ok(res)) => Ok(res.e_tag),
-            Ok(Err(e)) => Err(self.err(e)),
-            // Stopped while completing: the completion request was dropped;
-            // the upload id is gone with it, and the store's lifecycle rule
-            // removes the parts (see the README).
-            Err(why) => Err(OutputError::Stopped(why)),
-        }
+        // Not interrupted: a completion request dropped half way would leave
+        // the upload open (it ends within the call budget anyway).
+        w.finish().await.map(|res| res.e_tag).map_err(|e| self.err(e))
     }
 
     pub async fn list_names(&self, rel_dir: &str) -> Result<Vec<String>, OutputError> {

@@ -1,6 +1,7 @@
 //! End-to-end tests against the simulator (one test binary: see rust-stack notes).
 
 mod bucket;
+mod bucket_guarantees;
 mod cli;
 mod common;
 mod contract;

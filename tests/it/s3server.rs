@@ -47,6 +47,8 @@ pub struct S3 {
     /// (path suffix, answers still to lose).
     to_lose: Arc<Mutex<Vec<(String, u32)>>>,
     lost: Arc<AtomicU32>,
+    /// Milliseconds each multipart part upload waits before it is served.
+    pub part_delay_ms: Arc<AtomicU64>,
 }
 
 impl S3 {
@@ -74,8 +76,10 @@ impl S3 {
             put_sizes: Arc::new(Mutex::new(Vec::new())),
             to_lose: Arc::new(Mutex::new(Vec::new())),
             lost: Arc::new(AtomicU32::new(0)),
+            part_delay_ms: Arc::new(AtomicU64::new(0)),
         };
         let state = Hooks {
+            part_delay_ms: s3.part_delay_ms.clone(),
             fault_percent: s3.fault_percent.clone(),
             puts: s3.puts.clone(),
             requests: s3.requests.clone(),
@@ -177,6 +181,7 @@ struct Hooks {
     put_sizes: Arc<Mutex<Vec<(String, u64)>>>,
     to_lose: Arc<Mutex<Vec<(String, u32)>>>,
     lost: Arc<AtomicU32>,
+    part_delay_ms: Arc<AtomicU64>,
 }
 
 impl Hooks {
@@ -194,6 +199,11 @@ impl Hooks {
                 .unwrap());
         }
         let mut lose = false;
+        let part = req.uri().query().is_some_and(|q| q.contains("partNumber="));
+        let delay = self.part_delay_ms.load(Ordering::SeqCst);
+        if part && delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         if req.method() == http::Method::PUT {
             let path = req.uri().path().to_string();
             let header = |name: &str| {
