@@ -24,8 +24,8 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
-use super::output::OutputError;
-use super::remote::{store_error, version_of};
+use super::error::OutputError;
+use super::store::{call_budget, store_error, version_of};
 use crate::stop::Stop;
 
 /// An exclusive advisory lock on the output directory, released on drop or
@@ -57,13 +57,6 @@ impl OutputLock {
             Err(TryLockError::Error(source)) => Err(io(source).into()),
         }
     }
-}
-
-/// The longest one store call may take: every request of a bucket output is
-/// bounded by this (request timeout and retries), so the lease's validity ends
-/// this long before its expiry.
-pub fn call_budget(ttl: Duration) -> Duration {
-    (ttl / 3).min(Duration::from_secs(60))
 }
 
 /// Whether this run may still write: shared by the renewal task and every write.

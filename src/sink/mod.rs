@@ -13,6 +13,7 @@
 //! partial one (for a bucket, see `output`). Names starting with `_` or `.` are skipped by Spark, Hive,
 //! Trino, DuckDB and polars globbing.
 
+pub mod error;
 pub mod lease;
 pub mod location;
 pub mod manifest;
@@ -22,6 +23,7 @@ pub mod output;
 pub mod parquet;
 pub mod remote;
 pub mod spool;
+pub mod store;
 
 use std::fs::{self, File};
 use std::io::Write;

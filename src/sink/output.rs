@@ -16,9 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use object_store::ObjectStore;
 
+pub use super::error::OutputError;
 use super::lease::{BucketLease, OutputLock};
 use super::manifest::{Manifest, SHARDS};
 use super::remote::{Head, Honours, Remote};
@@ -26,45 +26,6 @@ use super::{Layout, SinkError};
 use crate::stop::Stop;
 
 pub use super::location::{Location, LockMode, Scheme, StoreConfig};
-
-#[derive(Debug, thiserror::Error)]
-pub enum OutputError {
-    #[error("{url}: {reason}")]
-    Store { url: String, reason: String },
-    #[error("{url}: access denied ({reason}); the credentials need read, write and delete on the bucket prefix")]
-    Denied { url: String, reason: String },
-    #[error("another hcbill run is writing to {0} (lock {1} is held); wait for it to finish")]
-    Locked(String, String),
-    #[error(
-        "another hcbill run holds the lease of {url} (run {run}, until {until}); wait for it, or for the lease to expire"
-    )]
-    Leased {
-        url: String,
-        run: String,
-        until: DateTime<Utc>,
-    },
-    #[error(
-        "{url}: the store {how} conditional writes ({header}), so it cannot keep two runs apart; nothing was written. \
-         If your scheduler runs one job at a time (Kubernetes concurrencyPolicy: Forbid, a systemd timer), run with \
-         --lock external (see the README's bucket section for what it gives up)"
-    )]
-    Conditions {
-        url: String,
-        how: &'static str,
-        header: String,
-    },
-    #[error("{url}: {what} changed under this run (another writer?); stopping so no update is lost")]
-    Conflict { url: String, what: String },
-    #[error("{url}: this run's lease was lost or could not be renewed in time; stopping (the next run resumes)")]
-    LeaseLost { url: String },
-    #[error("stopped: {0}")]
-    Stopped(String),
-    /// A dataset in a layout this version does not write, that it cannot move.
-    #[error("{0}")]
-    Layout(String),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-}
 
 /// The output of a run, local or in a bucket.
 pub struct Output {
@@ -109,7 +70,7 @@ impl Output {
             Location::Bucket { scheme, bucket, prefix } => (*scheme, bucket, prefix),
         };
         let url = location.to_string();
-        let (store, endpoint) = super::remote::build_store(scheme, bucket, cfg, &url)?;
+        let (store, endpoint) = super::store::build_store(scheme, bucket, cfg, &url)?;
         // The spool is the output's: the same bucket name at another endpoint is another output.
         let spool = format!("{url} at {endpoint}");
         Ok(Self {

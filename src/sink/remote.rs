@@ -22,20 +22,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::path::Path as ObjPath;
-use object_store::{
-    ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
-    WriteMultipart,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::SinkError;
-use super::lease::{LeaseClock, call_budget};
-use super::location::{LockMode, Scheme, StoreConfig};
-use super::output::OutputError;
+use super::error::OutputError;
+use super::lease::LeaseClock;
+use super::location::{LockMode, StoreConfig};
 use super::spool::Spool;
+use super::store::{call_budget, store_error, version_of};
 use crate::stop::Stop;
 
 /// Files up to this size go in one PUT; larger ones in parts of this size
@@ -82,111 +79,8 @@ pub struct Head {
     pub e_tag: Option<String>,
 }
 
-pub fn store_error(url: &str, e: object_store::Error) -> OutputError {
-    let reason = e.to_string();
-    let lower = reason.to_ascii_lowercase();
-    let first: String = reason.lines().next().unwrap_or("").chars().take(300).collect();
-    if matches!(
-        e,
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
-    ) || lower.contains("accessdenied")
-        || lower.contains("signaturedoesnotmatch")
-        || lower.contains("invalidaccesskeyid")
-    {
-        OutputError::Denied {
-            url: url.to_string(),
-            reason: first.chars().take(200).collect(),
-        }
-    } else {
-        OutputError::Store {
-            url: url.to_string(),
-            reason: first,
-        }
-    }
-}
-
-/// The version a conditional update of an object just read must name.
-pub fn version_of(meta: &object_store::ObjectMeta) -> UpdateVersion {
-    UpdateVersion {
-        e_tag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-    }
-}
-
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
-}
-
-/// A store for `bucket`, every call of which ends within the lease's call
-/// budget, and the endpoint it talks to.
-pub fn build_store(
-    scheme: Scheme,
-    bucket: &str,
-    cfg: &StoreConfig,
-    url: &str,
-) -> Result<(Arc<dyn ObjectStore>, String), OutputError> {
-    // Built without a default TLS provider (no C build): install ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let budget = call_budget(cfg.lease_ttl);
-    let retry = RetryConfig {
-        max_retries: 8,
-        retry_timeout: budget * 2 / 3,
-        ..Default::default()
-    };
-    // Set as options, not a whole `ClientOptions`: that would drop what the
-    // environment set (AWS_ALLOW_HTTP…).
-    let ms = |d: Duration| format!("{}ms", d.as_millis());
-    let timeouts = [
-        (ClientConfigKey::Timeout, ms(budget / 3)),
-        (
-            ClientConfigKey::ConnectTimeout,
-            ms(Duration::from_secs(5).min(budget / 3)),
-        ),
-    ];
-    let builder = match scheme {
-        // Any S3-compatible store: the usual AWS chain (AWS_ACCESS_KEY_ID…,
-        // AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP).
-        Scheme::S3 => AmazonS3Builder::from_env(),
-        Scheme::Obs => {
-            let region = cfg.obs_region.clone().unwrap_or_else(|| "cn-north-4".to_string());
-            let base = cfg
-                .obs_endpoint
-                .clone()
-                .unwrap_or_else(|| format!("https://obs.{region}.myhuaweicloud.com"));
-            // Virtual-hosted style: the bucket is the first label of the host,
-            // and object_store takes such an endpoint as given.
-            let endpoint = match base.split_once("://") {
-                Some((scheme, host)) if !host.starts_with(&format!("{bucket}.")) => {
-                    format!("{scheme}://{bucket}.{}", host.trim_end_matches('/'))
-                }
-                _ => base.trim_end_matches('/').to_string(),
-            };
-            let mut b = AmazonS3Builder::new()
-                .with_region(region)
-                .with_endpoint(endpoint)
-                .with_virtual_hosted_style_request(true);
-            if let Some((ak, sk, token)) = &cfg.obs_keys {
-                b = b.with_access_key_id(ak).with_secret_access_key(sk);
-                if let Some(t) = token {
-                    b = b.with_token(t);
-                }
-            }
-            b
-        }
-    };
-    let endpoint = builder
-        .get_config_value(&AmazonS3ConfigKey::Endpoint)
-        .unwrap_or_else(|| "aws".to_string());
-    let builder = timeouts
-        .into_iter()
-        .fold(builder, |b, (k, v)| b.with_config(AmazonS3ConfigKey::Client(k), v));
-    let store = builder
-        .with_bucket_name(bucket)
-        .with_conditional_put(S3ConditionalPut::ETagMatch)
-        .with_retry(retry)
-        .build()
-        .map_err(|e| store_error(url, e))?;
-    Ok((Arc::new(store), endpoint))
 }
 
 impl Remote {

@@ -18,7 +18,7 @@ use crate::s3server::*;
 
 /// A backfill of three datasets, two months, the caller and one member, into
 /// `out` on `s3`, the simulator answering after `latency_ms`.
-fn run(dir: &Path, out: &str, s3: &S3, latency_ms: u64, env: &[(&str, &str)]) -> Command {
+pub fn run(dir: &Path, out: &str, s3: &S3, latency_ms: u64, env: &[(&str, &str)]) -> Command {
     let pipeline = dir.join(format!("sim-{latency_ms}.toml"));
     std::fs::write(
         &pipeline,
@@ -48,7 +48,7 @@ fn run(dir: &Path, out: &str, s3: &S3, latency_ms: u64, env: &[(&str, &str)]) ->
     c
 }
 
-async fn output(mut c: Command) -> std::process::Output {
+pub async fn output(mut c: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || c.output()).await.unwrap().unwrap()
 }
 
@@ -276,14 +276,7 @@ async fn an_object_the_manifest_does_not_name_is_written_again_and_verify_sees_i
         .unwrap();
 
     // verify reads the bucket itself and names the file.
-    let mut v = bin();
-    v.args(["verify", "--out", "s3://lake/late"])
-        .env("AWS_ENDPOINT_URL", &s3.url)
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ALLOW_HTTP", "true");
-    let o = output(v).await;
+    let o = output(reader(&s3, &["verify", "--out", "s3://lake/late"])).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
     assert!(
         text(&o.stdout).contains("sha256 differs") && text(&o.stdout).contains("s3://lake/late"),
@@ -305,6 +298,24 @@ async fn an_object_the_manifest_does_not_name_is_written_again_and_verify_sees_i
         "--verify read the bucket: {}",
         text(&o.stdout)
     );
+    // status reads it too.
+    let o = output(reader(&s3, &["status", "--out", "s3://lake/late", "--format", "json"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["datasets"].as_array().map(Vec::len), Some(3), "{st}");
+}
+
+/// `hcbill <args>` reading the server's bucket.
+pub fn reader(s3: &S3, args: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(args)
+        .env("AWS_ENDPOINT_URL", &s3.url)
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("NO_COLOR", "1");
+    c
 }
 
 /// Units of a backfill of `months` months × 50 accounts (one page each), and

@@ -244,3 +244,75 @@ fn no_data_column_is_hidden_by_its_partition_directory() {
         .to_string();
     assert!(e.contains("shared_month") && e.contains("shared_month=2026-10"), "{e}");
 }
+
+/// Rewrites a dataset's manifest as versions before shards kept it: one
+/// `_manifest.json`, no `_manifest/` directory.
+fn to_single_manifest(dataset_dir: &Path, name: &str) {
+    let m = hcbill::sink::manifest::Manifest::load(dataset_dir, name, 1)
+        .unwrap()
+        .unwrap();
+    std::fs::write(
+        dataset_dir.join("_manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(dataset_dir.join("_manifest")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_of_one_file_is_split_into_shards_and_nothing_is_extracted_again() {
+    let sim = start_sim(|_| {}).await;
+    let out = tempfile::tempdir().unwrap();
+    let c = client(&sim.url());
+    let mut j = job(out.path(), DATASETS, "2026-08", "2026-10");
+    j.accounts = Accounts::All;
+    assert!(pipeline::run(&j, &c).await.unwrap().success);
+    let names: Vec<&str> = DATASETS.split(',').collect();
+    let before: BTreeMap<&str, serde_json::Value> = names
+        .iter()
+        .map(|d| (*d, manifest_json(&out.path().join(d))["partitions"].clone()))
+        .collect();
+    for d in &names {
+        to_single_manifest(&out.path().join(d), d);
+    }
+    // A state.json of that version, with its list of done units, is read too.
+    let state = out.path().join(".hcbill/state.json");
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    s["done"] = serde_json::json!(["consumption_records/2026-08/self"]);
+    std::fs::write(&state, s.to_string()).unwrap();
+
+    let second = pipeline::run(&j, &c).await.unwrap();
+    assert!(second.success, "{:?}", second.failures);
+    for u in &second.units {
+        assert!(
+            matches!(u.status, UnitStatus::Unchanged | UnitStatus::SkippedFinal),
+            "{} {} {}: {:?}",
+            u.dataset,
+            u.bill_cycle,
+            u.account,
+            u.status
+        );
+    }
+    for d in &names {
+        let dir = out.path().join(d);
+        assert!(!dir.join("_manifest.json").exists(), "{d}: the single file is gone");
+        let after = manifest_json(&dir)["partitions"].clone();
+        assert_eq!(
+            after.as_object().unwrap().keys().collect::<Vec<_>>(),
+            before[d].as_object().unwrap().keys().collect::<Vec<_>>(),
+            "{d}: one shard per partition"
+        );
+        for (cycle, p) in after.as_object().unwrap() {
+            for (account, f) in p["files"].as_object().unwrap() {
+                let was = &before[d][cycle]["files"][account];
+                assert_eq!(
+                    (&f["sha256"], &f["rows"]),
+                    (&was["sha256"], &was["rows"]),
+                    "{d} {cycle} {account}"
+                );
+            }
+        }
+    }
+    let v = hcbill::verify::verify(out.path(), None).unwrap();
+    assert!(v.success(), "{}", v.table());
+}

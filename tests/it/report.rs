@@ -222,3 +222,39 @@ async fn two_currencies_are_reported_apart_never_summed() {
         .collect();
     assert_eq!(totals, reports.iter().map(|r| r.total).collect::<Vec<_>>());
 }
+
+/// A bucket lake reports as the same lake on disk does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_lake_reports_like_the_same_lake_on_disk() {
+    use crate::bucket_guarantees::{output, reader, run};
+    let s3 = crate::s3server::S3::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("local");
+    for out in [local.to_str().unwrap(), "s3://lake/report"] {
+        let o = output(run(work.path(), out, &s3, 0, &[])).await;
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let report_of = |out: &str| reader(&s3, &["report", "--out", out, "--format", "json", "--cycle", "2026-10"]);
+    let from_disk = output(report_of(local.to_str().unwrap())).await;
+    let from_bucket = output(report_of("s3://lake/report")).await;
+    assert_eq!(
+        from_bucket.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_bucket.stderr)
+    );
+    let figures = |o: &std::process::Output| {
+        // One report per currency: an object, or an array of them.
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        if v.is_object() {
+            v = serde_json::Value::Array(vec![v]);
+        }
+        for r in v.as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("verify");
+        }
+        v
+    };
+    let disk = figures(&from_disk);
+    assert!(!disk[0]["total"].is_null(), "{disk}");
+    assert_eq!(figures(&from_bucket), disk);
+}
