@@ -358,7 +358,7 @@ async fn bookkeeping(months: u32) -> (u64, u64) {
     let o = output(c).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let units = u64::from(months) * 50;
-    let bytes = s3.put_bytes(|p| p.contains("/_manifest/") || p.ends_with("/.hcbill/state.json"));
+    let bytes = s3.put_bytes(|p| p.contains("/_manifest") || p.ends_with("/.hcbill/state.json"));
     (units, bytes)
 }
 
