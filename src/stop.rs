@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a stopped run may take to abort its uploads and release the
 /// lease before the process exits anyway.
-pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Under Kubernetes' default 30 s between SIGTERM and SIGKILL.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Clone, Default)]
 pub struct Stop {
@@ -38,11 +39,6 @@ impl Stop {
 
     pub fn is_stopped(&self) -> bool {
         self.token.is_cancelled()
-    }
-
-    /// Resolves once the run is stopped.
-    pub async fn stopped(&self) {
-        self.token.cancelled().await
     }
 
     /// Runs `work` unless the run stops first.

@@ -153,7 +153,10 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             let out = open_to_read(&a.out, a.obs_endpoint, a.obs_region)?;
             let report = crate::verify::verify_output(&out, cycles.as_ref())
                 .await
-                .map_err(usage)?;
+                .map_err(|e| match e {
+                    crate::verify::VerifyError::NotAnOutput(_) => usage(e),
+                    e => failed(e),
+                })?;
             match a.format {
                 args::ReportFormat::Table => print!("{}", report.table()),
                 args::ReportFormat::Json => {
@@ -250,9 +253,7 @@ async fn cost_report(a: args::ReportArgs) -> Result<(), Failure> {
     let readable = mirror::readable(&out, &[spec], Data::None).await.map_err(failed)?;
     let cycle = match a.cycle {
         Some(c) => Some(c),
-        None => out
-            .manifest(spec)
-            .await
+        None => crate::sink::manifest::Manifest::load(&readable.dir.join(spec.name), spec.name, spec.version)
             .map_err(failed)?
             .and_then(|m| m.partitions.keys().filter_map(|c| c.parse().ok()).max()),
     };
@@ -428,14 +429,19 @@ async fn run_plan(plan: Plan) -> (Result<(), Failure>, Option<pipeline::report::
     crate::stop::on_signals(client.stop.clone());
     let report_json = match pipeline::run(&job, &client).await {
         Ok(r) => r,
+        // Stopped (a signal, a lost lease) before the units ran: still a stop.
         Err(e) => {
-            return (
-                Err(Failure {
+            let failure = match client.stop.reason() {
+                Some(why) => Failure {
+                    code: Outcome::Stopped.exit_code(),
+                    message: format!("run stopped: {why}; the next run resumes it"),
+                },
+                None => Failure {
                     code: Outcome::of_error(&e).exit_code(),
                     message: e.to_string(),
-                }),
-                None,
-            );
+                },
+            };
+            return (Err(failure), None);
         }
     };
     let r = finish_run(&job, &client, &report, verify, &report_json).await;
@@ -465,7 +471,11 @@ async fn finish_run(
             .filter_map(|u| u.bill_cycle.parse().ok())
             .collect();
         if !cycles.is_empty() {
-            let out = crate::sink::output::Output::open(&job.out, &job.store, Default::default()).map_err(failed)?;
+            let reading = crate::sink::output::StoreConfig {
+                for_reading: true,
+                ..job.store.clone()
+            };
+            let out = crate::sink::output::Output::open(&job.out, &reading, Default::default()).map_err(failed)?;
             let v = crate::verify::verify_output(&out, Some(&cycles))
                 .await
                 .map_err(failed)?;

@@ -138,15 +138,8 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
         lease_ttl,
         obs_endpoint: a.obs_endpoint.clone(),
         obs_region: a.obs_region.clone(),
-        obs_keys: obs_keys.clone().or_else(|| {
-            bss.map(|c| {
-                (
-                    c.ak.clone(),
-                    c.sk.expose().to_string(),
-                    c.security_token.as_ref().map(|t| t.expose().to_string()),
-                )
-            })
-        }),
+        obs_keys: obs_keys.clone().or_else(|| bss.map(keys_of)),
+        for_reading: false,
     };
     let quotas: HashMap<Api, u32> = limits.quotas().map_err(usage)?;
     let endpoint_flag = a.endpoint.clone().or(file.source.endpoint.clone());
@@ -328,9 +321,9 @@ pub fn lease_ttl_from_env() -> Result<std::time::Duration, String> {
     match std::env::var("HCBILL_LEASE_SECONDS") {
         Err(_) => Ok(crate::sink::location::DEFAULT_LEASE_TTL),
         Ok(v) => match v.trim().parse::<u64>() {
-            Ok(s) if (3..=3600).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+            Ok(s) if (5..=3600).contains(&s) => Ok(std::time::Duration::from_secs(s)),
             _ => Err(format!(
-                "HCBILL_LEASE_SECONDS={v:?}: a number of seconds between 3 and 3600"
+                "HCBILL_LEASE_SECONDS={v:?}: a number of seconds between 5 and 3600"
             )),
         },
     }
@@ -341,15 +334,17 @@ pub fn reading_store(obs_endpoint: Option<String>, obs_region: Option<String>) -
     StoreConfig {
         obs_endpoint,
         obs_region,
-        obs_keys: obs_keys_from_env().or_else(|| {
-            Credentials::from_env().ok().map(|c| {
-                (
-                    c.ak,
-                    c.sk.expose().to_string(),
-                    c.security_token.map(|t| t.expose().to_string()),
-                )
-            })
-        }),
+        obs_keys: obs_keys_from_env().or_else(|| Credentials::from_env().ok().as_ref().map(keys_of)),
+        for_reading: true,
         ..StoreConfig::default()
     }
+}
+
+/// The BSS client's keys, for OBS (the same Huawei account).
+fn keys_of(c: &Credentials) -> (String, String, Option<String>) {
+    (
+        c.ak.clone(),
+        c.sk.expose().to_string(),
+        c.security_token.as_ref().map(|t| t.expose().to_string()),
+    )
 }

@@ -168,6 +168,15 @@ impl Committer {
                 // Same rows; totals of money columns added since are filled in.
                 e.money_totals = p.money_totals;
                 e.checked_by = Some(self.run_id.clone());
+                if e.e_tag.is_none() {
+                    // Recorded before ETags were: from now on, fenced like any other.
+                    e.e_tag = self
+                        .out
+                        .head(&dest)
+                        .await
+                        .map_err(UnitError::output)?
+                        .and_then(|h| h.e_tag);
+                }
                 e
             }
             previous => {

@@ -161,6 +161,7 @@ impl Outcome {
             RunError::Output(
                 OutputError::Leased { .. }
                 | OutputError::Locked(..)
+                | OutputError::LeaseRace { .. }
                 | OutputError::Denied { .. }
                 | OutputError::Conditions { .. }
                 | OutputError::Layout(_),

@@ -30,6 +30,8 @@ pub enum OutputError {
         how: &'static str,
         header: String,
     },
+    #[error("another hcbill run took the lease of {url} at the same moment; wait for it to finish")]
+    LeaseRace { url: String },
     #[error("{url}: {what} changed under this run (another writer?); stopping so no update is lost")]
     Conflict { url: String, what: String },
     #[error("{url}: this run's lease was lost or could not be renewed in time; stopping (the next run resumes)")]

@@ -137,12 +137,17 @@ enum Cas {
     Theirs(Option<LeaseBody>, Option<UpdateVersion>),
 }
 
-pub struct BucketLease {
+/// Which lease object, for which run.
+struct Target {
     store: Arc<dyn ObjectStore>,
     path: ObjPath,
     url: String,
     run_id: String,
     ttl: Duration,
+}
+
+pub struct BucketLease {
+    target: Arc<Target>,
     mine: Arc<tokio::sync::Mutex<Mine>>,
     clock: Arc<LeaseClock>,
     renew: Option<tokio::task::JoinHandle<()>>,
@@ -161,11 +166,13 @@ impl BucketLease {
         stop: Stop,
     ) -> Result<Self, OutputError> {
         let mut lease = BucketLease {
-            store,
-            path,
-            url: url.to_string(),
-            run_id: run_id.to_string(),
-            ttl,
+            target: Arc::new(Target {
+                store,
+                path,
+                url: url.to_string(),
+                run_id: run_id.to_string(),
+                ttl,
+            }),
             mine: Arc::new(tokio::sync::Mutex::new(Mine {
                 version: None,
                 pending: Vec::new(),
@@ -180,32 +187,28 @@ impl BucketLease {
                 Cas::Theirs(held, seen) => {
                     if let Some(h) = held.as_ref().filter(|h| h.live()) {
                         return Err(OutputError::Leased {
-                            url: lease.url.clone(),
+                            url: lease.target.url.clone(),
                             run: h.run_id.clone(),
                             until: h.expires_at,
                         });
                     }
                     let Some(seen) = seen else {
-                        return Err(lease.taken("the lease vanished while being taken"));
+                        return Err(lease.taken());
                     };
                     match held {
                         Some(h) if h.released => {
-                            tracing::debug!("taking the lease of {} released by run {}", lease.url, h.run_id)
+                            tracing::debug!("taking the lease of {} released by run {}", lease.target.url, h.run_id)
                         }
-                        _ => tracing::warn!("taking over the expired lease of {}", lease.url),
+                        _ => tracing::warn!("taking over the expired lease of {}", lease.target.url),
                     }
                     if let Cas::Theirs(..) = lease.cas(&mut mine, PutMode::Update(seen), false).await? {
-                        return Err(lease.taken("another run took the expired lease first"));
+                        return Err(lease.taken());
                     }
                 }
             }
         }
         lease.renew = Some(tokio::spawn(renewals(
-            lease.store.clone(),
-            lease.path.clone(),
-            lease.url.clone(),
-            lease.run_id.clone(),
-            ttl,
+            lease.target.clone(),
             lease.mine.clone(),
             lease.clock.clone(),
             stop,
@@ -213,27 +216,14 @@ impl BucketLease {
         Ok(lease)
     }
 
-    fn taken(&self, why: &str) -> OutputError {
-        OutputError::Leased {
-            url: self.url.clone(),
-            run: format!("another ({why})"),
-            until: Utc::now() + chrono::Duration::from_std(self.ttl).unwrap_or_default(),
+    fn taken(&self) -> OutputError {
+        OutputError::LeaseRace {
+            url: self.target.url.clone(),
         }
     }
 
     async fn cas(&self, mine: &mut Mine, mode: PutMode, released: bool) -> Result<Cas, OutputError> {
-        write_lease(
-            &self.store,
-            &self.path,
-            &self.url,
-            &self.run_id,
-            self.ttl,
-            mine,
-            mode,
-            released,
-            &self.clock,
-        )
-        .await
+        write_lease(&self.target, mine, mode, released, &self.clock).await
     }
 
     /// Ends the lease by a compare-and-swap on this run's own version: a lease
@@ -245,9 +235,12 @@ impl BucketLease {
         }
         let mut mine = self.mine.lock().await;
         let Some(v) = mine.version.clone() else { return };
-        match self.cas(&mut mine, PutMode::Update(v), true).await {
+        let released = self.cas(&mut mine, PutMode::Update(v), true).await;
+        // Whatever became of the release, this run writes no more.
+        self.clock.lose();
+        match released {
             Ok(Cas::Ours) => {}
-            Ok(Cas::Theirs(..)) => tracing::warn!("the lease of {} is another run's now: left alone", self.url),
+            Ok(Cas::Theirs(..)) => tracing::warn!("the lease of {} is another run's now: left alone", self.target.url),
             Err(e) => tracing::warn!("releasing the lease: {e}; it expires by itself"),
         }
     }
@@ -263,32 +256,13 @@ impl Drop for BucketLease {
 
 /// Renews every sixth of the lease's life; stops the run when the lease is
 /// taken over or could not be renewed before its validity ran out.
-#[allow(clippy::too_many_arguments)]
-async fn renewals(
-    store: Arc<dyn ObjectStore>,
-    path: ObjPath,
-    url: String,
-    run_id: String,
-    ttl: Duration,
-    mine: Arc<tokio::sync::Mutex<Mine>>,
-    clock: Arc<LeaseClock>,
-    stop: Stop,
-) {
+async fn renewals(target: Arc<Target>, mine: Arc<tokio::sync::Mutex<Mine>>, clock: Arc<LeaseClock>, stop: Stop) {
+    let (url, ttl) = (&target.url, target.ttl);
     loop {
         tokio::time::sleep(ttl / 6).await;
         let mut m = mine.lock().await;
         let Some(v) = m.version.clone() else { return };
-        let attempt = write_lease(
-            &store,
-            &path,
-            &url,
-            &run_id,
-            ttl,
-            &mut m,
-            PutMode::Update(v),
-            false,
-            &clock,
-        );
+        let attempt = write_lease(&target, &mut m, PutMode::Update(v), false, &clock);
         let outcome = tokio::time::timeout(call_budget(ttl), attempt).await;
         match outcome {
             Ok(Ok(Cas::Ours)) => {}
@@ -313,24 +287,27 @@ async fn renewals(
 /// One conditional write of the lease, retried after transport errors (whose
 /// outcome is unknown); a precondition failure reads the lease back, and a
 /// nonce of ours there means an earlier try landed.
-#[allow(clippy::too_many_arguments)]
 async fn write_lease(
-    store: &Arc<dyn ObjectStore>,
-    path: &ObjPath,
-    url: &str,
-    run_id: &str,
-    ttl: Duration,
+    target: &Target,
     mine: &mut Mine,
     mode: PutMode,
     released: bool,
     clock: &LeaseClock,
 ) -> Result<Cas, OutputError> {
-    let mut transient = 0u32;
+    let Target {
+        store,
+        path,
+        url,
+        run_id,
+        ttl,
+    } = target;
+    let mut mode = mode;
+    let (mut transient, mut adopted) = (0u32, 0u32);
     loop {
         let expires_at = if released {
             Utc::now()
         } else {
-            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default()
+            Utc::now() + chrono::Duration::from_std(*ttl).unwrap_or_default()
         };
         let body = LeaseBody {
             run_id: run_id.to_string(),
@@ -358,18 +335,39 @@ async fn write_lease(
                     Ok(got) => {
                         let v = version_of(&got.meta);
                         let bytes = got.bytes().await.map_err(|e| store_error(url, e))?;
-                        (serde_json::from_slice::<LeaseBody>(&bytes).ok(), Some(v))
+                        let held = serde_json::from_slice::<LeaseBody>(&bytes).map_err(|_| OutputError::Store {
+                            url: url.to_string(),
+                            reason: ".hcbill/lease is not a lease hcbill wrote; remove it if no run is writing".into(),
+                        })?;
+                        (Some(held), Some(v))
                     }
                     Err(object_store::Error::NotFound { .. }) => (None, None),
                     Err(e) => return Err(store_error(url, e)),
                 };
-                if let Some(h) = held.as_ref().filter(|h| mine.pending.contains(&h.nonce)) {
+                let Some(h) = held.as_ref() else {
+                    return Ok(Cas::Theirs(held, seen));
+                };
+                if h.nonce == body.nonce {
+                    // This very write landed, its answer lost.
                     mine.version = seen;
                     mine.pending.clear();
+                    if !released {
+                        clock.wrote(expires_at);
+                    }
+                    return Ok(Cas::Ours);
+                }
+                // An earlier write of ours landed with its answer lost (or the
+                // store refused a version that is ours): this write is still
+                // to be made, over it.
+                let ours = mine.pending.contains(&h.nonce) || (seen.is_some() && seen == mine.version);
+                if ours && adopted < 3 {
+                    adopted += 1;
                     if !h.released {
                         clock.wrote(h.expires_at);
                     }
-                    return Ok(Cas::Ours);
+                    mine.version = seen.clone();
+                    mode = PutMode::Update(seen.expect("read back"));
+                    continue;
                 }
                 return Ok(Cas::Theirs(held, seen));
             }
@@ -422,11 +420,13 @@ mod tests {
         let b = take("b").await.unwrap();
         // A release with a stale version does not touch b's lease.
         let stale = BucketLease {
-            store: store.clone(),
-            path: path.clone(),
-            url: "mem://p".into(),
-            run_id: "a".into(),
-            ttl,
+            target: Arc::new(Target {
+                store: store.clone(),
+                path: path.clone(),
+                url: "mem://p".into(),
+                run_id: "a".into(),
+                ttl,
+            }),
             mine: Arc::new(tokio::sync::Mutex::new(Mine {
                 version: Some(UpdateVersion {
                     e_tag: Some("0".into()),
@@ -439,8 +439,25 @@ mod tests {
         };
         stale.release().await;
         let held: LeaseBody = serde_json::from_slice(&store.get(&path).await.unwrap().bytes().await.unwrap()).unwrap();
-        assert_eq!(held.run_id, "b");
-        assert!(held.live());
-        drop(b);
+        assert_eq!(held.run_id, "b", "a stale release leaves the holder's lease alone");
+
+        // b's last renewal landed with its answer lost (its nonce is pending,
+        // its version unknown): the release still lands, over it.
+        let landed = LeaseBody {
+            run_id: "b".into(),
+            host: String::new(),
+            expires_at: Utc::now() + chrono::Duration::seconds(30),
+            nonce: "lost-answer".into(),
+            released: false,
+        };
+        store
+            .put(&path, PutPayload::from(serde_json::to_vec(&landed).unwrap()))
+            .await
+            .unwrap();
+        b.mine.lock().await.pending.push("lost-answer".into());
+        b.release().await;
+        let held: LeaseBody = serde_json::from_slice(&store.get(&path).await.unwrap().bytes().await.unwrap()).unwrap();
+        assert!(held.released && !held.live(), "{held:?}");
+        take("c").await.unwrap();
     }
 }

@@ -98,6 +98,8 @@ pub struct StoreConfig {
     pub lock: LockMode,
     /// How long a bucket lease lives without renewal.
     pub lease_ttl: std::time::Duration,
+    /// Only reads (status, verify, report): no lease, long downloads.
+    pub for_reading: bool,
 }
 
 impl Default for StoreConfig {
@@ -108,6 +110,7 @@ impl Default for StoreConfig {
             obs_keys: None,
             lock: LockMode::Lease,
             lease_ttl: DEFAULT_LEASE_TTL,
+            for_reading: false,
         }
     }
 }

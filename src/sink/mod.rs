@@ -88,10 +88,6 @@ impl Layout {
         format!("{}/part-{name}.parquet", Self::partition_dir_name(key, cycle))
     }
 
-    pub fn manifest_path(&self, dataset: &str) -> PathBuf {
-        self.dataset_dir(dataset).join("_manifest.json")
-    }
-
     /// A dataset's manifest, relative to the output.
     pub fn manifest_rel(dataset: &str) -> String {
         format!("{dataset}/_manifest.json")
@@ -192,7 +188,7 @@ mod tests {
             "shared_month=2026-03/part-hex=2e2e2f2e2e2f78.parquet"
         );
         assert_ne!(Layout::file_rel("k", c, "a.b"), Layout::file_rel("k", c, "a_b"));
-        assert_eq!(l.manifest_path("x"), Path::new("/o/x/_manifest.json"));
+        assert_eq!(l.dataset_dir("x"), Path::new("/o/x"));
     }
 
     #[test]

@@ -149,10 +149,13 @@ impl Output {
                 )
             }
         };
-        r.spool.claim().map_err(|e| OutputError::Store {
-            url: r.url.clone(),
-            reason: format!("cannot make the local spool {}: {e}", r.spool.dir().display()),
-        })?;
+        if let Err(e) = r.spool.claim() {
+            guard.release().await;
+            return Err(OutputError::Store {
+                url: r.url.clone(),
+                reason: format!("cannot make the local spool {}: {e}", r.spool.dir().display()),
+            });
+        }
         Ok(guard)
     }
 
@@ -217,11 +220,18 @@ impl Output {
             Inner::Local(l) => {
                 let path = l.root.join(rel);
                 let size_ok = std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.bytes);
-                Ok(size_ok && (!deep || super::parquet::file_sha256(&path).is_ok_and(|(_, s)| s == entry.sha256)))
+                if !size_ok || !deep {
+                    return Ok(size_ok);
+                }
+                let want = entry.sha256.clone();
+                let hashed = tokio::task::spawn_blocking(move || super::parquet::file_sha256(&path));
+                Ok(hashed.await.is_ok_and(|h| h.is_ok_and(|(_, s)| s == want)))
             }
             Inner::Remote(r) => Ok(match (r.head(rel).await?, &entry.e_tag) {
                 (Some(h), Some(e)) => h.e_tag.as_ref() == Some(e) && h.size == entry.bytes,
-                _ => false,
+                // Recorded before ETags were: its size, as then (the commit records the ETag).
+                (Some(h), None) => h.size == entry.bytes,
+                (None, _) => false,
             }),
         }
     }

@@ -10,9 +10,11 @@
 //!   on the ETag the manifest records, `If-None-Match: *` for a new one), and
 //!   every try first checks that the lease is still valid. A run that lost
 //!   the lease cannot pass that check, and one paused past it finds, on
-//!   waking, a newer object its condition does not match. The ETag written is
-//!   recorded in the manifest, so a later run sees any object it does not
-//!   name and writes it again.
+//!   waking, a newer object its condition does not match. A multipart upload
+//!   (files over 8 MiB) carries no condition through object_store: its
+//!   completion is sent only while the lease is valid, and that is all. The
+//!   ETag written is recorded in the manifest, so a later run sees any object
+//!   it does not name and writes it again.
 //! * Before the first write, [`probe`] checks that the store honours both
 //!   conditions: a store that ignores them protects nothing.
 
@@ -97,7 +99,7 @@ impl Remote {
             store,
             prefix: ObjPath::from(prefix),
             url: url.to_string(),
-            spool: Spool::for_output(&std::env::temp_dir(), spool_key),
+            spool: Spool::for_output(&super::spool::base_dir(), spool_key),
             lock: cfg.lock,
             lease_ttl: cfg.lease_ttl,
             clock: Arc::new(LeaseClock::new(call_budget(cfg.lease_ttl))),
@@ -187,9 +189,11 @@ impl Remote {
         let mut g = slot.lock().await;
         let mine = digest(bytes);
         g.sent.push(mine);
-        // One retry after finding an earlier write of ours landed; a few after
-        // a transport error, whose outcome the next try finds out.
-        let (mut recovered, mut transient) = (false, 0u32);
+        // A precondition failure reads the object back: this write landed
+        // (its answer lost), or an earlier one of ours did (adopted, a few
+        // times at most), or another writer's is there (a conflict). A few
+        // retries after a transport error, whose outcome the next try tells.
+        let (mut adopted, mut transient) = (0u32, 0u32);
         loop {
             self.writable()?;
             let mode = match &g.version {
@@ -203,28 +207,21 @@ impl Remote {
                     g.sent.clear();
                     return Ok(());
                 }
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. })
-                    if !recovered =>
-                {
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                     let got = self.store.get(&path).await.map_err(|e| self.err(e))?;
                     let v = version_of(&got.meta);
                     let now = digest(&got.bytes().await.map_err(|e| self.err(e))?);
                     if now == mine {
-                        // This very write landed, its answer lost.
                         g.version = Some(v);
                         g.sent.clear();
                         return Ok(());
                     }
-                    if !g.sent.contains(&now) {
+                    if !g.sent.contains(&now) || adopted >= 3 {
                         break;
                     }
-                    // An earlier write of ours landed, its answer lost: ours goes over it.
-                    recovered = true;
+                    adopted += 1;
                     g.version = Some(v);
                 }
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => break,
-                // A conditional put is not retried by object_store after a
-                // transport error; retried here, the next try tells.
                 Err(object_store::Error::Generic { .. }) if transient < 4 => {
                     transient += 1;
                     tokio::time::sleep(Duration::from_millis(100 << transient)).await;
@@ -270,7 +267,7 @@ impl Remote {
         }
         let bytes = std::fs::read(staged).map_err(io)?;
         let mut expected = replaces.map(str::to_string);
-        let (mut looked, mut transient) = (false, 0u32);
+        let (mut looked, mut transient) = (0u32, 0u32);
         loop {
             self.publishable()?;
             let mode = match (&expected, self.lock) {
@@ -290,9 +287,9 @@ impl Remote {
                 // late write of a run that lost the lease. This run holds the
                 // lease (checked again before the next try): it replaces it.
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. })
-                    if !looked =>
+                    if looked < 3 =>
                 {
-                    looked = true;
+                    looked += 1;
                     expected = self.head(rel).await?.and_then(|h| h.e_tag);
                 }
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
@@ -442,14 +439,18 @@ pub async fn probe(r: &Remote) -> Result<Honours, OutputError> {
     let rel = format!(".hcbill/probe-{}", uuid::Uuid::new_v4().simple());
     let path = r.obj(&rel);
     let body = || PutPayload::from_static(b"hcbill probe");
+    // Only the store saying it does not do the condition counts as a
+    // refusal: a credentials or server problem is reported as what it is.
     let refused = |what: &'static str, e: &object_store::Error| {
         let text = e.to_string();
-        let lower = text.to_ascii_lowercase();
-        (lower.contains("notimplemented")
-            || lower.contains("501")
-            || lower.contains("400")
-            || lower.contains("invalid"))
-        .then(|| Honours::Refuses(what, text.lines().next().unwrap_or("").chars().take(200).collect()))
+        let denied = matches!(
+            e,
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+        );
+        let refusal =
+            text.contains("NotImplemented") || text.contains("status code: 501") || text.contains("status code: 400");
+        (!denied && refusal)
+            .then(|| Honours::Refuses(what, text.lines().next().unwrap_or("").chars().take(200).collect()))
     };
     let verdict = async {
         let create = PutOptions::from(PutMode::Create);

@@ -16,8 +16,20 @@ pub struct Spool {
     owned: AtomicBool,
 }
 
+/// Where spools live: the user's cache directory (`$XDG_CACHE_HOME`,
+/// `~/.cache`), not a shared temp directory where another user could take the
+/// name first; the temp directory when there is no home.
+pub fn base_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("hcbill"))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 impl Spool {
-    /// The spool of `url`, under `base` (the temp directory).
+    /// The spool of `url`, under `base` ([`base_dir`]).
     pub fn for_output(base: &Path, url: &str) -> Self {
         let digest = hex::encode(&Sha256::digest(url.as_bytes())[..8]);
         Spool {

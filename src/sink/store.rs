@@ -58,20 +58,31 @@ pub fn build_store(
 ) -> Result<(Arc<dyn ObjectStore>, String), OutputError> {
     // Built without a default TLS provider (no C build): install ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let budget = call_budget(cfg.lease_ttl);
+    // object_store checks `retry_timeout` before its backoff sleep: the last
+    // try may start a backoff later and last a request timeout. So a call
+    // ends within timeout + backoff + retry_timeout = 7/8 of the budget.
+    // Readers (verify, report) hold no lease: their long downloads get time.
+    let budget = if cfg.for_reading {
+        Duration::from_secs(600)
+    } else {
+        call_budget(cfg.lease_ttl)
+    };
     let retry = RetryConfig {
         max_retries: 8,
-        retry_timeout: budget * 2 / 3,
-        ..Default::default()
+        retry_timeout: budget * 5 / 8,
+        backoff: object_store::BackoffConfig {
+            max_backoff: budget / 8,
+            ..Default::default()
+        },
     };
     // Set as options, not a whole `ClientOptions`: that would drop what the
     // environment set (AWS_ALLOW_HTTP…).
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let timeouts = [
-        (ClientConfigKey::Timeout, ms(budget / 3)),
+        (ClientConfigKey::Timeout, ms(budget / 4)),
         (
             ClientConfigKey::ConnectTimeout,
-            ms(Duration::from_secs(5).min(budget / 3)),
+            ms(Duration::from_secs(5).min(budget / 4)),
         ),
     ];
     let builder = match scheme {
