@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod lease;
+pub mod local;
 pub mod location;
 pub mod manifest;
 pub mod migrate;

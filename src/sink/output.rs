@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 
+use super::Layout;
 pub use super::error::OutputError;
 use super::lease::{BucketLease, OutputLock};
+use super::local::Local;
 use super::manifest::{Manifest, SHARDS};
 use super::remote::{Head, Honours, Remote};
-use super::{Layout, SinkError};
 use crate::stop::Stop;
 
 pub use super::location::{Location, LockMode, Scheme, StoreConfig};
@@ -33,7 +34,7 @@ pub struct Output {
 }
 
 enum Inner {
-    Local(Layout),
+    Local(Local),
     Remote(Box<Remote>),
 }
 
@@ -80,7 +81,9 @@ impl Output {
 
     pub fn local(dir: &Path) -> Self {
         Self {
-            inner: Inner::Local(Layout::new(dir)),
+            inner: Inner::Local(Local {
+                layout: Layout::new(dir),
+            }),
         }
     }
 
@@ -94,7 +97,7 @@ impl Output {
 
     pub fn url(&self) -> String {
         match &self.inner {
-            Inner::Local(l) => l.root.display().to_string(),
+            Inner::Local(l) => l.layout.root.display().to_string(),
             Inner::Remote(r) => r.url.clone(),
         }
     }
@@ -102,7 +105,7 @@ impl Output {
     /// The local directory, when the output is one.
     pub fn local_dir(&self) -> Option<&Path> {
         match &self.inner {
-            Inner::Local(l) => Some(&l.root),
+            Inner::Local(l) => Some(&l.layout.root),
             Inner::Remote(_) => None,
         }
     }
@@ -111,7 +114,7 @@ impl Output {
     /// when the store does not honour the conditional writes the lease needs.
     pub async fn lock(&self, run_id: &str) -> Result<OutputGuard, OutputError> {
         let r = match &self.inner {
-            Inner::Local(l) => return Ok(OutputGuard::Local(OutputLock::acquire(&l.meta_dir())?)),
+            Inner::Local(l) => return Ok(OutputGuard::Local(OutputLock::acquire(&l.layout.meta_dir())?)),
             Inner::Remote(r) => r,
         };
         let guard = match r.lock {
@@ -162,14 +165,14 @@ impl Output {
     /// Removes what a killed run left in staging.
     pub fn clear_staging(&self) {
         if let Inner::Local(l) = &self.inner {
-            let _ = std::fs::remove_dir_all(l.staging_dir());
+            let _ = std::fs::remove_dir_all(l.layout.staging_dir());
         }
     }
 
     /// Where a unit's Parquet file is staged (always a local file).
     pub fn staging_file(&self, name: &str) -> PathBuf {
         match &self.inner {
-            Inner::Local(l) => l.staging_dir().join(name),
+            Inner::Local(l) => l.layout.staging_dir().join(name),
             Inner::Remote(r) => r.spool.dir().join(name),
         }
     }
@@ -178,15 +181,7 @@ impl Output {
     /// later guarded write.
     pub async fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => match std::fs::read(l.root.join(rel)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(SinkError::Io {
-                    path: l.root.join(rel).display().to_string(),
-                    source: e,
-                }
-                .into()),
-            },
+            Inner::Local(l) => l.read(rel),
             Inner::Remote(r) => r.read(rel).await,
         }
     }
@@ -195,7 +190,7 @@ impl Output {
     /// updated only if nobody else changed it since this run read or wrote it.
     pub async fn write(&self, rel: &str, bytes: &[u8], guarded: bool) -> Result<(), OutputError> {
         match &self.inner {
-            Inner::Local(l) => Ok(super::atomic_write(&l.root.join(rel), bytes)?),
+            Inner::Local(l) => l.write(rel, bytes),
             Inner::Remote(r) if guarded => r.write_guarded(rel, bytes).await,
             Inner::Remote(r) => r.write_plain(rel, bytes).await,
         }
@@ -204,10 +199,7 @@ impl Output {
     /// Size and ETag of `rel`, if it exists.
     pub async fn head(&self, rel: &str) -> Result<Option<Head>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => Ok(std::fs::metadata(l.root.join(rel)).ok().map(|m| Head {
-                size: m.len(),
-                e_tag: None,
-            })),
+            Inner::Local(l) => Ok(l.head(rel)),
             Inner::Remote(r) => r.head(rel).await,
         }
     }
@@ -217,16 +209,7 @@ impl Output {
     /// size, and with `deep` its sha256.
     pub async fn holds(&self, rel: &str, entry: &super::manifest::FileEntry, deep: bool) -> Result<bool, OutputError> {
         match &self.inner {
-            Inner::Local(l) => {
-                let path = l.root.join(rel);
-                let size_ok = std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.bytes);
-                if !size_ok || !deep {
-                    return Ok(size_ok);
-                }
-                let want = entry.sha256.clone();
-                let hashed = tokio::task::spawn_blocking(move || super::parquet::file_sha256(&path));
-                Ok(hashed.await.is_ok_and(|h| h.is_ok_and(|(_, s)| s == want)))
-            }
+            Inner::Local(l) => Ok(l.holds(rel, entry, deep).await),
             Inner::Remote(r) => Ok(match (r.head(rel).await?, &entry.e_tag) {
                 (Some(h), Some(e)) => h.e_tag.as_ref() == Some(e) && h.size == entry.bytes,
                 // Recorded before ETags were: its size, as then (the commit records the ETag).
@@ -265,13 +248,7 @@ impl Output {
     /// Names of the files directly under `rel_dir` (e.g. the run reports).
     pub async fn list(&self, rel_dir: &str) -> Result<Vec<String>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => Ok(std::fs::read_dir(l.root.join(rel_dir))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.path().is_file())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect()),
+            Inner::Local(l) => Ok(l.list(rel_dir)),
             Inner::Remote(r) => r.list_names(rel_dir).await,
         }
     }
@@ -281,20 +258,7 @@ impl Output {
     /// a bucket a server-side copy.
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), OutputError> {
         match &self.inner {
-            Inner::Local(l) => {
-                let (src, dest) = (l.root.join(from), l.root.join(to));
-                let dir = dest.parent().unwrap_or(Path::new("."));
-                std::fs::create_dir_all(dir).map_err(super::io_err(dir))?;
-                let tmp = dir.join(format!(".copy-{}", uuid::Uuid::new_v4().simple()));
-                let made = std::fs::hard_link(&src, &tmp)
-                    .or_else(|_| std::fs::copy(&src, &tmp).map(|_| ()))
-                    .map_err(super::io_err(&src));
-                let result = made.and_then(|()| super::publish(&tmp, &dest));
-                if result.is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
-                Ok(result?)
-            }
+            Inner::Local(l) => l.copy(from, to),
             Inner::Remote(r) => r.copy(from, to).await,
         }
     }
@@ -302,14 +266,7 @@ impl Output {
     /// Deletes `rel`; one already gone is no error.
     pub async fn delete(&self, rel: &str) -> Result<(), OutputError> {
         match &self.inner {
-            Inner::Local(l) => match std::fs::remove_file(l.root.join(rel)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError::Io {
-                    path: l.root.join(rel).display().to_string(),
-                    source: e,
-                }
-                .into()),
-                _ => Ok(()),
-            },
+            Inner::Local(l) => l.delete(rel),
             Inner::Remote(r) => r.delete(rel).await,
         }
     }
@@ -317,23 +274,7 @@ impl Output {
     /// Every file under `rel_dir` (at any depth), relative to `rel_dir`.
     pub async fn list_tree(&self, rel_dir: &str) -> Result<Vec<String>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => {
-                let root = l.root.join(rel_dir);
-                let mut out = Vec::new();
-                let mut dirs = vec![root.clone()];
-                while let Some(d) = dirs.pop() {
-                    for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                        let p = e.path();
-                        if p.is_dir() {
-                            dirs.push(p);
-                        } else if let Ok(rel) = p.strip_prefix(&root) {
-                            out.push(rel.to_string_lossy().to_string());
-                        }
-                    }
-                }
-                out.sort();
-                Ok(out)
-            }
+            Inner::Local(l) => Ok(l.list_tree(rel_dir)),
             Inner::Remote(r) => r.list_tree(rel_dir).await,
         }
     }
@@ -341,7 +282,7 @@ impl Output {
     /// Removes the directory `rel` if it is empty (a bucket has none).
     pub fn remove_empty_dir(&self, rel: &str) {
         if let Inner::Local(l) = &self.inner {
-            let _ = std::fs::remove_dir(l.root.join(rel));
+            l.remove_empty_dir(rel);
         }
     }
 
@@ -356,7 +297,7 @@ impl Output {
         replaces: Option<&str>,
     ) -> Result<Option<String>, OutputError> {
         match &self.inner {
-            Inner::Local(l) => Ok(super::publish(staged, &l.root.join(rel)).map(|()| None)?),
+            Inner::Local(l) => l.publish(staged, rel).map(|()| None),
             Inner::Remote(r) => {
                 let result = r.upload(staged, rel, replaces).await;
                 let _ = std::fs::remove_file(staged);
@@ -369,7 +310,7 @@ impl Output {
     pub async fn local_copy(&self, rel: &str, tmp_dir: &Path) -> Result<LocalCopy, OutputError> {
         match &self.inner {
             Inner::Local(l) => Ok(LocalCopy {
-                path: l.root.join(rel),
+                path: l.file(rel),
                 _tmp: None,
             }),
             Inner::Remote(r) => {
