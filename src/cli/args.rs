@@ -18,7 +18,8 @@ use crate::cycle::BillCycle;
                   trade_month for account_changes) with exact decimals and UTC timestamps.\n\n\
                   Credentials come from HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (plus HUAWEICLOUD_SDK_DOMAIN_ID, \
                   HUAWEICLOUD_SDK_SECURITY_TOKEN) or the [global] section of ~/.huaweicloud/credentials.\n\n\
-                  Exit codes: 0 success, 1 a unit failed (the next run resumes), 2 bad input, 3 credentials refused."
+                  Exit codes: 0 success, 1 a unit failed (the next run resumes), 2 bad input, 3 credentials refused, \
+                  4 stopped by SIGTERM/SIGINT or a lost bucket lease (the next run resumes)."
 )]
 pub struct Cli {
     /// Log lines as JSON objects (for log shippers) instead of text.

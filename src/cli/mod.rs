@@ -23,7 +23,7 @@ use crate::source::client::{BssClient, ClientConfig};
 use crate::source::credentials::{Credentials, Secret};
 use crate::source::datasets;
 
-/// Exit codes: decided by [`Outcome`] (0 success, 1 a unit failed, 2 bad input, 3 credentials refused).
+/// Exit codes: decided by [`Outcome`] (0 success, 1 a unit failed, 2 bad input, 3 credentials refused, 4 stopped).
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
