@@ -260,3 +260,136 @@ fn a_run_with_verify_checks_what_it_wrote() {
     assert_eq!(o.status.code(), Some(2));
     assert!(last_line(&o).contains("not an hcbill output directory"));
 }
+
+/// Σ of a decimal column over batches.
+fn column_sum(batches: &[RecordBatch], col: &str) -> rust_decimal::Decimal {
+    let mut s = rust_decimal::Decimal::ZERO;
+    for b in batches {
+        let a = b
+            .column_by_name(col)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        for i in 0..a.len() {
+            if a.is_valid(i) {
+                s += rust_decimal::Decimal::from_i128_with_scale(a.value(i), a.scale() as u32);
+            }
+        }
+    }
+    s
+}
+
+/// A page of res-fee-records lost during extraction, as a faithful copy
+/// cannot show it: one page's worth (1,000 records, or half the file) of the
+/// cheapest records of a cycle removed, and the manifest made consistent with
+/// what is left. The totals move by cents; verify names the trades.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let lake = lake().await;
+    let o = verify(lake.path(), &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "a faithful copy passes");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_trade: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "transactions = consumption, trade by trade")
+        .collect();
+    assert!(by_trade.len() >= 6, "every month and account: {report}");
+    assert!(
+        by_trade
+            .iter()
+            .all(|f| f["verdict"] == "exact" && f["bound"] == "0.01 per trade")
+    );
+
+    let path = part(lake.path(), "consumption_records", "2026-10", "self");
+    let batches = read(&path);
+    let all = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let amount = all
+        .column_by_name("amount")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Decimal128Array>()
+        .unwrap();
+    let trade = all
+        .column_by_name("trade_id")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    let lost = 1000.min(all.num_rows() / 2);
+    let mut order: Vec<usize> = (0..all.num_rows()).collect();
+    order.sort_by_key(|&i| amount.value(i).abs());
+    let dropped: BTreeSet<usize> = order[..lost].iter().copied().collect();
+    let keep = arrow_array::BooleanArray::from((0..all.num_rows()).map(|i| !dropped.contains(&i)).collect::<Vec<_>>());
+    let left = arrow_select::filter::filter_record_batch(&all, &keep).unwrap();
+    // Trades none of whose records are left.
+    let mut records_left: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in 0..all.num_rows() {
+        *records_left.entry(trade.value(i)).or_default() += usize::from(!dropped.contains(&i));
+    }
+    let gone: Vec<&str> = records_left.iter().filter(|(_, n)| **n == 0).map(|(t, _)| *t).collect();
+    assert!(!gone.is_empty());
+    let f = std::fs::File::create(&path).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(f, left.schema(), Some(hcbill::sink::parquet::writer_properties()))
+            .unwrap();
+    w.write(&left).unwrap();
+    w.close().unwrap();
+
+    // The manifest agrees with the file: rows, size, sha256 and every money total.
+    let dir = lake.path().join("consumption_records");
+    let mut m = manifest_json(&dir);
+    let e = &mut m["partitions"]["2026-10"]["files"]["self"];
+    let was: rust_decimal::Decimal = e["money_totals"]["amount"].as_str().unwrap().parse().unwrap();
+    e["rows"] = (left.num_rows() as u64).into();
+    e["bytes"] = std::fs::metadata(&path).unwrap().len().into();
+    e["sha256"] = hcbill::sink::parquet::file_sha256(&path).unwrap().1.into();
+    let columns: Vec<String> = e["money_totals"].as_object().unwrap().keys().cloned().collect();
+    for c in columns {
+        e["money_totals"][&c] = column_sum(std::slice::from_ref(&left), &c)
+            .normalize()
+            .to_string()
+            .into();
+    }
+    let now: rust_decimal::Decimal = e["money_totals"]["amount"].as_str().unwrap().parse().unwrap();
+    write_manifest_json(&dir, &m);
+    println!(
+        "{lost} records removed: the month's amount moved by {}",
+        (was - now).normalize()
+    );
+
+    let o = verify(lake.path(), &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hit = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["check"] == "transactions = consumption, trade by trade"
+                && f["bill_cycle"] == "2026-10"
+                && f["account"] == "self"
+        })
+        .unwrap();
+    assert_eq!(hit["verdict"], "failed", "{hit}");
+    let detail = hit["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("{} trades have no records: {}", gone.len(), gone[0])),
+        "{detail}"
+    );
+    // Integrity holds: the damage is only visible to reconciliation.
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["check"] != "integrity" || f["verdict"] == "ok"),
+        "{report}"
+    );
+    let table = verify(lake.path(), &[]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains(gone[0]) && text.contains("0.01 per trade"), "{text}");
+}

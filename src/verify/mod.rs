@@ -39,6 +39,8 @@ use crate::sink::manifest::{FileEntry, Finality, Manifest};
 use crate::sink::parquet::file_sha256;
 use crate::source::datasets::{self, DatasetSpec};
 
+mod trades;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("{0} is not an hcbill output directory (no dataset manifest in it)")]
@@ -143,9 +145,15 @@ impl VerifyReport {
             .iter()
             .filter(|f| f.check != "integrity" || f.verdict != Verdict::Ok)
         {
+            // Every relation says how far apart its sides may be.
+            let bound = match (&f.bound, f.check == "integrity") {
+                (_, true) => String::new(),
+                (Some(b), false) => format!(" [bound {b}]"),
+                (None, false) => " [bound: exact]".to_string(),
+            };
             let _ = writeln!(
                 s,
-                "{:<50} {:<22} {:<9} {:<34} {:<16} {}{}",
+                "{:<50} {:<22} {:<9} {:<34} {:<16} {}{}{bound}",
                 f.check,
                 f.dataset,
                 f.bill_cycle,
@@ -380,6 +388,27 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
                 }
                 relations += 1;
                 findings.push(reconcile(r, cycle, account, le, re, &manifests));
+            }
+        }
+    }
+    // Trade by trade: transactions against the records carrying their trade_id.
+    if let (Some(tm), Some(rm)) = (
+        manifests.get("transaction_records"),
+        manifests.get("consumption_records"),
+    ) {
+        for (cycle, tp) in tm.partitions.iter().filter(|(c, _)| wanted(c)) {
+            let Some(rp) = rm.partitions.get(cycle) else { continue };
+            for (account, te) in &tp.files {
+                let Some(re) = rp.files.get(account) else { continue };
+                let final_cycle = te.finality == Finality::Final && re.finality == Finality::Final;
+                relations += 1;
+                findings.push(trades::reconcile(
+                    cycle,
+                    account,
+                    &layout.dataset_dir("transaction_records").join(&te.path),
+                    &layout.dataset_dir("consumption_records").join(&re.path),
+                    final_cycle,
+                ));
             }
         }
     }
