@@ -57,8 +57,6 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
             held: held.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
         });
     };
-    // Paths as the scan reports them (the glob is absolute: `./out` and
-    // `out` name the same files).
     let dir = layout
         .dataset_dir(spec.name)
         .canonicalize()
@@ -67,7 +65,9 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
     let currency_of = |f: &crate::sink::manifest::FileEntry| currency_of(f, sole.as_deref());
     // Files per currency, this cycle and the one before it.
     let previous_cycle = cycle.pred();
-    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The files the manifest names, not a glob: a file published but not yet
+    // recorded (a crash between the two) is not counted.
+    let mut files: BTreeMap<String, Vec<(BillCycle, String)>> = BTreeMap::new();
     for c in [cycle, previous_cycle] {
         for f in manifest
             .partitions
@@ -78,7 +78,7 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
             files
                 .entry(currency_of(f))
                 .or_default()
-                .push(format!("{}/{}", dir.display(), f.path));
+                .push((c, format!("{}/{}", dir.display(), f.path)));
         }
     }
     let in_cycle: BTreeSet<String> = partition.files.values().map(currency_of).collect();
@@ -94,7 +94,8 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
         None => in_cycle.into_iter().collect(),
     };
     // Read and hashed once, whatever the number of currencies.
-    let verify = match crate::verify::verify(o.out, Some(&BTreeSet::from([cycle]))) {
+    let checked = crate::verify::verify(o.out, Some(&BTreeSet::from([cycle])));
+    let verify = match &checked {
         Ok(v) if v.success() => format!(
             "verify: {} files intact, {} relations hold, {} warnings",
             v.files, v.relations, v.warnings
@@ -102,18 +103,29 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
         Ok(v) => format!("verify: {} failures — run hcbill verify", v.failures),
         Err(e) => format!("verify: {e}"),
     };
+    // What does not reconcile, said so a chat message can quote it.
+    let unmatched: Vec<String> = checked
+        .iter()
+        .flat_map(|v| &v.findings)
+        .filter(|f| f.check != "integrity")
+        .filter(|f| {
+            matches!(
+                f.verdict,
+                crate::verify::Verdict::Failed | crate::verify::Verdict::Warning
+            )
+        })
+        .map(|f| format!("{} ({} {}): {}", f.check, f.bill_cycle, f.account, f.detail))
+        .collect();
     let shared = Held {
         manifest: &manifest,
         cycle,
-        dir: &dir,
         sole: sole.as_deref(),
         verify: &verify,
+        unmatched: &unmatched,
     };
-    let several = files.len() > 1;
     let mut reports = Vec::new();
     for currency in currencies {
-        let only = several.then(|| files[&currency].as_slice());
-        reports.push(build_one(o, &shared, &currency, only)?);
+        reports.push(build_one(o, &shared, &currency, &files[&currency])?);
     }
     Ok(reports)
 }
@@ -122,15 +134,19 @@ pub fn build(o: &Options<'_>) -> Result<Vec<Report>, ReportError> {
 struct Held<'a> {
     manifest: &'a Manifest,
     cycle: BillCycle,
-    dir: &'a std::path::Path,
     sole: Option<&'a str>,
     verify: &'a str,
+    unmatched: &'a [String],
 }
 
-/// The report of one currency; `only`: the files in it, when the lake holds
-/// others too.
-fn build_one(o: &Options<'_>, h: &Held<'_>, currency: &str, only: Option<&[String]>) -> Result<Report, ReportError> {
-    let (manifest, cycle, dir, sole) = (h.manifest, h.cycle, h.dir, h.sole);
+/// The report of one currency, from its files of the cycle and the one before.
+fn build_one(
+    o: &Options<'_>,
+    h: &Held<'_>,
+    currency: &str,
+    files: &[(BillCycle, String)],
+) -> Result<Report, ReportError> {
+    let (manifest, cycle, sole) = (h.manifest, h.cycle, h.sole);
     let partition = &manifest.partitions[&cycle.to_string()];
     let held: BTreeSet<BillCycle> = manifest
         .partitions
@@ -146,41 +162,43 @@ fn build_one(o: &Options<'_>, h: &Held<'_>, currency: &str, only: Option<&[Strin
         Finality::Final => format!("{cycle} is final (closed by Huawei)"),
         Finality::Provisional => format!("{cycle} is provisional: Huawei may still change it"),
     };
-    let spec = &consumption_records::SPEC;
-    let scan = scan(dir, only)?;
-    let month = |c: BillCycle| scan.clone().filter(col(spec.partition_key).eq(lit(c.to_string())));
-    let (cur, prev) = (month(cycle), month(previous_cycle));
     let has_prev = held.contains(&previous_cycle);
-
-    let total = sum_all(cur.clone())?;
-    let previous_total = if has_prev {
-        sum_all(prev.clone())?
-    } else {
-        Decimal::ZERO
+    let mut dims: Vec<Dimension> = o.by.clone();
+    for d in [Dimension::Resource, Dimension::ChargeMode] {
+        if !dims.contains(&d) {
+            dims.push(d);
+        }
+    }
+    let f = figures(scan(files)?, cycle, previous_cycle, &dims)?;
+    // Without the previous month in this currency, nothing is compared with it.
+    let lines = |d: Dimension| -> Vec<Line> {
+        f.lines
+            .get(d.name())
+            .into_iter()
+            .flatten()
+            .filter(|l| has_prev || !l.amount.is_zero() || l.previous.is_zero())
+            .map(|l| Line {
+                previous: if has_prev { l.previous } else { Decimal::ZERO },
+                ..l.clone()
+            })
+            .collect()
     };
-    let lines = |d: Dimension| -> Result<Vec<Line>, ReportError> {
-        let now = grouped(cur.clone(), d)?;
-        let before = if has_prev {
-            grouped(prev.clone(), d)?
-        } else {
-            Vec::new()
-        };
-        Ok(merge(now, before))
-    };
+    let total = f.total;
+    let previous_total = if has_prev { f.previous_total } else { Decimal::ZERO };
     let mut breakdowns = Vec::new();
     for d in &o.by {
-        let mut l = lines(*d)?;
+        let mut l = lines(*d);
         l.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
         breakdowns.push(Breakdown { by: *d, lines: l });
     }
-    let resources = lines(Dimension::Resource)?;
+    let resources = lines(Dimension::Resource);
     let mut top_resources = resources.clone();
     top_resources.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
     top_resources.truncate(o.top);
     let mut movers: Vec<Line> = if has_prev { resources } else { Vec::new() };
     movers.sort_by(|a, b| b.change().abs().cmp(&a.change().abs()).then(a.key.cmp(&b.key)));
     movers.truncate(o.top);
-    let mut split = lines(Dimension::ChargeMode)?;
+    let mut split = lines(Dimension::ChargeMode);
     split.sort_by_key(|l| std::cmp::Reverse(l.amount));
     Ok(super::Report {
         cycle,
@@ -192,40 +210,33 @@ fn build_one(o: &Options<'_>, h: &Held<'_>, currency: &str, only: Option<&[Strin
         breakdowns,
         top_resources,
         movers,
-        daily: daily(cur)?,
+        daily: f.daily,
         split,
         finality,
         verify: h.verify.to_string(),
+        unmatched: h.unmatched.to_vec(),
     })
 }
 
-/// A lazy scan of a dataset's Hive-partitioned files (the partition stays
-/// text); `only`: keep the rows of these files alone.
-fn scan(dir: &std::path::Path, only: Option<&[String]>) -> Result<LazyFrame, ReportError> {
-    let mut hive = HiveOptions::new_enabled();
-    hive.try_parse_dates = false;
-    let args = ScanArgsParquet {
-        hive_options: hive,
-        include_file_paths: only.map(|_| FILE.into()),
-        ..Default::default()
-    };
-    let glob = format!("{}/**/*.parquet", dir.display());
-    let lf = LazyFrame::scan_parquet(glob.as_str().into(), args)?;
-    Ok(match only {
-        None => lf,
-        Some(paths) => {
-            let keep = paths
-                .iter()
-                .map(|p| col(FILE).eq(lit(p.as_str())))
-                .reduce(|a, b| a.or(b))
-                .unwrap_or(lit(false));
-            lf.filter(keep).drop(by_name([FILE], true, false))
-        }
-    })
+/// One lazy scan of exactly these files, each row tagged with its file's
+/// cycle (from the manifest, not parsed from a path).
+fn scan(files: &[(BillCycle, String)]) -> Result<LazyFrame, ReportError> {
+    let mut by_cycle: BTreeMap<BillCycle, Vec<PlRefPath>> = BTreeMap::new();
+    for (c, path) in files {
+        by_cycle.entry(*c).or_default().push(PlRefPath::from(path.as_str()));
+    }
+    let frames = by_cycle
+        .into_iter()
+        .map(|(c, paths)| {
+            let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?;
+            Ok(lf.with_column(lit(c.to_string()).alias(CYCLE)))
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
+    Ok(concat(frames, UnionArgs::default())?)
 }
 
-/// The column the scan names each row's file in (when it must filter by file).
-const FILE: &str = "__hcbill_file";
+/// The column the scan names each row's cycle in.
+const CYCLE: &str = "__hcbill_cycle";
 
 /// Exact decimals of a Decimal column (nulls as zero).
 fn decimals(df: &DataFrame, name: &str) -> Result<Vec<Decimal>, ReportError> {
@@ -247,69 +258,101 @@ fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>, ReportError> {
     Ok((0..s.len()).map(|i| s.get(i).unwrap_or("").to_string()).collect())
 }
 
-fn sum_all(lf: LazyFrame) -> Result<Decimal, ReportError> {
-    let df = lf.select([col(AMOUNT).sum()]).collect()?;
-    Ok(decimals(&df, AMOUNT)?.into_iter().next().unwrap_or_default())
+/// Every figure of one currency's report.
+struct Figures {
+    total: Decimal,
+    previous_total: Decimal,
+    /// Per dimension name: a line per key, with both months' sums.
+    lines: HashMap<&'static str, Vec<Line>>,
+    daily: Vec<(NaiveDate, Decimal)>,
 }
 
-/// (key, label, Σ amount) per value of a dimension.
-fn grouped(lf: LazyFrame, d: Dimension) -> Result<Vec<(String, String, Decimal)>, ReportError> {
-    let (key, label) = d.columns();
-    let df = lf
-        .group_by([col(key).cast(DataType::String).alias("key")])
-        .agg([
-            col(label).cast(DataType::String).first().alias("label"),
-            col(AMOUNT).sum().alias(AMOUNT),
-        ])
-        .collect()?;
-    let (keys, labels, amounts) = (strings(&df, "key")?, strings(&df, "label")?, decimals(&df, AMOUNT)?);
-    Ok(keys
-        .into_iter()
-        .zip(labels)
-        .zip(amounts)
-        .map(|((k, l), a)| (k, l, a))
-        .collect())
-}
-
-fn merge(now: Vec<(String, String, Decimal)>, before: Vec<(String, String, Decimal)>) -> Vec<Line> {
-    let mut lines: BTreeMap<String, Line> = BTreeMap::new();
-    for (k, l, a) in now {
-        lines.insert(
-            k.clone(),
-            Line {
-                label: if l.is_empty() { k.clone() } else { l },
-                key: k,
-                amount: a,
-                previous: Decimal::ZERO,
-            },
+/// Every figure from one pass over the files: the two months' rows are
+/// scanned once (a cached frame), and each aggregation is a branch of one
+/// union collected once. Both months are summed in the same group-by, so a
+/// key of either month has its line (no merge by hand).
+fn figures(rows: LazyFrame, cycle: BillCycle, previous: BillCycle, dims: &[Dimension]) -> Result<Figures, ReportError> {
+    let (now_s, before_s) = (cycle.to_string(), previous.to_string());
+    let key = CYCLE;
+    let rows = rows
+        .filter(col(key).eq(lit(now_s.clone())).or(col(key).eq(lit(before_s.clone()))))
+        .cache();
+    let now = || col(AMOUNT).filter(col(key).eq(lit(now_s.clone()))).sum().alias("now");
+    let before = || {
+        col(AMOUNT)
+            .filter(col(key).eq(lit(before_s.clone())))
+            .sum()
+            .alias("before")
+    };
+    let shape = |what: &str| {
+        [
+            lit(what.to_string()).alias("what"),
+            col("key"),
+            col("label"),
+            col("now"),
+            col("before"),
+        ]
+    };
+    let mut parts = vec![
+        rows.clone()
+            .select([lit("").alias("key"), lit("").alias("label"), now(), before()])
+            .select(shape("total")),
+    ];
+    for d in dims {
+        let (k, l) = d.columns();
+        parts.push(
+            rows.clone()
+                .group_by([col(k).cast(DataType::String).alias("key")])
+                .agg([
+                    col(l).cast(DataType::String).drop_nulls().first().alias("label"),
+                    now(),
+                    before(),
+                ])
+                .select(shape(d.name())),
         );
     }
-    let mut labels: HashMap<String, String> = HashMap::new();
-    for (k, l, a) in before {
-        labels.insert(k.clone(), l.clone());
-        lines
-            .entry(k.clone())
-            .or_insert_with(|| Line {
-                label: if l.is_empty() { k.clone() } else { l },
-                key: k,
-                amount: Decimal::ZERO,
-                previous: Decimal::ZERO,
-            })
-            .previous = a;
+    // Days of the reported month's rows (a row may be dated in the month before).
+    parts.push(
+        rows.clone()
+            .filter(col(key).eq(lit(now_s.clone())))
+            .group_by([col("bill_date").cast(DataType::String).alias("key")])
+            .agg([lit("").alias("label"), now(), before()])
+            .select(shape("daily")),
+    );
+    let df = concat(parts, UnionArgs::default())?.collect()?;
+    let (whats, keys, labels) = (strings(&df, "what")?, strings(&df, "key")?, strings(&df, "label")?);
+    let (nows, befores) = (decimals(&df, "now")?, decimals(&df, "before")?);
+    let mut f = Figures {
+        total: Decimal::ZERO,
+        previous_total: Decimal::ZERO,
+        lines: HashMap::new(),
+        daily: Vec::new(),
+    };
+    for i in 0..df.height() {
+        match whats[i].as_str() {
+            "total" => (f.total, f.previous_total) = (nows[i], befores[i]),
+            "daily" => {
+                if let Ok(day) = NaiveDate::parse_from_str(&keys[i], "%Y-%m-%d") {
+                    f.daily.push((day, nows[i]));
+                }
+            }
+            what => {
+                let Some(d) = dims.iter().find(|d| d.name() == what) else {
+                    continue;
+                };
+                f.lines.entry(d.name()).or_default().push(Line {
+                    label: if labels[i].is_empty() {
+                        keys[i].clone()
+                    } else {
+                        labels[i].clone()
+                    },
+                    key: keys[i].clone(),
+                    amount: nows[i],
+                    previous: befores[i],
+                });
+            }
+        }
     }
-    lines.into_values().collect()
-}
-
-fn daily(lf: LazyFrame) -> Result<Vec<(NaiveDate, Decimal)>, ReportError> {
-    let df = lf
-        .group_by([col("bill_date").cast(DataType::String).alias("day")])
-        .agg([col(AMOUNT).sum().alias(AMOUNT)])
-        .collect()?;
-    let mut out: Vec<(NaiveDate, Decimal)> = strings(&df, "day")?
-        .into_iter()
-        .zip(decimals(&df, AMOUNT)?)
-        .filter_map(|(d, a)| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok().map(|d| (d, a)))
-        .collect();
-    out.sort();
-    Ok(out)
+    f.daily.sort();
+    Ok(f)
 }

@@ -113,6 +113,10 @@ pub struct Report {
     pub split: Vec<Line>,
     pub finality: String,
     pub verify: String,
+    /// The cycle's reconciliation: what does not match, one line each
+    /// (`transactions = consumption, trade by trade m1: 3 trades have no
+    /// records: …`); empty when every relation holds.
+    pub unmatched: Vec<String>,
 }
 
 impl Report {

@@ -96,6 +96,9 @@ fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", headline(r));
     let _ = writeln!(s, "{}; {}", r.finality, r.verify);
+    for u in &r.unmatched {
+        let _ = writeln!(s, "  does not reconcile: {u}");
+    }
     let section = |s: &mut String, title: &str, lines: &[Line]| {
         let _ = writeln!(s, "\n{title}");
         let _ = writeln!(s, "  {:<44} {:>18} {:>18}", "", "cost", "vs previous");
@@ -125,6 +128,9 @@ fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "**Huawei Cloud cost {}**: {}", r.cycle, headline(r));
     let _ = writeln!(s, "\n_{}; {}_", r.finality, r.verify);
+    for u in &r.unmatched {
+        let _ = writeln!(s, "- does not reconcile: {u}");
+    }
     let section = |s: &mut String, title: &str, lines: &[Line]| {
         let _ = writeln!(s, "\n**{title}**\n\n| | cost | vs previous |\n|---|---:|---:|");
         for l in lines {
@@ -262,6 +268,13 @@ fn html_body(s: &mut String, r: &Report) {
         esc(&r.finality),
         esc(&r.verify)
     );
+    if !r.unmatched.is_empty() {
+        s.push_str("<ul class=\"unmatched\">");
+        for u in &r.unmatched {
+            let _ = write!(s, "<li>does not reconcile: {}</li>", esc(u));
+        }
+        s.push_str("</ul>");
+    }
     let section = |s: &mut String, title: &str, lines: &[Line], chart: bool| {
         let _ = write!(s, "<h2>{}</h2>", esc(title));
         if chart {

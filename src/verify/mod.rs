@@ -23,6 +23,10 @@
 //!   relation between a dataset and one made from the same pages (FOCUS)
 //!   checks the transform, not the data, and says so.
 //!
+//! Totals hide small losses (their bound grows with the month), so the
+//! transactions are also matched *trade by trade* with both resource-level
+//! APIs (`trades`): each trade_id on both sides, within one cent.
+//!
 //! A broken file or a mismatch in a final cycle fails (exit 1); in a
 //! provisional cycle, whose data Huawei may still change, it only warns.
 
@@ -392,10 +396,10 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
         }
     }
     // Trade by trade: transactions against the records carrying their trade_id.
-    if let (Some(tm), Some(rm)) = (
-        manifests.get("transaction_records"),
-        manifests.get("consumption_records"),
-    ) {
+    for pair in trades::PAIRS {
+        let (Some(tm), Some(rm)) = (manifests.get("transaction_records"), manifests.get(pair.records)) else {
+            continue;
+        };
         for (cycle, tp) in tm.partitions.iter().filter(|(c, _)| wanted(c)) {
             let Some(rp) = rm.partitions.get(cycle) else { continue };
             for (account, te) in &tp.files {
@@ -403,10 +407,11 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
                 let final_cycle = te.finality == Finality::Final && re.finality == Finality::Final;
                 relations += 1;
                 findings.push(trades::reconcile(
+                    pair,
                     cycle,
                     account,
                     &layout.dataset_dir("transaction_records").join(&te.path),
-                    &layout.dataset_dir("consumption_records").join(&re.path),
+                    &layout.dataset_dir(pair.records).join(&re.path),
                     final_cycle,
                 ));
             }

@@ -21,11 +21,34 @@ use rust_decimal::Decimal;
 
 use super::{Finding, Verdict, finding};
 
-/// The check's name in reports.
-pub const CHECK: &str = "transactions = consumption, trade by trade";
-const FORMULA: &str = "per trade_id: Σ consumption_records.amount = transaction consume_amount + erase_amount \
-                       (resource amounts carry 8 decimals, the trade is charged once in cents and the rest is its \
-                       抹零), so within 0.01 of consume_amount";
+/// A resource-level dataset reconciled with the transactions, trade by trade.
+pub struct Pair {
+    /// The check's name in reports.
+    pub check: &'static str,
+    pub records: &'static str,
+    /// Its 8-decimal amount of a resource line.
+    pub amount: &'static str,
+    formula: &'static str,
+}
+
+/// Both resource-level APIs against the transactions' (three APIs fetched apart).
+pub const PAIRS: &[Pair] = &[
+    Pair {
+        check: "transactions = consumption, trade by trade",
+        records: "consumption_records",
+        amount: "amount",
+        formula: "per trade_id: Σ consumption_records.amount = transaction consume_amount + erase_amount (resource \
+                  amounts carry 8 decimals, the trade is charged once in cents and the rest is its 抹零), so within \
+                  0.01 of consume_amount",
+    },
+    Pair {
+        check: "transactions = resource bill details, trade by trade",
+        records: "resource_bill_details",
+        amount: "consume_amount",
+        formula: "per trade_id: Σ resource_bill_details.consume_amount = transaction consume_amount + erase_amount, \
+                  so within 0.01 of consume_amount",
+    },
+];
 /// Ids named in a finding's line, at most.
 const NAMED: usize = 10;
 
@@ -130,19 +153,19 @@ fn named(ids: impl ExactSizeIterator<Item = String>) -> String {
 }
 
 /// The finding of one month and account.
-pub fn reconcile(cycle: &str, account: &str, tx: &Path, records: &Path, final_cycle: bool) -> Finding {
+pub fn reconcile(pair: &Pair, cycle: &str, account: &str, tx: &Path, records: &Path, final_cycle: bool) -> Finding {
     let mut f = finding(
-        CHECK,
+        pair.check,
         "transaction_records",
         cycle,
         account,
         Verdict::Exact,
         String::new(),
     );
-    f.formula = Some(FORMULA.to_string());
+    f.formula = Some(pair.formula.to_string());
     f.bound = Some("0.01 per trade".to_string());
     let read = sums(tx, "trade_id", &["consume_amount", "erase_amount"])
-        .and_then(|t| sums(records, "trade_id", &["amount"]).map(|r| (t, r)));
+        .and_then(|t| sums(records, "trade_id", &[pair.amount]).map(|r| (t, r)));
     let (t, r) = match read {
         Ok(v) => v,
         Err(e) => {

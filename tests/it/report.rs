@@ -258,3 +258,39 @@ async fn a_bucket_lake_reports_like_the_same_lake_on_disk() {
     assert!(!disk[0]["total"].is_null(), "{disk}");
     assert_eq!(figures(&from_bucket), disk);
 }
+
+/// A lost page of records shows in the report as trades that do not reconcile.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_says_which_trades_do_not_reconcile() {
+    let sim = start_sim(|_| {}).await;
+    let out = tempfile::tempdir().unwrap();
+    let j = job(
+        out.path(),
+        "consumption_records,transaction_records",
+        "2026-09",
+        "2026-10",
+    );
+    assert!(pipeline::run(&j, &client(&sim.url())).await.unwrap().success);
+    let options = report::Options {
+        out: out.path(),
+        cycle: Some(cycle("2026-10")),
+        by: Dimension::parse("service").unwrap(),
+        top: 5,
+        currency: None,
+    };
+    let clean = report::build(&options).unwrap();
+    assert!(clean.iter().all(|r| r.unmatched.is_empty()), "{:?}", clean[0].unmatched);
+
+    let gone = crate::verify::lose_cheapest_records(out.path(), "2026-10", "self", 1000);
+    let damaged = report::build(&options).unwrap();
+    let lines = &damaged[0].unmatched;
+    assert!(
+        lines.iter().any(|l| l.contains("trade by trade (2026-10 self)")
+            && l.contains(&format!("{} trades have no records", gone.len()))),
+        "{lines:?}"
+    );
+    let json = report::render_all(&damaged, Format::Json);
+    assert!(json.contains("\"unmatched\"") && json.contains(&gone[0]), "{json}");
+    let html = report::render_all(&damaged, Format::Html);
+    assert!(html.contains("does not reconcile") && html.contains(&gone[0]));
+}

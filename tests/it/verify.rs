@@ -280,31 +280,13 @@ fn column_sum(batches: &[RecordBatch], col: &str) -> rust_decimal::Decimal {
     s
 }
 
-/// A page of res-fee-records lost during extraction, as a faithful copy
-/// cannot show it: one page's worth (1,000 records, or half the file) of the
-/// cheapest records of a cycle removed, and the manifest made consistent with
-/// what is left. The totals move by cents; verify names the trades.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
+/// Removes one page's worth (`page` records, at most half the file) of the
+/// cheapest consumption records of a cycle and account, and makes the
+/// manifest agree with what is left (rows, size, sha256, every money total):
+/// a page lost during extraction. Returns the trades left without a record.
+pub fn lose_cheapest_records(out: &Path, cycle: &str, account: &str, page: usize) -> Vec<String> {
     use std::collections::{BTreeMap, BTreeSet};
-    let lake = lake().await;
-    let o = verify(lake.path(), &["--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "a faithful copy passes");
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let by_trade: Vec<&serde_json::Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["check"] == "transactions = consumption, trade by trade")
-        .collect();
-    assert!(by_trade.len() >= 6, "every month and account: {report}");
-    assert!(
-        by_trade
-            .iter()
-            .all(|f| f["verdict"] == "exact" && f["bound"] == "0.01 per trade")
-    );
-
-    let path = part(lake.path(), "consumption_records", "2026-10", "self");
+    let path = part(out, "consumption_records", cycle, account);
     let batches = read(&path);
     let all = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
     let amount = all
@@ -319,7 +301,7 @@ async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
         .as_any()
         .downcast_ref::<arrow_array::StringArray>()
         .unwrap();
-    let lost = 1000.min(all.num_rows() / 2);
+    let lost = page.min(all.num_rows() / 2);
     let mut order: Vec<usize> = (0..all.num_rows()).collect();
     order.sort_by_key(|&i| amount.value(i).abs());
     let dropped: BTreeSet<usize> = order[..lost].iter().copied().collect();
@@ -330,7 +312,11 @@ async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
     for i in 0..all.num_rows() {
         *records_left.entry(trade.value(i)).or_default() += usize::from(!dropped.contains(&i));
     }
-    let gone: Vec<&str> = records_left.iter().filter(|(_, n)| **n == 0).map(|(t, _)| *t).collect();
+    let gone: Vec<String> = records_left
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(t, _)| t.to_string())
+        .collect();
     assert!(!gone.is_empty());
     let f = std::fs::File::create(&path).unwrap();
     let mut w =
@@ -340,9 +326,9 @@ async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
     w.close().unwrap();
 
     // The manifest agrees with the file: rows, size, sha256 and every money total.
-    let dir = lake.path().join("consumption_records");
+    let dir = out.join("consumption_records");
     let mut m = manifest_json(&dir);
-    let e = &mut m["partitions"]["2026-10"]["files"]["self"];
+    let e = &mut m["partitions"][cycle]["files"][account];
     let was: rust_decimal::Decimal = e["money_totals"]["amount"].as_str().unwrap().parse().unwrap();
     e["rows"] = (left.num_rows() as u64).into();
     e["bytes"] = std::fs::metadata(&path).unwrap().len().into();
@@ -360,6 +346,35 @@ async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
         "{lost} records removed: the month's amount moved by {}",
         (was - now).normalize()
     );
+
+    gone
+}
+
+/// A page of res-fee-records lost during extraction, as a faithful copy
+/// cannot show it: one page's worth (1,000 records, or half the file) of the
+/// cheapest records of a cycle removed, and the manifest made consistent with
+/// what is left. The totals move by cents; verify names the trades.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
+    let lake = lake().await;
+    let o = verify(lake.path(), &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "a faithful copy passes");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_trade: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "transactions = consumption, trade by trade")
+        .collect();
+    assert!(by_trade.len() >= 6, "every month and account: {report}");
+    assert!(
+        by_trade
+            .iter()
+            .all(|f| f["verdict"] == "exact" && f["bound"] == "0.01 per trade")
+    );
+
+    let gone = lose_cheapest_records(lake.path(), "2026-10", "self", 1000);
+    let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
 
     let o = verify(lake.path(), &["--format", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
