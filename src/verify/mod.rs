@@ -43,7 +43,7 @@ use crate::sink::manifest::{FileEntry, Finality, Manifest};
 use crate::sink::parquet::file_sha256;
 use crate::source::datasets::{self, DatasetSpec};
 
-mod trades;
+mod linked;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -396,7 +396,7 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
         }
     }
     // Trade by trade: transactions against the records carrying their trade_id.
-    for pair in trades::PAIRS {
+    for pair in linked::PAIRS {
         let (Some(tm), Some(rm)) = (manifests.get("transaction_records"), manifests.get(pair.records)) else {
             continue;
         };
@@ -406,12 +406,30 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
                 let Some(re) = rp.files.get(account) else { continue };
                 let final_cycle = te.finality == Finality::Final && re.finality == Finality::Final;
                 relations += 1;
-                findings.push(trades::reconcile(
+                findings.push(linked::reconcile(
                     pair,
                     cycle,
                     account,
                     &layout.dataset_dir("transaction_records").join(&te.path),
                     &layout.dataset_dir(pair.records).join(&re.path),
+                    final_cycle,
+                ));
+            }
+        }
+    }
+    // Group by group: the monthly summary against the transactions.
+    if let (Some(sm), Some(tm)) = (manifests.get("bill_summary"), manifests.get("transaction_records")) {
+        for (cycle, sp) in sm.partitions.iter().filter(|(c, _)| wanted(c)) {
+            let Some(tp) = tm.partitions.get(cycle) else { continue };
+            for (account, se) in &sp.files {
+                let Some(te) = tp.files.get(account) else { continue };
+                let final_cycle = se.finality == Finality::Final && te.finality == Finality::Final;
+                relations += 1;
+                findings.push(linked::reconcile_groups(
+                    cycle,
+                    account,
+                    &layout.dataset_dir("bill_summary").join(&se.path),
+                    &layout.dataset_dir("transaction_records").join(&te.path),
                     final_cycle,
                 ));
             }

@@ -83,6 +83,9 @@ async fn a_fresh_lake_passes_and_every_damage_fails_with_its_line() {
         "monthly sum: consume = official − discount − 抹零",
         "transactions: official = discount + 抹零 + consume",
         "transactions = consumption",
+        "transactions = consumption, trade by trade",
+        "transactions = resource bill details, trade by trade",
+        "monthly sum = transactions, group by group",
     ] {
         assert!(checked.contains(r), "{r} not checked: {checked:?}");
     }

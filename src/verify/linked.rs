@@ -1,6 +1,11 @@
-//! Reconciliation by key: each transaction against the resource-level records
-//! that carry its `trade_id`, two APIs fetched independently
-//! (`/v2/bills/customer-bills/fee-records` and `…/res-fee-records`).
+//! Reconciliation by the keys Huawei's documents link rows with, between APIs
+//! fetched independently:
+//!
+//! * each transaction (`fee-records`) against the resource-level records
+//!   that carry its `trade_id` (`res-fee-records`, `res-records`);
+//! * each monthly-summary group (`monthly-sum`, by service, resource type and
+//!   charging mode: its `bill_type` is a coarser code set than the
+//!   transactions') against the transactions of the same group.
 //!
 //! A monthly total allows half a cent per transaction, a bound that grows
 //! with the month: a lost page of cheap records hides inside it. Trade by
@@ -52,8 +57,9 @@ pub const PAIRS: &[Pair] = &[
 /// Ids named in a finding's line, at most.
 const NAMED: usize = 10;
 
-/// Per value of `key`, the sums of `columns` (nulls count as zero).
-pub fn sums(path: &Path, key: &str, columns: &[&str]) -> Result<BTreeMap<String, Vec<Decimal>>, String> {
+/// Per value of the `keys` columns (text or integers, shown joined by " / "),
+/// the sums of `columns` (nulls count as zero).
+pub fn sums(path: &Path, keys: &[&str], columns: &[&str]) -> Result<BTreeMap<String, Vec<Decimal>>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
     let schema = builder.schema().clone();
@@ -62,8 +68,10 @@ pub fn sums(path: &Path, key: &str, columns: &[&str]) -> Result<BTreeMap<String,
             .index_of(name)
             .map_err(|_| format!("{}: no column {name}", path.display()))
     };
-    let wanted: Vec<usize> = std::iter::once(key)
-        .chain(columns.iter().copied())
+    let wanted: Vec<usize> = keys
+        .iter()
+        .chain(columns.iter())
+        .copied()
         .map(index)
         .collect::<Result<_, _>>()?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
@@ -74,10 +82,11 @@ pub fn sums(path: &Path, key: &str, columns: &[&str]) -> Result<BTreeMap<String,
     let mut out: BTreeMap<String, Vec<Decimal>> = BTreeMap::new();
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
-        let keys = batch
-            .column_by_name(key)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| format!("{}: {key} is not a string column", path.display()))?;
+        let key_columns: Vec<&dyn Array> = keys
+            .iter()
+            .map(|k| batch.column_by_name(k).map(|c| c.as_ref()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("{}: a key column is missing", path.display()))?;
         let mut values = Vec::new();
         for c in columns {
             let a = batch
@@ -87,10 +96,13 @@ pub fn sums(path: &Path, key: &str, columns: &[&str]) -> Result<BTreeMap<String,
             values.push(a);
         }
         for row in 0..batch.num_rows() {
-            let k = if keys.is_null(row) { "" } else { keys.value(row) };
-            let sums = out
-                .entry(k.to_string())
-                .or_insert_with(|| vec![Decimal::ZERO; columns.len()]);
+            let k = key_columns
+                .iter()
+                .map(|c| text(*c, row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .join(" / ");
+            let sums = out.entry(k).or_insert_with(|| vec![Decimal::ZERO; columns.len()]);
             for (s, a) in sums.iter_mut().zip(&values) {
                 if a.is_valid(row) {
                     *s += Decimal::from_i128_with_scale(a.value(row), a.scale() as u32);
@@ -99,6 +111,23 @@ pub fn sums(path: &Path, key: &str, columns: &[&str]) -> Result<BTreeMap<String,
         }
     }
     Ok(out)
+}
+
+/// A key cell as text ("" for null).
+fn text(c: &dyn Array, row: usize) -> Result<String, String> {
+    if c.is_null(row) {
+        return Ok(String::new());
+    }
+    if let Some(s) = c.as_any().downcast_ref::<StringArray>() {
+        return Ok(s.value(row).to_string());
+    }
+    if let Some(n) = c.as_any().downcast_ref::<arrow_array::Int64Array>() {
+        return Ok(n.value(row).to_string());
+    }
+    Err(format!(
+        "a key column of type {} is not text or an integer",
+        c.data_type()
+    ))
 }
 
 /// What matching one month and account found.
@@ -164,8 +193,8 @@ pub fn reconcile(pair: &Pair, cycle: &str, account: &str, tx: &Path, records: &P
     );
     f.formula = Some(pair.formula.to_string());
     f.bound = Some("0.01 per trade".to_string());
-    let read = sums(tx, "trade_id", &["consume_amount", "erase_amount"])
-        .and_then(|t| sums(records, "trade_id", &[pair.amount]).map(|r| (t, r)));
+    let read = sums(tx, &["trade_id"], &["consume_amount", "erase_amount"])
+        .and_then(|t| sums(records, &["trade_id"], &[pair.amount]).map(|r| (t, r)));
     let (t, r) = match read {
         Ok(v) => v,
         Err(e) => {
@@ -222,6 +251,93 @@ pub fn reconcile(pair: &Pair, cycle: &str, account: &str, tx: &Path, records: &P
     f
 }
 
+/// The monthly summary's group key, shared with the transactions.
+const GROUP: &[&str] = &["service_type_code", "resource_type_code", "charging_mode"];
+/// The check's name in reports.
+pub const GROUPS_CHECK: &str = "monthly sum = transactions, group by group";
+const GROUPS_FORMULA: &str = "per service × resource type × charging mode: Σ monthly sum (consume_amount + \
+                              truncated_amount) = Σ transactions (consume_amount + erase_amount): on both sides the \
+                              group's resource amounts before rounding (应付金额=官网价-折扣金额-抹零金额; official = \
+                              discount + erase + consume), so exact whatever the rounding";
+
+/// Matches monthly-summary groups ([consume, truncated]) with the
+/// transactions' ([consume, erase]): each side's sum before rounding.
+pub fn match_groups(
+    summary: &BTreeMap<String, Vec<Decimal>>,
+    tx: &BTreeMap<String, Vec<Decimal>>,
+) -> (usize, Vec<String>, Vec<String>, Vec<(String, Decimal)>) {
+    let whole = |v: &Vec<Decimal>| v.iter().copied().sum::<Decimal>();
+    let only_summary: Vec<String> = summary.keys().filter(|k| !tx.contains_key(*k)).cloned().collect();
+    let only_tx: Vec<String> = tx.keys().filter(|k| !summary.contains_key(*k)).cloned().collect();
+    let differ: Vec<(String, Decimal)> = summary
+        .iter()
+        .filter_map(|(k, s)| tx.get(k).map(|t| (k.clone(), whole(s) - whole(t))))
+        .filter(|(_, d)| !d.is_zero())
+        .collect();
+    (summary.len(), only_summary, only_tx, differ)
+}
+
+/// The group-by-group finding of one month and account.
+pub fn reconcile_groups(cycle: &str, account: &str, summary: &Path, tx: &Path, final_cycle: bool) -> Finding {
+    let mut f = finding(
+        GROUPS_CHECK,
+        "bill_summary",
+        cycle,
+        account,
+        Verdict::Exact,
+        String::new(),
+    );
+    f.formula = Some(GROUPS_FORMULA.to_string());
+    f.bound = Some("exact".to_string());
+    let read = sums(summary, GROUP, &["consume_amount", "truncated_amount"])
+        .and_then(|s| sums(tx, GROUP, &["consume_amount", "erase_amount"]).map(|t| (s, t)));
+    let (s, t) = match read {
+        Ok(v) => v,
+        Err(e) => {
+            f.verdict = Verdict::Failed;
+            f.detail = format!("cannot read the groups: {e}");
+            return f;
+        }
+    };
+    let (groups, only_summary, only_tx, differ) = match_groups(&s, &t);
+    f.left = Some(format!("{groups} groups"));
+    f.right = Some(format!("{} groups in the transactions", t.len()));
+    let mut problems = Vec::new();
+    if !only_summary.is_empty() {
+        problems.push(format!(
+            "{} groups have no transaction: {}",
+            only_summary.len(),
+            named(only_summary.into_iter())
+        ));
+    }
+    if !only_tx.is_empty() {
+        problems.push(format!(
+            "{} groups of transactions are not in the summary: {}",
+            only_tx.len(),
+            named(only_tx.into_iter())
+        ));
+    }
+    if !differ.is_empty() {
+        problems.push(format!(
+            "{} groups differ: {}",
+            differ.len(),
+            named(differ.iter().map(|(k, d)| format!("{k} ({})", d.normalize())))
+        ));
+    }
+    (f.verdict, f.detail) = if problems.is_empty() {
+        (Verdict::Exact, format!("{groups} groups equal their transactions"))
+    } else {
+        let verdict = if final_cycle { Verdict::Failed } else { Verdict::Warning };
+        let tail = if final_cycle {
+            ""
+        } else {
+            " (provisional cycle: a warning)"
+        };
+        (verdict, format!("{}{tail}", problems.join("; ")))
+    };
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +378,30 @@ mod tests {
         assert_eq!(m.without_transaction, ["stray"]);
         assert_eq!(m.beyond, [("t5".to_string(), d("0.02"))]);
         // t3 is within its cent but not exact: not reported.
+    }
+
+    #[test]
+    fn groups_compare_their_amounts_before_rounding() {
+        // Summary: consume (truncated once per group) + truncated; transactions:
+        // consume (in cents per trade) + erase. Both are the group's raw sum.
+        let summary = map(&[
+            ("ec2 / vm / 1", &["10.02", "0.00912"]),
+            ("evs / disk / 3", &["5.00", "0"]),
+        ]);
+        let tx = map(&[
+            ("ec2 / vm / 1", &["10.02", "0.00912"]),
+            ("obs / bucket / 1", &["0.01", "0"]),
+        ]);
+        let (n, only_s, only_t, differ) = match_groups(&summary, &tx);
+        assert_eq!(n, 2);
+        assert_eq!(only_s, ["evs / disk / 3"]);
+        assert_eq!(only_t, ["obs / bucket / 1"]);
+        assert!(differ.is_empty());
+        let tx = map(&[
+            ("ec2 / vm / 1", &["10.02", "0.0091"]),
+            ("evs / disk / 3", &["5.00", "0"]),
+        ]);
+        let (_, _, _, differ) = match_groups(&summary, &tx);
+        assert_eq!(differ, [("ec2 / vm / 1".to_string(), "0.00002".parse().unwrap())]);
     }
 }
