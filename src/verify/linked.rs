@@ -260,12 +260,19 @@ const GROUPS_FORMULA: &str = "per service × resource type × charging mode: Σ 
                               group's resource amounts before rounding (应付金额=官网价-折扣金额-抹零金额; official = \
                               discount + erase + consume), so exact whatever the rounding";
 
+/// What matching the summary's groups with the transactions' found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Groups {
+    pub groups: usize,
+    pub only_summary: Vec<String>,
+    pub only_tx: Vec<String>,
+    /// (group, summary − transactions) where they differ.
+    pub differ: Vec<(String, Decimal)>,
+}
+
 /// Matches monthly-summary groups ([consume, truncated]) with the
 /// transactions' ([consume, erase]): each side's sum before rounding.
-pub fn match_groups(
-    summary: &BTreeMap<String, Vec<Decimal>>,
-    tx: &BTreeMap<String, Vec<Decimal>>,
-) -> (usize, Vec<String>, Vec<String>, Vec<(String, Decimal)>) {
+pub fn match_groups(summary: &BTreeMap<String, Vec<Decimal>>, tx: &BTreeMap<String, Vec<Decimal>>) -> Groups {
     let whole = |v: &Vec<Decimal>| v.iter().copied().sum::<Decimal>();
     let only_summary: Vec<String> = summary.keys().filter(|k| !tx.contains_key(*k)).cloned().collect();
     let only_tx: Vec<String> = tx.keys().filter(|k| !summary.contains_key(*k)).cloned().collect();
@@ -274,7 +281,12 @@ pub fn match_groups(
         .filter_map(|(k, s)| tx.get(k).map(|t| (k.clone(), whole(s) - whole(t))))
         .filter(|(_, d)| !d.is_zero())
         .collect();
-    (summary.len(), only_summary, only_tx, differ)
+    Groups {
+        groups: summary.len(),
+        only_summary,
+        only_tx,
+        differ,
+    }
 }
 
 /// The group-by-group finding of one month and account.
@@ -299,7 +311,12 @@ pub fn reconcile_groups(cycle: &str, account: &str, summary: &Path, tx: &Path, f
             return f;
         }
     };
-    let (groups, only_summary, only_tx, differ) = match_groups(&s, &t);
+    let Groups {
+        groups,
+        only_summary,
+        only_tx,
+        differ,
+    } = match_groups(&s, &t);
     f.left = Some(format!("{groups} groups"));
     f.right = Some(format!("{} groups in the transactions", t.len()));
     let mut problems = Vec::new();
@@ -392,16 +409,16 @@ mod tests {
             ("ec2 / vm / 1", &["10.02", "0.00912"]),
             ("obs / bucket / 1", &["0.01", "0"]),
         ]);
-        let (n, only_s, only_t, differ) = match_groups(&summary, &tx);
-        assert_eq!(n, 2);
-        assert_eq!(only_s, ["evs / disk / 3"]);
-        assert_eq!(only_t, ["obs / bucket / 1"]);
-        assert!(differ.is_empty());
+        let g = match_groups(&summary, &tx);
+        assert_eq!(g.groups, 2);
+        assert_eq!(g.only_summary, ["evs / disk / 3"]);
+        assert_eq!(g.only_tx, ["obs / bucket / 1"]);
+        assert!(g.differ.is_empty());
         let tx = map(&[
             ("ec2 / vm / 1", &["10.02", "0.0091"]),
             ("evs / disk / 3", &["5.00", "0"]),
         ]);
-        let (_, _, _, differ) = match_groups(&summary, &tx);
-        assert_eq!(differ, [("ec2 / vm / 1".to_string(), "0.00002".parse().unwrap())]);
+        let g = match_groups(&summary, &tx);
+        assert_eq!(g.differ, [("ec2 / vm / 1".to_string(), "0.00002".parse().unwrap())]);
     }
 }
