@@ -240,13 +240,7 @@ pub fn reconcile(pair: &Pair, cycle: &str, account: &str, tx: &Path, records: &P
         );
         (verdict, detail)
     } else {
-        let verdict = if final_cycle { Verdict::Failed } else { Verdict::Warning };
-        let tail = if final_cycle {
-            ""
-        } else {
-            " (provisional cycle: a warning)"
-        };
-        (verdict, format!("{}{tail}", problems.join("; ")))
+        unmatched(&problems, final_cycle)
     };
     f
 }
@@ -286,6 +280,19 @@ pub fn match_groups(summary: &BTreeMap<String, Vec<Decimal>>, tx: &BTreeMap<Stri
         only_summary,
         only_tx,
         differ,
+    }
+}
+
+/// A failure in a final cycle; a warning in a provisional one, which Huawei
+/// may still change.
+fn unmatched(problems: &[String], final_cycle: bool) -> (Verdict, String) {
+    if final_cycle {
+        (Verdict::Failed, problems.join("; "))
+    } else {
+        (
+            Verdict::Warning,
+            format!("{} (provisional cycle: a warning)", problems.join("; ")),
+        )
     }
 }
 
@@ -344,13 +351,7 @@ pub fn reconcile_groups(cycle: &str, account: &str, summary: &Path, tx: &Path, f
     (f.verdict, f.detail) = if problems.is_empty() {
         (Verdict::Exact, format!("{groups} groups equal their transactions"))
     } else {
-        let verdict = if final_cycle { Verdict::Failed } else { Verdict::Warning };
-        let tail = if final_cycle {
-            ""
-        } else {
-            " (provisional cycle: a warning)"
-        };
-        (verdict, format!("{}{tail}", problems.join("; ")))
+        unmatched(&problems, final_cycle)
     };
     f
 }

@@ -264,25 +264,6 @@ fn a_run_with_verify_checks_what_it_wrote() {
     assert!(last_line(&o).contains("not an hcbill output directory"));
 }
 
-/// Σ of a decimal column over batches.
-fn column_sum(batches: &[RecordBatch], col: &str) -> rust_decimal::Decimal {
-    let mut s = rust_decimal::Decimal::ZERO;
-    for b in batches {
-        let a = b
-            .column_by_name(col)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .unwrap();
-        for i in 0..a.len() {
-            if a.is_valid(i) {
-                s += rust_decimal::Decimal::from_i128_with_scale(a.value(i), a.scale() as u32);
-            }
-        }
-    }
-    s
-}
-
 /// Removes one page's worth (`page` records, at most half the file) of the
 /// cheapest consumption records of a cycle and account, and makes the
 /// manifest agree with what is left (rows, size, sha256, every money total):
@@ -338,10 +319,7 @@ pub fn lose_cheapest_records(out: &Path, cycle: &str, account: &str, page: usize
     e["sha256"] = hcbill::sink::parquet::file_sha256(&path).unwrap().1.into();
     let columns: Vec<String> = e["money_totals"].as_object().unwrap().keys().cloned().collect();
     for c in columns {
-        e["money_totals"][&c] = column_sum(std::slice::from_ref(&left), &c)
-            .normalize()
-            .to_string()
-            .into();
+        e["money_totals"][&c] = dec_sum(std::slice::from_ref(&left), &c).to_string().into();
     }
     let now: rust_decimal::Decimal = e["money_totals"]["amount"].as_str().unwrap().parse().unwrap();
     write_manifest_json(&dir, &m);
