@@ -356,6 +356,88 @@ pub fn reconcile_groups(cycle: &str, account: &str, summary: &Path, tx: &Path, f
     f
 }
 
+/// The check's name in reports.
+pub const ORDERS_CHECK: &str = "amortised orders = their purchases";
+const ORDERS_FORMULA: &str = "per order_id and charge cycle: Σ monthly-breakdown consume_amount (= past + current + \
+                              future amortised) = the purchase transaction's consume_amount + erase_amount (trade_id: \
+                              订单ID或交易ID), for the orders whose transaction the lake holds";
+
+/// The transactions of one account over every cycle the lake holds:
+/// "trade_id / bill_cycle" → [consume_amount, erase_amount].
+pub fn purchases(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, Vec<Decimal>>, String> {
+    let mut all = BTreeMap::new();
+    for f in files {
+        all.extend(sums(
+            f,
+            &["trade_id", "bill_cycle"],
+            &["consume_amount", "erase_amount"],
+        )?);
+    }
+    Ok(all)
+}
+
+/// The orders of one shared month and account against their purchases.
+pub fn reconcile_orders(
+    cycle: &str,
+    account: &str,
+    breakdown: &Path,
+    purchases: &Result<BTreeMap<String, Vec<Decimal>>, String>,
+    final_cycle: bool,
+) -> Finding {
+    let mut f = finding(
+        ORDERS_CHECK,
+        "amortized_costs",
+        cycle,
+        account,
+        Verdict::Exact,
+        String::new(),
+    );
+    f.formula = Some(ORDERS_FORMULA.to_string());
+    f.bound = Some("exact".to_string());
+    let read = sums(breakdown, &["order_id", "bill_cycle"], &["consume_amount"])
+        .and_then(|b| purchases.clone().map(|p| (b, p)));
+    let (orders, tx) = match read {
+        Ok(v) => v,
+        Err(e) => {
+            f.verdict = Verdict::Failed;
+            f.detail = format!("cannot read the orders: {e}");
+            return f;
+        }
+    };
+    let (mut checked, mut differ) = (0usize, Vec::new());
+    for (key, o) in &orders {
+        let Some(t) = tx.get(key) else { continue };
+        checked += 1;
+        let d = o[0] - (t[0] + t[1]);
+        if !d.is_zero() {
+            differ.push(format!("{key} ({})", d.normalize()));
+        }
+    }
+    f.left = Some(format!("{} orders", orders.len()));
+    f.right = Some(format!("{checked} with their purchase in the lake"));
+    (f.verdict, f.detail) = if differ.is_empty() {
+        let verdict = if checked == 0 { Verdict::Ok } else { Verdict::Exact };
+        (
+            verdict,
+            format!(
+                "{checked} of {} orders equal their purchase (the others' purchases are not in the lake, or carry \
+                 another id)",
+                orders.len()
+            ),
+        )
+    } else {
+        unmatched(
+            &[format!(
+                "{} orders differ from their purchase: {}",
+                differ.len(),
+                named(differ.into_iter())
+            )],
+            final_cycle,
+        )
+    };
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

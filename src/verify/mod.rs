@@ -435,6 +435,31 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
             }
         }
     }
+    // Order by order: the cost center's breakdown against the purchases.
+    if let (Some(am), Some(tm)) = (manifests.get("amortized_costs"), manifests.get("transaction_records")) {
+        let mut purchases = BTreeMap::new();
+        for (cycle, ap) in am.partitions.iter().filter(|(c, _)| wanted(c)) {
+            for (account, ae) in &ap.files {
+                let bought = purchases.entry(account.clone()).or_insert_with(|| {
+                    let files: Vec<PathBuf> = tm
+                        .partitions
+                        .values()
+                        .filter_map(|p| p.files.get(account))
+                        .map(|e| layout.dataset_dir("transaction_records").join(&e.path))
+                        .collect();
+                    linked::purchases(&files)
+                });
+                relations += 1;
+                findings.push(linked::reconcile_orders(
+                    cycle,
+                    account,
+                    &layout.dataset_dir("amortized_costs").join(&ae.path),
+                    bought,
+                    ae.finality == Finality::Final,
+                ));
+            }
+        }
+    }
     let failures = findings.iter().filter(|f| f.verdict == Verdict::Failed).count();
     let warnings = findings.iter().filter(|f| f.verdict == Verdict::Warning).count();
     Ok(VerifyReport {

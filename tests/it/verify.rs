@@ -86,6 +86,7 @@ async fn a_fresh_lake_passes_and_every_damage_fails_with_its_line() {
         "transactions = consumption, trade by trade",
         "transactions = resource bill details, trade by trade",
         "monthly sum = transactions, group by group",
+        "amortised orders = their purchases",
     ] {
         assert!(checked.contains(r), "{r} not checked: {checked:?}");
     }
@@ -388,4 +389,68 @@ async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
     let table = verify(lake.path(), &[]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains(gone[0]) && text.contains("0.01 per trade"), "{text}");
+}
+
+/// An order's amortised amount that is not its purchase fails, by order.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_amortised_for_more_than_its_purchase_fails() {
+    let lake = lake().await;
+    let path = part(lake.path(), "amortized_costs", "2026-10", "self");
+    let batches = read(&path);
+    let schema = batches[0].schema();
+    let i = schema.index_of("consume_amount").unwrap();
+    // One cent more on every row: every order with a purchase in the lake differs.
+    let altered: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let a = b.column(i).as_any().downcast_ref::<Decimal128Array>().unwrap();
+            let v: Decimal128Array = a.iter().map(|x| x.map(|x| x + 100_000_000)).collect();
+            let mut cols = b.columns().to_vec();
+            cols[i] = std::sync::Arc::new(v.with_data_type(a.data_type().clone()));
+            RecordBatch::try_new(schema.clone(), cols).unwrap()
+        })
+        .collect();
+    let f = std::fs::File::create(&path).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(hcbill::sink::parquet::writer_properties()))
+            .unwrap();
+    for b in &altered {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    let dir = lake.path().join("amortized_costs");
+    let mut m = manifest_json(&dir);
+    let e = &mut m["partitions"]["2026-10"]["files"]["self"];
+    e["bytes"] = std::fs::metadata(&path).unwrap().len().into();
+    e["sha256"] = hcbill::sink::parquet::file_sha256(&path).unwrap().1.into();
+    write_manifest_json(&dir, &m);
+
+    let o = verify(lake.path(), &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hit = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["check"] == "amortised orders = their purchases" && f["bill_cycle"] == "2026-10" && f["account"] == "self"
+        })
+        .unwrap();
+    assert_eq!(hit["verdict"], "failed", "{hit}");
+    assert!(
+        hit["detail"]
+            .as_str()
+            .unwrap()
+            .contains("orders differ from their purchase"),
+        "{hit}"
+    );
+    let other = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["check"] == "amortised orders = their purchases" && f["bill_cycle"] == "2026-09" && f["account"] == "self"
+        })
+        .unwrap();
+    assert_eq!(other["verdict"], "exact", "the untouched month holds: {other}");
 }
