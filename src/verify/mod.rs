@@ -446,6 +446,8 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
                         .values()
                         .filter_map(|p| p.files.get(account))
                         .map(|e| layout.dataset_dir("transaction_records").join(&e.path))
+                        // A bucket's local copy holds the cycles verified only.
+                        .filter(|p| p.exists())
                         .collect();
                     linked::purchases(&files)
                 });
