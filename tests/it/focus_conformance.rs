@@ -516,6 +516,8 @@ fn row_rules(v: &mut Violations, r: &FocusRow) {
         id,
     );
     v.check("SkuMeter is null when SkuId is", !null("SkuId") || null("SkuMeter"), id);
+    // SkuMeter-C-005-C (SHOULD): a SKU names what it meters.
+    v.check("SkuMeter is set when SkuId is", null("SkuId") || !null("SkuMeter"), id);
     for (price, cost) in [("ListUnitPrice", "ListCost"), ("ContractedUnitPrice", "ContractedCost")] {
         if let Some(p) = d(price) {
             v.check("unit prices are not negative", p >= Decimal::ZERO, || {

@@ -480,7 +480,12 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     put("PricingCategory", pricing_category.map_or(Value::Null, Value::from));
     put("PricingQuantity", dec(qty));
     put("PricingUnit", opt(when(qty.is_some(), unit)));
-    put("SkuMeter", opt(when(sku.is_some(), r.str("usage_type"))));
+    // FOCUS SkuMeter-C-005-C: not null when SkuId is. A purchase has no usage
+    // type: what it meters is the subscription term.
+    let meter = r.str("usage_type").or_else(|| {
+        Some(if category == "Purchase" { "Subscription" } else { "Usage" }.to_string())
+    });
+    put("SkuMeter", opt(when(sku.is_some(), meter)));
     put("SkuPriceId", opt(sku.clone()));
     put("SkuPriceDetails", Value::Null);
     put("SkuId", opt(sku));
