@@ -483,7 +483,14 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     // FOCUS SkuMeter-C-005-C: not null when SkuId is. A purchase has no usage
     // type: what it meters is the subscription term.
     let meter = r.str("usage_type").or_else(|| {
-        Some(if category == "Purchase" { "Subscription" } else { "Usage" }.to_string())
+        Some(
+            if category == "Purchase" {
+                "Subscription"
+            } else {
+                "Usage"
+            }
+            .to_string(),
+        )
     });
     put("SkuMeter", opt(when(sku.is_some(), meter)));
     put("SkuPriceId", opt(sku.clone()));
