@@ -163,8 +163,8 @@ fn build_one(
         Finality::Provisional => format!("{cycle} is provisional: Huawei may still change it"),
     };
     let has_prev = held.contains(&previous_cycle);
-    let mut dims: Vec<Dimension> = o.by.clone();
-    for d in [Dimension::Resource, Dimension::ChargeMode] {
+    let mut dims: Vec<Dimension> = Vec::new();
+    for d in o.by.iter().copied().chain([Dimension::Resource, Dimension::ChargeMode]) {
         if !dims.contains(&d) {
             dims.push(d);
         }
@@ -199,7 +199,7 @@ fn build_one(
     movers.sort_by(|a, b| b.change().abs().cmp(&a.change().abs()).then(a.key.cmp(&b.key)));
     movers.truncate(o.top);
     let mut split = lines(Dimension::ChargeMode);
-    split.sort_by_key(|l| std::cmp::Reverse(l.amount));
+    split.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.key.cmp(&b.key)));
     Ok(super::Report {
         cycle,
         previous_cycle,
@@ -304,7 +304,16 @@ fn figures(rows: LazyFrame, cycle: BillCycle, previous: BillCycle, dims: &[Dimen
             rows.clone()
                 .group_by([col(k).cast(DataType::String).alias("key")])
                 .agg([
-                    col(l).cast(DataType::String).drop_nulls().first().alias("label"),
+                    // This month's name first: a renamed resource shows its new name.
+                    coalesce(&[
+                        col(l)
+                            .filter(col(key).eq(lit(now_s.clone())))
+                            .cast(DataType::String)
+                            .drop_nulls()
+                            .first(),
+                        col(l).cast(DataType::String).drop_nulls().first(),
+                    ])
+                    .alias("label"),
                     now(),
                     before(),
                 ])

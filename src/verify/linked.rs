@@ -96,16 +96,24 @@ pub fn sums(path: &Path, keys: &[&str], columns: &[&str]) -> Result<BTreeMap<Str
             values.push(a);
         }
         for row in 0..batch.num_rows() {
-            let k = key_columns
-                .iter()
-                .map(|c| text(*c, row))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .join(" / ");
-            let sums = out.entry(k).or_insert_with(|| vec![Decimal::ZERO; columns.len()]);
+            let mut k = String::new();
+            for (i, c) in key_columns.iter().enumerate() {
+                if i > 0 {
+                    k.push_str(" / ");
+                }
+                k.push_str(&text(*c, row).map_err(|e| format!("{}: {e}", path.display()))?);
+            }
+            let sums = match out.get_mut(&k) {
+                Some(s) => s,
+                None => out.entry(k).or_insert_with(|| vec![Decimal::ZERO; columns.len()]),
+            };
             for (s, a) in sums.iter_mut().zip(&values) {
                 if a.is_valid(row) {
-                    *s += Decimal::from_i128_with_scale(a.value(row), a.scale() as u32);
+                    let v = Decimal::try_from_i128_with_scale(a.value(row), a.scale() as u32)
+                        .map_err(|e| format!("{}: a value does not fit an exact decimal: {e}", path.display()))?;
+                    *s = s
+                        .checked_add(v)
+                        .ok_or_else(|| format!("{}: a sum does not fit an exact decimal", path.display()))?;
                 }
             }
         }
@@ -149,7 +157,8 @@ pub struct Matched {
 pub fn match_trades(tx: &BTreeMap<String, Vec<Decimal>>, records: &BTreeMap<String, Vec<Decimal>>) -> Matched {
     let cent = Decimal::new(1, 2);
     let mut m = Matched::default();
-    for (id, t) in tx {
+    // A row without a trade id links to nothing: it is not matched.
+    for (id, t) in tx.iter().filter(|(id, _)| !id.is_empty()) {
         m.trades += 1;
         let (consume, erase) = (t[0], t.get(1).copied().unwrap_or_default());
         match records.get(id) {
@@ -166,7 +175,7 @@ pub fn match_trades(tx: &BTreeMap<String, Vec<Decimal>>, records: &BTreeMap<Stri
     }
     m.without_transaction = records
         .iter()
-        .filter(|(id, _)| !tx.contains_key(*id))
+        .filter(|(id, _)| !id.is_empty() && !tx.contains_key(*id))
         .map(|(id, _)| id.clone())
         .collect();
     m
@@ -268,8 +277,15 @@ pub struct Groups {
 /// transactions' ([consume, erase]): each side's sum before rounding.
 pub fn match_groups(summary: &BTreeMap<String, Vec<Decimal>>, tx: &BTreeMap<String, Vec<Decimal>>) -> Groups {
     let whole = |v: &Vec<Decimal>| v.iter().copied().sum::<Decimal>();
-    let only_summary: Vec<String> = summary.keys().filter(|k| !tx.contains_key(*k)).cloned().collect();
-    let only_tx: Vec<String> = tx.keys().filter(|k| !summary.contains_key(*k)).cloned().collect();
+    // A group of nothing on one side only is no discrepancy: transactions are
+    // asked for with their zero records, the summary has no such switch.
+    let one_sided = |a: &BTreeMap<String, Vec<Decimal>>, b: &BTreeMap<String, Vec<Decimal>>| -> Vec<String> {
+        a.iter()
+            .filter(|(k, v)| !b.contains_key(*k) && !whole(v).is_zero())
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    let (only_summary, only_tx) = (one_sided(summary, tx), one_sided(tx, summary));
     let differ: Vec<(String, Decimal)> = summary
         .iter()
         .filter_map(|(k, s)| tx.get(k).map(|t| (k.clone(), whole(s) - whole(t))))
@@ -362,18 +378,32 @@ const ORDERS_FORMULA: &str = "per order_id and charge cycle: Σ monthly-breakdow
                               future amortised) = the purchase transaction's consume_amount + erase_amount (trade_id: \
                               订单ID或交易ID), for the orders whose transaction the lake holds";
 
-/// The transactions of one account over every cycle the lake holds:
-/// "trade_id / bill_cycle" → [consume_amount, erase_amount].
-pub fn purchases(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, Vec<Decimal>>, String> {
-    let mut all = BTreeMap::new();
-    for f in files {
-        all.extend(sums(
-            f,
-            &["trade_id", "bill_cycle"],
-            &["consume_amount", "erase_amount"],
-        )?);
+/// The purchases of one account, read a charge cycle at a time as the
+/// orders name them ("trade_id / bill_cycle" → [consume_amount, erase_amount]).
+pub struct Purchases {
+    /// Each cycle's transaction file (those at hand).
+    files: BTreeMap<String, std::path::PathBuf>,
+    read: BTreeMap<String, Result<BTreeMap<String, Vec<Decimal>>, String>>,
+}
+
+impl Purchases {
+    pub fn new(files: BTreeMap<String, std::path::PathBuf>) -> Self {
+        Purchases {
+            files,
+            read: BTreeMap::new(),
+        }
     }
-    Ok(all)
+
+    fn of_cycle(&mut self, cycle: &str) -> Result<Option<&BTreeMap<String, Vec<Decimal>>>, String> {
+        let Some(path) = self.files.get(cycle) else {
+            return Ok(None);
+        };
+        let got = self
+            .read
+            .entry(cycle.to_string())
+            .or_insert_with(|| sums(path, &["trade_id", "bill_cycle"], &["consume_amount", "erase_amount"]));
+        got.as_ref().map(Some).map_err(Clone::clone)
+    }
 }
 
 /// The orders of one shared month and account against their purchases.
@@ -381,7 +411,7 @@ pub fn reconcile_orders(
     cycle: &str,
     account: &str,
     breakdown: &Path,
-    purchases: &Result<BTreeMap<String, Vec<Decimal>>, String>,
+    purchases: &mut Purchases,
     final_cycle: bool,
 ) -> Finding {
     let mut f = finding(
@@ -394,19 +424,25 @@ pub fn reconcile_orders(
     );
     f.formula = Some(ORDERS_FORMULA.to_string());
     f.bound = Some("exact".to_string());
-    let read = sums(breakdown, &["order_id", "bill_cycle"], &["consume_amount"])
-        .and_then(|b| purchases.clone().map(|p| (b, p)));
-    let (orders, tx) = match read {
-        Ok(v) => v,
-        Err(e) => {
-            f.verdict = Verdict::Failed;
-            f.detail = format!("cannot read the orders: {e}");
-            return f;
-        }
+    let fail = |mut f: Finding, e: String| {
+        f.verdict = Verdict::Failed;
+        f.detail = format!("cannot read the orders: {e}");
+        f
+    };
+    let orders = match sums(breakdown, &["order_id", "bill_cycle"], &["consume_amount"]) {
+        Ok(o) => o,
+        Err(e) => return fail(f, e),
     };
     let (mut checked, mut differ) = (0usize, Vec::new());
-    for (key, o) in &orders {
-        let Some(t) = tx.get(key) else { continue };
+    // Rows without an order id (on-demand lines) name no purchase.
+    for (key, o) in orders.iter().filter(|(k, _)| !k.starts_with(" / ")) {
+        let charge_cycle = key.rsplit(" / ").next().unwrap_or("");
+        let t = match purchases.of_cycle(charge_cycle) {
+            Ok(Some(tx)) => tx.get(key),
+            Ok(None) => None,
+            Err(e) => return fail(f, e),
+        };
+        let Some(t) = t else { continue };
         checked += 1;
         let d = o[0] - (t[0] + t[1]);
         if !d.is_zero() {

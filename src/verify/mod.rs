@@ -153,7 +153,7 @@ impl VerifyReport {
             let bound = match (&f.bound, f.check == "integrity") {
                 (_, true) => String::new(),
                 (Some(b), false) => format!(" [bound {b}]"),
-                (None, false) => " [bound: exact]".to_string(),
+                (None, false) => " [bound exact]".to_string(),
             };
             let _ = writeln!(
                 s,
@@ -435,28 +435,28 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
             }
         }
     }
-    // Order by order: the cost center's breakdown against the purchases.
+    // Order by order: the cost center's breakdown against the purchases, an
+    // account at a time, reading only the charge cycles its orders name.
     if let (Some(am), Some(tm)) = (manifests.get("amortized_costs"), manifests.get("transaction_records")) {
-        let mut purchases = BTreeMap::new();
-        for (cycle, ap) in am.partitions.iter().filter(|(c, _)| wanted(c)) {
-            for (account, ae) in &ap.files {
-                let bought = purchases.entry(account.clone()).or_insert_with(|| {
-                    let files: Vec<PathBuf> = tm
-                        .partitions
-                        .values()
-                        .filter_map(|p| p.files.get(account))
-                        .map(|e| layout.dataset_dir("transaction_records").join(&e.path))
-                        // A bucket's local copy holds the cycles verified only.
-                        .filter(|p| p.exists())
-                        .collect();
-                    linked::purchases(&files)
-                });
+        let accounts: BTreeSet<&String> = am.partitions.values().flat_map(|p| p.files.keys()).collect();
+        for account in accounts {
+            let files: BTreeMap<String, PathBuf> = tm
+                .partitions
+                .iter()
+                .filter_map(|(c, p)| p.files.get(account).map(|e| (c.clone(), e)))
+                .map(|(c, e)| (c, layout.dataset_dir("transaction_records").join(&e.path)))
+                // A bucket's local copy holds the cycles verified only.
+                .filter(|(_, p)| p.exists())
+                .collect();
+            let mut purchases = linked::Purchases::new(files);
+            for (cycle, ap) in am.partitions.iter().filter(|(c, _)| wanted(c)) {
+                let Some(ae) = ap.files.get(account) else { continue };
                 relations += 1;
                 findings.push(linked::reconcile_orders(
                     cycle,
                     account,
                     &layout.dataset_dir("amortized_costs").join(&ae.path),
-                    bought,
+                    &mut purchases,
                     ae.finality == Finality::Final,
                 ));
             }
