@@ -15,7 +15,7 @@ use crate::cli::bin;
 use crate::common::*;
 use crate::s3server::*;
 
-fn aws_env(c: &mut Command, s3: &S3) {
+pub fn aws_env(c: &mut Command, s3: &S3) {
     c.env("AWS_ENDPOINT_URL", &s3.url)
         .env("AWS_ACCESS_KEY_ID", KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -32,7 +32,7 @@ fn backfill(dir: &Path, out: &str, s3: Option<&S3>, extra: &[&str]) -> Command {
 
 /// The same, with the simulator answering after `latency_ms`: long enough to
 /// be caught mid-run.
-fn backfill_slowed(dir: &Path, out: &str, s3: Option<&S3>, extra: &[&str], latency_ms: u64) -> Command {
+pub fn backfill_slowed(dir: &Path, out: &str, s3: Option<&S3>, extra: &[&str], latency_ms: u64) -> Command {
     let pipeline = dir.join(format!("sim-{latency_ms}.toml"));
     std::fs::write(
         &pipeline,

@@ -19,29 +19,8 @@ use crate::s3server::*;
 /// A backfill of three datasets, two months, the caller and one member, into
 /// `out` on `s3`, the simulator answering after `latency_ms`.
 pub fn run(dir: &Path, out: &str, s3: &S3, latency_ms: u64, env: &[(&str, &str)]) -> Command {
-    let pipeline = dir.join(format!("sim-{latency_ms}.toml"));
-    std::fs::write(
-        &pipeline,
-        format!(
-            "[source.simulator]\nseed = 42\nscale = 0.3\nfrom = \"2026-08\"\nto = \"2026-10\"\nmembers = 1\nlatency_ms = {latency_ms}\n"
-        ),
-    )
-    .unwrap();
-    let mut c = bin();
-    c.current_dir(dir)
-        .arg("run")
-        .arg(&pipeline)
-        .args(["--from", "2026-09", "--to", "2026-10", "--accounts", "all"])
-        .args(["--datasets", "bill_summary,consumption_records,transaction_records"])
-        .args(["--out", out])
-        .env("AWS_ENDPOINT_URL", &s3.url)
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("NO_COLOR", "1")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE");
+    let mut c = crate::bucket::backfill_slowed(dir, out, Some(s3), &[], latency_ms);
+    c.env("NO_COLOR", "1");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -250,7 +229,6 @@ async fn sigterm_mid_upload_aborts_it_releases_the_lease_and_the_next_run_resume
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_the_manifest_does_not_name_is_written_again_and_verify_sees_it() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let s3 = S3::start().await;
     let work = tempfile::tempdir().unwrap();
     let o = output(run(work.path(), "s3://lake/late", &s3, 0, &[])).await;
@@ -261,15 +239,7 @@ async fn an_object_the_manifest_does_not_name_is_written_again_and_verify_sees_i
     let mut bad = good.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0xff;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&s3.url)
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_bucket_name(BUCKET)
-        .with_access_key_id(KEY)
-        .with_secret_access_key(SECRET)
-        .build()
-        .unwrap();
+    let store = s3.client();
     store
         .put(&object_store::path::Path::from(rel), bad.into())
         .await
@@ -308,13 +278,8 @@ async fn an_object_the_manifest_does_not_name_is_written_again_and_verify_sees_i
 /// `hcbill <args>` reading the server's bucket.
 pub fn reader(s3: &S3, args: &[&str]) -> Command {
     let mut c = bin();
-    c.args(args)
-        .env("AWS_ENDPOINT_URL", &s3.url)
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("NO_COLOR", "1");
+    c.args(args).env("NO_COLOR", "1");
+    crate::bucket::aws_env(&mut c, s3);
     c
 }
 

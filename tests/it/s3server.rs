@@ -138,6 +138,27 @@ impl S3 {
         self.to_lose.lock().unwrap().push((key_suffix.to_string(), times));
     }
 
+    /// An object_store client of the bucket (conditional puts on, few retries).
+    pub fn client(&self) -> Arc<dyn object_store::ObjectStore> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.url)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_bucket_name(BUCKET)
+            .with_access_key_id(KEY)
+            .with_secret_access_key(SECRET)
+            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+            .with_retry(object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(5),
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        Arc::new(store)
+    }
+
     /// How many answers `lose_answers` has swallowed so far.
     pub fn answers_lost(&self) -> u32 {
         self.lost.load(Ordering::SeqCst)
@@ -375,27 +396,6 @@ mod tests {
     use super::*;
     use object_store::path::Path;
     use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
-    use std::time::Duration;
-
-    fn client(s3: &S3) -> Arc<dyn ObjectStore> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&s3.url)
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_bucket_name(BUCKET)
-            .with_access_key_id(KEY)
-            .with_secret_access_key(SECRET)
-            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
-            .with_retry(object_store::RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(5),
-                ..Default::default()
-            })
-            .build()
-            .unwrap();
-        Arc::new(store)
-    }
 
     async fn create(store: &Arc<dyn ObjectStore>, path: &Path, body: &str) -> object_store::Result<()> {
         store
@@ -407,7 +407,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn s3server_conditional_writes_are_atomic_ignorable_or_rejected() {
         let s3 = S3::start().await;
-        let store = client(&s3);
+        let store = s3.client();
 
         // Honour: of 16 racing creates, exactly one wins.
         let path = Path::from("race/lease");
@@ -454,7 +454,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn s3server_loses_answers_counts_bytes_and_open_uploads() {
         let s3 = S3::start().await;
-        let store = client(&s3);
+        let store = s3.client();
 
         // A lost answer: the client sees a failure (then retries), the object landed.
         s3.lose_answers("/lost/_manifest.json", 1);
