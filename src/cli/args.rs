@@ -108,6 +108,9 @@ pub enum Command {
         /// Where the output lives, for DDL (a local path or s3://…, obs://…).
         #[arg(long, default_value = "out")]
         location: String,
+        /// A dataset option that changes its shape, e.g. --set focus.version=1.2 (repeatable).
+        #[arg(long = "set", value_name = "DATASET.OPTION=VALUE")]
+        set: Vec<String>,
     },
 }
 

@@ -116,12 +116,15 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             dataset,
             format,
             location,
+            set,
         } => {
             let specs = match dataset {
                 Some(d) => datasets::parse_list(&d).map_err(usage)?,
                 None => datasets::ALL.to_vec(),
             };
+            let options = datasets::resolve_options(&settings::parse_sets(&set).map_err(usage)?).map_err(usage)?;
             for spec in specs {
+                let spec = options.get(spec.name).map_or(spec, |o| spec.edition(o));
                 print!("{}", crate::contract::render(spec, format.into(), &location));
             }
             Ok(())
@@ -381,8 +384,13 @@ fn datasets_listing() -> String {
         for o in d.options {
             let _ = writeln!(
                 s,
-                "  --set {}.{}=N  {} (from {} to {}, default {})",
-                d.name, o.name, o.help, o.min, o.max, o.default
+                "  --set {}.{}={}  {} ({}, default {})",
+                d.name,
+                o.name,
+                if o.choices.is_empty() { "N" } else { "V" },
+                o.help,
+                o.accepts(),
+                o.label(o.default)
             );
         }
     }

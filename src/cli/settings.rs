@@ -39,6 +39,18 @@ pub enum Source {
     Simulator(SimConfig),
 }
 
+/// `--set <dataset>.<option>=<value>` flags as (dataset, option, value).
+pub fn parse_sets(sets: &[String]) -> Result<Vec<(String, String, String)>, String> {
+    sets.iter()
+        .map(|set| {
+            let bad = || format!("--set {set:?}: expected <dataset>.<option>=<value>");
+            let (key, value) = set.split_once('=').ok_or_else(bad)?;
+            let (dataset, option) = key.split_once('.').ok_or_else(bad)?;
+            Ok((dataset.trim().into(), option.trim().into(), value.trim().into()))
+        })
+        .collect()
+}
+
 /// Merges the pipeline file and the flags (flags win) and validates it all.
 pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, command: &str) -> Result<Plan, Failure> {
     let mode = match forced_mode {
@@ -80,16 +92,16 @@ pub fn resolve(file: PipelineFile, a: RunArgs, forced_mode: Option<Mode>, comman
     if let Some(t) = a.statistic_type {
         given.push(("resource_bill_details".into(), "statistic_type".into(), t.to_string()));
     }
-    for set in &a.set {
-        let (key, value) = set
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
-        let (dataset, option) = key
-            .split_once('.')
-            .ok_or_else(|| usage(format!("--set {set:?}: expected <dataset>.<option>=<value>")))?;
-        given.push((dataset.trim().into(), option.trim().into(), value.trim().into()));
-    }
+    given.extend(parse_sets(&a.set).map_err(usage)?);
     let options = datasets::resolve_options(&given).map_err(usage)?;
+    // An option may select another shape of a dataset (focus.version).
+    let specs: Vec<_> = specs
+        .into_iter()
+        .map(|s| match options.get(s.name) {
+            Some(o) => s.edition(o),
+            None => s,
+        })
+        .collect();
     let limits = &file.limits;
     let accounts = match a
         .accounts

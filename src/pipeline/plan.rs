@@ -90,6 +90,22 @@ pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: B
                 .filter_map(|c| c.parse::<BillCycle>().ok()),
         );
     }
+    // Partitions of another schema version are rewritten whatever the mode:
+    // one run brings the dataset to one shape.
+    let stale: Vec<BillCycle> = manifest
+        .stale_cycles(spec.version)
+        .filter_map(|c| c.parse::<BillCycle>().ok())
+        .filter(|c| !cycles.contains(c))
+        .collect();
+    if !stale.is_empty() {
+        tracing::info!(
+            dataset = spec.name,
+            "{} more partitions rewritten: written with another schema version ({}…)",
+            stale.len(),
+            stale[0]
+        );
+        cycles.extend(stale);
+    }
     cycles.sort();
     cycles.dedup();
     if let Some(months) = spec.max_age_months {

@@ -19,11 +19,12 @@ use super::ledger::{Ledger, Line};
 use crate::cycle::BillCycle;
 
 /// Months a line's cost is spread over: its term for a prepaid order (new,
-/// renewal, auto-renewal; a yearly or monthly payment), else 0 (charged in
-/// its own month).
+/// renewal, auto-renewal; a yearly or monthly payment) and for a reserved
+/// instance paid up front (the cost center spreads "包年/包月、预留实例的预付金额"
+/// over the order's term), else 0 (charged in its own month).
 pub fn term_months(line: &Line) -> u32 {
     match (line.charge_mode, line.bill_type, line.period_type) {
-        (1, 1 | 2 | 8 | 103, Some(19)) => 12,
+        (1, 1 | 2 | 8 | 103, Some(19)) | (10, 1, Some(19)) => 12,
         (1, 1 | 2 | 8 | 18, Some(20)) => 1,
         _ => 0,
     }

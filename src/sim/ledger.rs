@@ -392,7 +392,9 @@ impl Ledger {
         } else {
             format!("BC{}", tr.hex(24))
         };
-        let order_id = (charge_mode == 1).then(|| {
+        // A reserved instance paid up front is an order too (its trade).
+        let ri_order = charge_mode == 10 && super::catalogue::is_order_bill_type(bill_type);
+        let order_id = (charge_mode == 1 || ri_order).then(|| {
             if super::catalogue::is_order_bill_type(bill_type) {
                 trade_id.clone()
             } else {

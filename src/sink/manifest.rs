@@ -291,6 +291,16 @@ impl Manifest {
             .map(|(c, _)| c.as_str())
     }
 
+    /// Cycles holding a file written with a schema version other than
+    /// `version`: a dataset whose shape changed (FOCUS 1.2 → 1.3) is brought
+    /// to one schema, so a reader never meets two in one table.
+    pub fn stale_cycles(&self, version: u32) -> impl Iterator<Item = &str> {
+        self.partitions
+            .iter()
+            .filter(move |(_, p)| p.files.values().any(|f| f.schema_version != version))
+            .map(|(c, _)| c.as_str())
+    }
+
     /// Records a published (or confirmed unchanged) file. A final partition
     /// whose content changed gets a restatement entry.
     pub fn record(
@@ -312,6 +322,8 @@ impl Manifest {
         if let Some(prev) = part.files.get(account)
             && prev.finality == Finality::Final
             && prev.content_digest != entry.content_digest
+            // Rewritten in another shape (FOCUS 1.2 → 1.3) is not Huawei restating the cycle.
+            && prev.schema_version == entry.schema_version
         {
             let r = Restatement {
                 account: account.to_string(),
@@ -326,6 +338,7 @@ impl Manifest {
             restated = Some(r);
         }
         part.final_at = final_at;
+        self.schema_version = entry.schema_version;
         part.files.insert(account.to_string(), entry);
         part.finality = if part.files.values().all(|f| f.finality == Finality::Final) {
             Finality::Final
@@ -389,6 +402,24 @@ mod tests {
         assert_eq!(m.provisional_cycles().collect::<Vec<_>>(), ["2026-01"]);
         m.record("2026-01", "m1", at, entry("d", 1, Finality::Final));
         assert_eq!(m.partitions["2026-01"].finality, Finality::Final);
+    }
+
+    #[test]
+    fn a_schema_change_is_stale_until_rewritten_and_no_restatement() {
+        let mut m = Manifest::new("d", 1);
+        let at = Utc::now();
+        m.record("2026-01", "self", at, entry("a", 1, Finality::Final));
+        m.record("2026-02", "self", at, entry("b", 1, Finality::Final));
+        assert_eq!(m.stale_cycles(1).count(), 0);
+        assert_eq!(m.stale_cycles(2).collect::<Vec<_>>(), ["2026-01", "2026-02"]);
+        let mut v2 = entry("a-in-v2", 1, Finality::Final);
+        v2.schema_version = 2;
+        assert!(
+            m.record("2026-01", "self", at, v2).is_none(),
+            "another shape of the same rows is not a restatement"
+        );
+        assert_eq!(m.stale_cycles(2).collect::<Vec<_>>(), ["2026-02"]);
+        assert_eq!(m.schema_version, 2);
     }
 
     #[test]

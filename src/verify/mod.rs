@@ -494,7 +494,7 @@ fn finding(check: &str, dataset: &str, cycle: &str, account: &str, verdict: Verd
 }
 
 /// Size, then sha256, then the footer's schema against the contract.
-fn check_file(spec: &DatasetSpec, path: &Path, entry: &FileEntry) -> Result<(), String> {
+fn check_file(spec: &'static DatasetSpec, path: &Path, entry: &FileEntry) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|_| format!("{} is missing", entry.path))?;
     if meta.len() != entry.bytes {
         return Err(format!(
@@ -508,7 +508,8 @@ fn check_file(spec: &DatasetSpec, path: &Path, entry: &FileEntry) -> Result<(), 
     if sha != entry.sha256 {
         return Err(format!("{}: sha256 differs from the manifest's", entry.path));
     }
-    if entry.schema_version == spec.version {
+    // A file is checked against the edition it was written as (FOCUS 1.2 or 1.3).
+    if let Some(spec) = spec.at_version(entry.schema_version) {
         let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| format!("{}: not a readable Parquet file: {e}", entry.path))?;

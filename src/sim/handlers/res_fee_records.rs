@@ -86,7 +86,7 @@ fn res_fee_record(state: &SimState, line: &Line, detail: bool) -> ResFeeRecordV2
         consume_time: utc(line.consume_time),
         relative_order_id: None,
         account_name: acct.name.clone(),
-        period_num: (line.charge_mode == 1).then_some(Num(Decimal::ONE)),
+        period_num: (line.charge_mode == 1 || line.order_id.is_some()).then_some(Num(Decimal::ONE)),
     }
 }
 

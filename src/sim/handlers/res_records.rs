@@ -85,7 +85,7 @@ fn monthly_bill_res(l: &Ledger, line: &Line, stat: i64) -> MonthlyBillRes {
                 .collect(),
         },
         account_name: acct.name.clone(),
-        period_num: (line.charge_mode == 1).then_some(Num(Decimal::ONE)),
+        period_num: (line.charge_mode == 1 || line.order_id.is_some()).then_some(Num(Decimal::ONE)),
         is_spot: detail.then(|| if line.charge_mode == 3 { "N" } else { "--" }.to_string()),
         promotion_type: (detail && !line.discount.is_zero()).then(|| "300,500".to_string()),
         payment_type: match (detail, line.charge_mode, line.bill_type) {

@@ -90,4 +90,5 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     derives: None,
     companion: None,
     sidecar: None,
+    editions: &[],
 };

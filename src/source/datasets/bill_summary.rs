@@ -99,5 +99,6 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     derives: None,
     companion: None,
     sidecar: None,
+    editions: &[],
     queries: |q| vec![vec![("bill_cycle", Param::Str(q.cycle.to_string()))]],
 };

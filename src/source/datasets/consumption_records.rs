@@ -143,6 +143,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     derives: None,
     companion: None,
     sidecar: None,
+    editions: &[],
     options: &[],
     queries,
 };

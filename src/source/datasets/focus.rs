@@ -1,11 +1,14 @@
-//! `focus`: FOCUS 1.2 cost-and-usage rows. Made from two sources read in one
+//! `focus`: FOCUS cost-and-usage rows, 1.3 by default and 1.2 on request
+//! (`focus.version`). Made from two sources read in one
 //! fetch with the datasets that own them: the cost center's amortised months
 //! (`amortized_costs`, read first) and the resource consumption records. With
 //! amortisation, a prepaid order's Purchase row keeps its BilledCost with
 //! EffectiveCost 0, and each month of its term gets a Usage row carrying that
 //! month's share; without it (Cost Center off, month too old) EffectiveCost is
-//! the billed cost and the partition says so. Every mapping decision and the
-//! conformance table are in `schemas/focus.md`. (Over 400 lines: the FOCUS
+//! the billed cost and the partition says so. The two versions differ only in
+//! the provider columns (1.3's ServiceProviderName and HostProviderName are
+//! `x_` extras in 1.2) and in the metadata. Every mapping decision and the
+//! conformance tables are in `schemas/focus.md`. (Over 400 lines: the FOCUS
 //! mapping tables and both row transforms belong together.)
 
 use std::collections::HashMap;
@@ -15,90 +18,130 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{Companion, DatasetSpec, Derivation, TransformCtx, key};
+use super::{Companion, DatasetOption, DatasetSpec, Derivation, Edition, Key, TransformCtx, key};
 use crate::cycle::local_midnight_utc;
 use crate::model::{self, Column, Kind, MONEY, col};
 use crate::sink::manifest::Manifest;
 use crate::source::api::Api;
 
-pub const FOCUS_VERSION: &str = "1.2";
 pub const PROVIDER: &str = "Huawei Cloud";
 /// CommitmentDiscountType of a yearly/monthly (prepaid) order.
 pub const PREPAID: &str = "Yearly/Monthly Subscription";
+/// CommitmentDiscountType of a reserved instance paid up front.
+pub const RESERVED: &str = "Reserved Instance";
 
-/// The FOCUS 1.2 columns hcbill emits, then its `x_` extras.
-pub static COLUMNS: [Column; 69] = [
-    col("AvailabilityZone", Kind::Str),
-    col("BilledCost", MONEY),
-    col("BillingAccountId", Kind::Str),
-    col("BillingAccountName", Kind::Str),
-    col("BillingAccountType", Kind::Str),
-    col("BillingCurrency", Kind::Str),
-    col("BillingPeriodEnd", Kind::Timestamp),
-    col("BillingPeriodStart", Kind::Timestamp),
-    col("ChargeCategory", Kind::Str),
-    col("ChargeClass", Kind::Str),
-    col("ChargeDescription", Kind::Str),
-    col("ChargeFrequency", Kind::Str),
-    col("ChargePeriodEnd", Kind::Timestamp),
-    col("ChargePeriodStart", Kind::Timestamp),
-    col("CommitmentDiscountCategory", Kind::Str),
-    col("CommitmentDiscountId", Kind::Str),
-    col("CommitmentDiscountName", Kind::Str),
-    col("CommitmentDiscountQuantity", MONEY),
-    col("CommitmentDiscountStatus", Kind::Str),
-    col("CommitmentDiscountType", Kind::Str),
-    col("CommitmentDiscountUnit", Kind::Str),
-    col("ConsumedQuantity", MONEY),
-    col("ConsumedUnit", Kind::Str),
-    col("ContractedCost", MONEY),
-    col("ContractedUnitPrice", MONEY),
-    col("EffectiveCost", MONEY),
-    col("InvoiceId", Kind::Str),
-    col("InvoiceIssuerName", Kind::Str),
-    col("ListCost", MONEY),
-    col("ListUnitPrice", MONEY),
-    col("PricingCategory", Kind::Str),
-    col("PricingQuantity", MONEY),
-    col("PricingUnit", Kind::Str),
-    col("ProviderName", Kind::Str),
-    col("PublisherName", Kind::Str),
-    col("RegionId", Kind::Str),
-    col("RegionName", Kind::Str),
-    col("ResourceId", Kind::Str),
-    col("ResourceName", Kind::Str),
-    col("ResourceType", Kind::Str),
-    col("ServiceCategory", Kind::Str),
-    col("ServiceName", Kind::Str),
-    col("ServiceSubcategory", Kind::Str),
-    col("SkuId", Kind::Str),
-    col("SkuMeter", Kind::Str),
-    col("SkuPriceDetails", Kind::Str),
-    col("SkuPriceId", Kind::Str),
-    col("SubAccountId", Kind::Str),
-    col("SubAccountName", Kind::Str),
-    col("SubAccountType", Kind::Str),
-    col("Tags", Kind::Str),
-    // Huawei extras and the FOCUS 1.3 names, prefixed as FOCUS 1.2 requires.
+/// The FOCUS versions hcbill writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1_2,
+    V1_3,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V1_2 => "1.2",
+            Version::V1_3 => "1.3",
+        }
+    }
+
+    /// The column names of the providers: 1.3 defines them, 1.2 does not.
+    fn provider_columns(self) -> [&'static str; 2] {
+        match self {
+            Version::V1_2 => ["x_ServiceProviderName", "x_HostProviderName"],
+            Version::V1_3 => ["ServiceProviderName", "HostProviderName"],
+        }
+    }
+}
+
+/// The FOCUS columns both versions define, then `$providers`, then the
+/// Huawei extras (`x_`).
+macro_rules! focus_columns {
+    ($($providers:expr),*) => {
+        [
+            col("AvailabilityZone", Kind::Str),
+            col("BilledCost", MONEY),
+            col("BillingAccountId", Kind::Str),
+            col("BillingAccountName", Kind::Str),
+            col("BillingAccountType", Kind::Str),
+            col("BillingCurrency", Kind::Str),
+            col("BillingPeriodEnd", Kind::Timestamp),
+            col("BillingPeriodStart", Kind::Timestamp),
+            col("ChargeCategory", Kind::Str),
+            col("ChargeClass", Kind::Str),
+            col("ChargeDescription", Kind::Str),
+            col("ChargeFrequency", Kind::Str),
+            col("ChargePeriodEnd", Kind::Timestamp),
+            col("ChargePeriodStart", Kind::Timestamp),
+            col("CommitmentDiscountCategory", Kind::Str),
+            col("CommitmentDiscountId", Kind::Str),
+            col("CommitmentDiscountName", Kind::Str),
+            col("CommitmentDiscountQuantity", MONEY),
+            col("CommitmentDiscountStatus", Kind::Str),
+            col("CommitmentDiscountType", Kind::Str),
+            col("CommitmentDiscountUnit", Kind::Str),
+            col("ConsumedQuantity", MONEY),
+            col("ConsumedUnit", Kind::Str),
+            col("ContractedCost", MONEY),
+            col("ContractedUnitPrice", MONEY),
+            col("EffectiveCost", MONEY),
+            col("InvoiceId", Kind::Str),
+            col("InvoiceIssuerName", Kind::Str),
+            col("ListCost", MONEY),
+            col("ListUnitPrice", MONEY),
+            col("PricingCategory", Kind::Str),
+            col("PricingQuantity", MONEY),
+            col("PricingUnit", Kind::Str),
+            col("ProviderName", Kind::Str),
+            col("PublisherName", Kind::Str),
+            col("RegionId", Kind::Str),
+            col("RegionName", Kind::Str),
+            col("ResourceId", Kind::Str),
+            col("ResourceName", Kind::Str),
+            col("ResourceType", Kind::Str),
+            col("ServiceCategory", Kind::Str),
+            col("ServiceName", Kind::Str),
+            col("ServiceSubcategory", Kind::Str),
+            col("SkuId", Kind::Str),
+            col("SkuMeter", Kind::Str),
+            col("SkuPriceDetails", Kind::Str),
+            col("SkuPriceId", Kind::Str),
+            col("SubAccountId", Kind::Str),
+            col("SubAccountName", Kind::Str),
+            col("SubAccountType", Kind::Str),
+            col("Tags", Kind::Str),
+            $($providers,)*
+            col("x_RowKind", Kind::Str),
+            col("x_BillDate", Kind::Date),
+            col("x_BillType", Kind::Int),
+            col("x_ChargeMode", Kind::Int),
+            col("x_TradeId", Kind::Str),
+            col("x_RecordId", Kind::Str),
+            col("x_AmortizedFromCycle", Kind::Str),
+            col("x_ServiceTypeCode", Kind::Str),
+            col("x_ResourceTypeCode", Kind::Str),
+            col("x_EnterpriseProjectId", Kind::Str),
+            col("x_EnterpriseProjectName", Kind::Str),
+            col("x_ProductId", Kind::Str),
+            col("x_ProductSpecDesc", Kind::Str),
+            col("x_UsageMeasureId", Kind::Int),
+            col("x_CashAmount", MONEY),
+            col("x_CouponAmount", MONEY),
+        ]
+    };
+}
+
+/// FOCUS 1.3: ServiceProviderName and HostProviderName are its own columns.
+pub static COLUMNS: [Column; 69] = focus_columns!(
+    col("ServiceProviderName", Kind::Str),
+    col("HostProviderName", Kind::Str)
+);
+
+/// FOCUS 1.2: the 1.3 provider names are extras, prefixed as 1.2 requires.
+pub static COLUMNS_1_2: [Column; 69] = focus_columns!(
     col("x_ServiceProviderName", Kind::Str),
-    col("x_HostProviderName", Kind::Str),
-    col("x_RowKind", Kind::Str),
-    col("x_BillDate", Kind::Date),
-    col("x_BillType", Kind::Int),
-    col("x_ChargeMode", Kind::Int),
-    col("x_TradeId", Kind::Str),
-    col("x_RecordId", Kind::Str),
-    col("x_AmortizedFromCycle", Kind::Str),
-    col("x_ServiceTypeCode", Kind::Str),
-    col("x_ResourceTypeCode", Kind::Str),
-    col("x_EnterpriseProjectId", Kind::Str),
-    col("x_EnterpriseProjectName", Kind::Str),
-    col("x_ProductId", Kind::Str),
-    col("x_ProductSpecDesc", Kind::Str),
-    col("x_UsageMeasureId", Kind::Int),
-    col("x_CashAmount", MONEY),
-    col("x_CouponAmount", MONEY),
-];
+    col("x_HostProviderName", Kind::Str)
+);
 
 /// ServiceCategory and ServiceSubcategory by Huawei cloud service type code.
 const SERVICE_CATEGORIES: &[(&str, &str, &str)] = &[
@@ -238,10 +281,22 @@ pub fn charge_category(
     (category, frequency)
 }
 
-/// Whether a record is a prepaid order whose cost covers months to come.
-/// (New, renewal, auto-renewal, and the monthly or yearly payments of one.)
+/// Whether a record is a prepaid order whose cost covers charges to come
+/// (FOCUS EffectiveCost-C-005-C): a yearly/monthly order (new, renewal,
+/// auto-renewal, a change of spec for the rest of its term, the monthly or
+/// yearly payments of one) or a reserved instance paid up front. These are
+/// what the cost center amortises ("包年/包月、预留实例的预付金额").
 pub fn is_prepaid_order(bill_type: Option<i64>, charge_mode: Option<i64>) -> bool {
-    charge_mode == Some(1) && matches!(bill_type, Some(1 | 2 | 8 | 18 | 103))
+    match charge_mode {
+        Some(1) => matches!(bill_type, Some(1 | 2 | 3 | 8 | 18 | 103)),
+        Some(10) => bill_type == Some(1),
+        _ => false,
+    }
+}
+
+/// CommitmentDiscountType of a prepaid order.
+fn commitment_type(charge_mode: Option<i64>) -> &'static str {
+    if charge_mode == Some(10) { RESERVED } else { PREPAID }
 }
 
 fn service_categories(code: &str) -> (&'static str, &'static str) {
@@ -294,6 +349,7 @@ fn charge_period(r: &Row<'_>, start_end: (DateTime<Utc>, DateTime<Utc>)) -> (Dat
 /// The columns every row shares, from the fields both sources name alike.
 #[allow(clippy::too_many_arguments)]
 fn common(
+    version: Version,
     o: &mut Map<String, Value>,
     r: &Row<'_>,
     ctx: &TransformCtx<'_>,
@@ -350,8 +406,11 @@ fn common(
         },
     );
     put("SubAccountId", opt(customer));
-    put("x_ServiceProviderName", Value::from(PROVIDER));
-    put("x_HostProviderName", Value::from(PROVIDER));
+    // Huawei Cloud provides the services and hosts them: HostProviderName
+    // equals ServiceProviderName (FOCUS 1.3 HostProviderName, "in all other cases").
+    for name in version.provider_columns() {
+        put(name, Value::from(PROVIDER));
+    }
     put("x_ServiceTypeCode", Value::from(service));
     put("x_ResourceTypeCode", opt(resource_type_code));
     put("x_EnterpriseProjectId", opt(r.str("enterprise_project_id")));
@@ -364,8 +423,24 @@ fn finish(o: Map<String, Value>) -> Result<Option<Box<RawValue>>, String> {
         .map_err(|e| e.to_string())
 }
 
+fn transform_1_3(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+    transform(Version::V1_3, raw, ctx)
+}
+
+fn transform_1_2(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+    transform(Version::V1_2, raw, ctx)
+}
+
+fn amortized_1_3(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+    amortized(Version::V1_3, raw, ctx)
+}
+
+fn amortized_1_2(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+    amortized(Version::V1_2, raw, ctx)
+}
+
 /// One consumption record → one FOCUS row.
-fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+fn transform(version: Version, raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
     let r = Row::parse(raw)?;
     let amount = r.dec("amount")?.unwrap_or_default();
     let official = r.dec("official_amount")?.unwrap_or(amount);
@@ -383,6 +458,7 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     let service = r.str("cloud_service_type").unwrap_or_default();
     let mut o = Map::new();
     common(
+        version,
         &mut o,
         &r,
         ctx,
@@ -431,12 +507,25 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
         (true, Some(u), Some(_)) => (Some(u), measure_unit(measure)),
         (true, _, _) => (qty, unit.clone()),
     };
+    // Committed: use a reserved instance or savings plan pays for, not the
+    // purchase of the commitment itself (FOCUS PricingCategory: "Standard …
+    // does include the purchase of a commitment discount").
+    let commitment_purchase = category == "Purchase" && is_prepaid_order(bill_type, charge_mode);
     let pricing_category = match (priced, charge_mode) {
         (false, _) => None,
-        (_, Some(10 | 11)) => Some("Committed"),
+        (_, Some(10 | 11)) if !commitment_purchase => Some("Committed"),
         _ => Some("Standard"),
     };
-    let sku = when(priced, r.str("sku_code").or_else(|| r.str("resource_type")));
+    // Every priced row names a SKU: FOCUS 1.3 nulls prices and quantities
+    // where SkuPriceId is null.
+    let sku = when(
+        priced,
+        r.str("sku_code")
+            .or_else(|| r.str("resource_type"))
+            .or_else(|| r.str("product_id"))
+            .or_else(|| Some(service.clone()).filter(|s| !s.is_empty()))
+            .or_else(|| Some(PROVIDER.to_string())),
+    );
     let order = r.str("order_id").or_else(|| r.str("trade_id"));
     let commitment = when(amortised, order.clone());
     let mut put = |k: &str, v: Value| {
@@ -460,7 +549,7 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     put("CommitmentDiscountStatus", Value::Null);
     put(
         "CommitmentDiscountType",
-        opt(commitment.as_ref().map(|_| PREPAID.to_string())),
+        opt(commitment.as_ref().map(|_| commitment_type(charge_mode).to_string())),
     );
     put(
         "CommitmentDiscountUnit",
@@ -516,7 +605,7 @@ fn transform(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
 /// carrying that month's amortised cost (BilledCost 0; the order's Purchase
 /// row carries the payment). Other breakdown rows repeat the consumption
 /// records and make no row.
-fn amortized(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
+fn amortized(version: Version, raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>, String> {
     let r = Row::parse(raw)?;
     let (bill_type, charge_mode) = (r.int("bill_type"), r.int("charging_mode"));
     let Some(order) = r.str("order_id").filter(|_| is_prepaid_order(bill_type, charge_mode)) else {
@@ -527,6 +616,7 @@ fn amortized(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     let service = r.str("service_type_code").unwrap_or_default();
     let mut o = Map::new();
     common(
+        version,
         &mut o,
         &r,
         ctx,
@@ -566,7 +656,7 @@ fn amortized(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     put("CommitmentDiscountName", Value::Null);
     put("CommitmentDiscountQuantity", dec(Some(current)));
     put("CommitmentDiscountStatus", Value::from("Used"));
-    put("CommitmentDiscountType", Value::from(PREPAID));
+    put("CommitmentDiscountType", Value::from(commitment_type(charge_mode)));
     put("CommitmentDiscountUnit", Value::from(ctx.currency.unwrap_or("CNY")));
     put("ConsumedQuantity", dec(Some(Decimal::ONE)));
     put("ConsumedUnit", opt(month.clone()));
@@ -619,11 +709,10 @@ fn amortized(raw: &str, ctx: &TransformCtx<'_>) -> Result<Option<Box<RawValue>>,
     finish(o)
 }
 
-/// The FOCUS metadata (DataGenerator, schema, column definitions), and which
-/// partitions were made without the cost center's amortisation.
-fn metadata(spec: &DatasetSpec, manifest: &Manifest) -> (&'static str, String) {
-    let schema = spec.schema();
-    let columns: Vec<Value> = schema
+/// Column definitions of the FOCUS metadata. The 1.3 Deprecated flag marks
+/// ProviderName and PublisherName, which 1.3 deprecates but still requires.
+fn column_definitions(spec: &DatasetSpec, version: Version) -> Vec<Value> {
+    spec.schema()
         .fields()
         .iter()
         .map(|f| {
@@ -656,10 +745,37 @@ fn metadata(spec: &DatasetSpec, manifest: &Manifest) -> (&'static str, String) {
                     c.insert("StringEncoding".into(), Value::from("UTF-8"));
                 }
             }
+            if version == Version::V1_3 && matches!(f.name().as_str(), "ProviderName" | "PublisherName") {
+                c.insert("Deprecated".into(), Value::Bool(true));
+            }
             Value::Object(c)
         })
-        .collect();
-    let unamortized: Vec<Value> = manifest
+        .collect()
+}
+
+/// A GUID (RFC 9562 version 8) stable for `seed`: the same lake and schema
+/// always get the same identifiers.
+fn guid(seed: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
+/// When each schema version was defined (its CreationDate).
+fn schema_created(version: u32) -> &'static str {
+    match version {
+        2 => "2026-12-01T00:00:00Z",
+        _ => "2026-12-03T00:00:00Z",
+    }
+}
+
+/// Partitions made without the cost center's amortisation.
+fn unamortized(manifest: &Manifest) -> Vec<Value> {
+    manifest
         .partitions
         .values()
         .flat_map(|p| {
@@ -667,56 +783,185 @@ fn metadata(spec: &DatasetSpec, manifest: &Manifest) -> (&'static str, String) {
                 serde_json::json!({ "BillingPeriod": p.bill_cycle, "Account": account, "Notes": f.notes })
             })
         })
-        .collect();
-    let doc = serde_json::json!({
+        .collect()
+}
+
+const EFFECTIVE_COST_NOTE: &str = "Amortised from the Huawei Cloud Cost Center (monthly breakdown) except in the \
+    partitions listed in x_Unamortized, where EffectiveCost equals BilledCost";
+
+fn sidecar(doc: &Value) -> (&'static str, String) {
+    (
+        "_focus_metadata.json",
+        serde_json::to_string_pretty(doc).expect("metadata serialises") + "\n",
+    )
+}
+
+/// FOCUS 1.2 metadata: DataGenerator and one Schema object.
+fn metadata_1_2(spec: &DatasetSpec, manifest: &Manifest) -> (&'static str, String) {
+    sidecar(&serde_json::json!({
         "DataGenerator": { "DataGenerator": "hcbill" },
         "Schema": {
             // Stable per schema version: a new schema object whenever the structure changes.
             "SchemaId": format!("hcbill-focus-v{}", spec.version),
-            "FocusVersion": FOCUS_VERSION,
+            "FocusVersion": Version::V1_2.as_str(),
             "DataGeneratorVersion": env!("CARGO_PKG_VERSION"),
-            "CreationDate": "2026-12-01T00:00:00Z",
-            "ColumnDefinition": columns,
+            "CreationDate": schema_created(spec.version),
+            "ColumnDefinition": column_definitions(spec, Version::V1_2),
         },
-        "x_EffectiveCost": "Amortised from the Huawei Cloud Cost Center (monthly breakdown) except in the partitions listed in x_Unamortized, where EffectiveCost equals BilledCost",
-        "x_Unamortized": unamortized,
-    });
-    (
-        "_focus_metadata.json",
-        serde_json::to_string_pretty(&doc).expect("metadata serialises") + "\n",
-    )
+        "x_EffectiveCost": EFFECTIVE_COST_NOTE,
+        "x_Unamortized": unamortized(manifest),
+    }))
 }
 
+/// FOCUS 1.3 metadata: DataGenerator, the dataset instance, its recency (one
+/// time sector per billing period: complete once the cycle is final), and a
+/// Schema object for every schema the instance's files were written with.
+fn metadata_1_3(spec: &DatasetSpec, manifest: &Manifest) -> (&'static str, String) {
+    let instance = guid("hcbill:focus:CostAndUsage");
+    let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut last = None;
+    let sectors: Vec<Value> = manifest
+        .partitions
+        .values()
+        .filter_map(|p| {
+            let cycle: crate::cycle::BillCycle = p.bill_cycle.parse().ok()?;
+            let updated = p.files.values().map(|f| f.extracted_at).max()?;
+            last = last.max(Some(updated));
+            Some(serde_json::json!({
+                "TimeSectorStart": stamp(cycle.start_utc()),
+                "TimeSectorEnd": stamp(cycle.end_utc()),
+                "TimeSectorComplete": p.finality == crate::sink::manifest::Finality::Final,
+                "TimeSectorLastUpdated": stamp(updated),
+            }))
+        })
+        .collect();
+    let mut versions: Vec<u32> = manifest
+        .partitions
+        .values()
+        .flat_map(|p| p.files.values().map(|f| f.schema_version))
+        .collect();
+    versions.push(spec.version);
+    versions.sort_unstable();
+    versions.dedup();
+    let schemas: Vec<Value> = versions
+        .iter()
+        .filter_map(|v| {
+            let edition = SPEC.at_version(*v)?;
+            let focus = if edition.version == SPEC_1_2.version {
+                Version::V1_2
+            } else {
+                Version::V1_3
+            };
+            Some(serde_json::json!({
+                "SchemaId": guid(&format!("hcbill:focus:schema:{v}")),
+                "CreationDate": schema_created(*v),
+                "FocusVersion": focus.as_str(),
+                "DataGeneratorVersion": format!("hcbill {} (focus schema v{v})", env!("CARGO_PKG_VERSION")),
+                "DatasetInstanceId": instance,
+                "ColumnDefinition": column_definitions(edition, focus),
+                "x_ArtifactReference": format!("Parquet key-value metadata hcbill.schema_version = {v}"),
+            }))
+        })
+        .collect();
+    let mut recency = serde_json::json!({
+        "DatasetInstanceId": instance,
+        "TimeSectors": sectors,
+    });
+    if let Some(t) = last {
+        recency["RecencyLastUpdated"] = Value::from(stamp(t));
+        recency["DatasetInstanceLastUpdated"] = Value::from(stamp(t));
+    }
+    sidecar(&serde_json::json!({
+        "DataGenerator": { "DataGenerator": "hcbill" },
+        "DatasetInstance": [{
+            "DatasetInstanceId": instance,
+            "DatasetInstanceName": "Huawei Cloud cost and usage (hcbill focus)",
+            "FocusDatasetId": "CostAndUsage",
+        }],
+        "Recency": if last.is_some() { vec![recency] } else { vec![] },
+        "Schema": schemas,
+        "x_EffectiveCost": EFFECTIVE_COST_NOTE,
+        "x_Unamortized": unamortized(manifest),
+    }))
+}
+
+/// `focus.version`: which FOCUS version the dataset is written as.
+static OPTIONS: [DatasetOption; 1] = [DatasetOption {
+    name: "version",
+    help: "the FOCUS version written; a change rewrites every partition once",
+    default: 13,
+    min: 12,
+    max: 13,
+    choices: &[("1.3", 13), ("1.2", 12)],
+}];
+
+static EDITIONS: [Edition; 2] = [
+    Edition {
+        option: "version",
+        value: 13,
+        spec: &SPEC,
+    },
+    Edition {
+        option: "version",
+        value: 12,
+        spec: &SPEC_1_2,
+    },
+];
+
+const KEY: &[Key] = &[
+    key(
+        "x_RecordId",
+        "ResFeeRecordV2.id (唯一标识) for a record; for an amortised month the breakdown's key",
+    ),
+    key("SubAccountId", "the consuming account (customer_id)"),
+    key("ChargePeriodStart", "the charge period of the row"),
+];
+
+const MONEY_COLUMNS: &[&str] = &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"];
+
+/// FOCUS 1.3, the default.
 pub static SPEC: DatasetSpec = DatasetSpec {
     name: "focus",
-    description: "FOCUS 1.2 cost and usage rows, amortised with the cost center's monthly breakdown",
+    description: "FOCUS 1.3 cost and usage rows (1.2 with --set focus.version=1.2), amortised with the cost center's monthly breakdown",
     api: Api(&super::consumption_records::API),
-    version: 2,
+    version: 3,
     columns: &COLUMNS,
-    money_columns: &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"],
-    key: &[
-        key(
-            "x_RecordId",
-            "ResFeeRecordV2.id (唯一标识) for a record; for an amortised month the breakdown's key",
-        ),
-        key("SubAccountId", "the consuming account (customer_id)"),
-        key("ChargePeriodStart", "the charge period of the row"),
-    ],
+    money_columns: MONEY_COLUMNS,
+    key: KEY,
     snapshot: false,
     partition_key: "bill_cycle",
     max_age_months: None,
     lineage_prefix: "x_",
-    options: &[],
+    options: &OPTIONS,
     queries: super::consumption_records::queries,
     derives: Some(Derivation::Rows {
         from: &super::consumption_records::SPEC,
-        transform,
+        transform: transform_1_3,
     }),
     companion: Some(Companion {
         from: &super::amortized_costs::SPEC,
-        transform: amortized,
+        transform: amortized_1_3,
     }),
-    sidecar: Some(metadata),
+    sidecar: Some(metadata_1_3),
+    editions: &EDITIONS,
+};
+
+/// FOCUS 1.2 (`--set focus.version=1.2`): schema version 2, as hcbill wrote it
+/// before 1.3.
+pub static SPEC_1_2: DatasetSpec = DatasetSpec {
+    description: "FOCUS 1.2 cost and usage rows, amortised with the cost center's monthly breakdown",
+    version: 2,
+    columns: &COLUMNS_1_2,
+    derives: Some(Derivation::Rows {
+        from: &super::consumption_records::SPEC,
+        transform: transform_1_2,
+    }),
+    companion: Some(Companion {
+        from: &super::amortized_costs::SPEC,
+        transform: amortized_1_2,
+    }),
+    sidecar: Some(metadata_1_2),
+    ..SPEC
 };
 
 #[cfg(test)]
@@ -767,7 +1012,8 @@ mod tests {
                "usage":1.5,"usage_measure_id":4,"unit_price":0.1,"official_amount":12345678901234.12345678,
                "discount_amount":0.00000001,"amount":12345678901234.12345677,"resource_tag":"k=v"}"#,
         );
-        let row: Value = serde_json::from_str(transform(rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
+        let row: Value =
+            serde_json::from_str(transform(Version::V1_3, rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
         assert_eq!(row["BillingPeriodStart"], "2026-02-28T16:00:00Z");
         assert_eq!(row["BillingPeriodEnd"], "2026-03-31T16:00:00Z");
         assert_eq!(row["ChargePeriodStart"], "2026-02-28T17:00:00Z");
@@ -794,7 +1040,8 @@ mod tests {
                "customer_id":"c1","trade_id":"CS1","order_id":"CS1","cloud_service_type":"hws.service.type.ebs",
                "official_amount":1200,"discount_amount":200,"amount":1000}"#,
         );
-        let with: Value = serde_json::from_str(transform(rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
+        let with: Value =
+            serde_json::from_str(transform(Version::V1_3, rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
         assert_eq!(with["ChargeCategory"], "Purchase");
         assert_eq!(with["BilledCost"], "1000");
         assert_eq!(with["EffectiveCost"], "0");
@@ -804,7 +1051,8 @@ mod tests {
             (Some("1"), Some("Years"))
         );
         assert_eq!(with["ListUnitPrice"], "1200");
-        let without: Value = serde_json::from_str(transform(rec.get(), &ctx(false)).unwrap().unwrap().get()).unwrap();
+        let without: Value =
+            serde_json::from_str(transform(Version::V1_3, rec.get(), &ctx(false)).unwrap().unwrap().get()).unwrap();
         assert_eq!(without["EffectiveCost"], "1000");
         assert_eq!(without["CommitmentDiscountId"], Value::Null);
 
@@ -813,7 +1061,13 @@ mod tests {
                "order_id":"CS1","service_type_code":"hws.service.type.ebs","current_month_amortized_amount":83.33333333,
                "effective_tag_pairs":[{"tag_key":"env","tag_value":"prod"}]}"#,
         );
-        let row: Value = serde_json::from_str(amortized(month.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
+        let row: Value = serde_json::from_str(
+            amortized(Version::V1_3, month.get(), &ctx(true))
+                .unwrap()
+                .unwrap()
+                .get(),
+        )
+        .unwrap();
         assert_eq!(row["ChargeCategory"], "Usage");
         assert_eq!(row["BilledCost"], "0");
         assert_eq!(row["EffectiveCost"], "83.33333333");
@@ -822,6 +1076,6 @@ mod tests {
         assert_eq!(row["Tags"], r#"{"env":"prod"}"#);
         let on_demand =
             raw(r#"{"shared_month":"2026-03","bill_type":5,"charging_mode":3,"current_month_amortized_amount":1}"#);
-        assert!(amortized(on_demand.get(), &ctx(true)).unwrap().is_none());
+        assert!(amortized(Version::V1_3, on_demand.get(), &ctx(true)).unwrap().is_none());
     }
 }

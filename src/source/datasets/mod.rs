@@ -20,8 +20,8 @@ use crate::model::{self, Column};
 use crate::source::api::{Api, Params};
 
 /// A setting of one dataset (`[datasets.<name>]` in pipeline files, `--set
-/// <name>.<option>=<value>` on the command line). Integer-valued: that is all
-/// the APIs take so far.
+/// <name>.<option>=<value>` on the command line). Integer-valued: an integer
+/// from `min` to `max`, or one of `choices` by its label (`"1.2"` → 12).
 #[derive(Debug)]
 pub struct DatasetOption {
     pub name: &'static str,
@@ -29,6 +29,47 @@ pub struct DatasetOption {
     pub default: i64,
     pub min: i64,
     pub max: i64,
+    /// Labels and their values; when set, only these are accepted.
+    pub choices: &'static [(&'static str, i64)],
+}
+
+impl DatasetOption {
+    /// How `value` is written on the command line.
+    pub fn label(&self, value: i64) -> String {
+        self.choices
+            .iter()
+            .find(|(_, v)| *v == value)
+            .map_or_else(|| value.to_string(), |(l, _)| l.to_string())
+    }
+
+    /// What the option accepts, for help and errors.
+    pub fn accepts(&self) -> String {
+        if self.choices.is_empty() {
+            format!("an integer from {} to {}", self.min, self.max)
+        } else {
+            let labels: Vec<&str> = self.choices.iter().map(|(l, _)| *l).collect();
+            format!("one of {}", labels.join(", "))
+        }
+    }
+
+    fn parse(&self, value: &str) -> Option<i64> {
+        let value = value.trim();
+        if self.choices.is_empty() {
+            value.parse().ok().filter(|v| (self.min..=self.max).contains(v))
+        } else {
+            self.choices.iter().find(|(l, _)| *l == value).map(|(_, v)| *v)
+        }
+    }
+}
+
+/// Another shape of a dataset that one of its options selects (FOCUS 1.2
+/// beside 1.3). Each edition has its own columns and schema `version`, so a
+/// lake switched from one to the other is rewritten like any schema change.
+#[derive(Debug)]
+pub struct Edition {
+    pub option: &'static str,
+    pub value: i64,
+    pub spec: &'static DatasetSpec,
 }
 
 /// A dataset's options, resolved: every declared option has a value.
@@ -169,11 +210,30 @@ pub struct DatasetSpec {
     pub companion: Option<Companion>,
     /// A file written beside the dataset's partitions (name, content).
     pub sidecar: Option<Sidecar>,
+    /// The shapes an option selects, this one included (empty: one shape).
+    pub editions: &'static [Edition],
 }
 
 impl DatasetSpec {
     pub fn schema(&self) -> arrow_schema::SchemaRef {
         model::schema_with_lineage(self.name, self.version, self.columns, self.lineage_prefix)
+    }
+
+    /// The edition `options` select (itself when it has none).
+    pub fn edition(&'static self, options: &DatasetOptions) -> &'static DatasetSpec {
+        self.editions
+            .iter()
+            .find(|e| options.get(e.option) == Some(e.value))
+            .map_or(self, |e| e.spec)
+    }
+
+    /// The edition whose schema version is `version`: what a file written
+    /// under another setting is checked against.
+    pub fn at_version(&'static self, version: u32) -> Option<&'static DatasetSpec> {
+        if self.version == version {
+            return Some(self);
+        }
+        self.editions.iter().map(|e| e.spec).find(|s| s.version == version)
     }
 
     /// The natural key's columns, in order.
@@ -216,17 +276,14 @@ impl DatasetSpec {
                     }
                 ));
             };
-            let v: i64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v| (o.min..=o.max).contains(v))
-                .ok_or_else(|| {
-                    format!(
-                        "{}.{name} must be an integer from {} to {} ({}), not {value:?}",
-                        self.name, o.min, o.max, o.help
-                    )
-                })?;
+            let v = o.parse(value).ok_or_else(|| {
+                format!(
+                    "{}.{name} must be {} ({}), not {value:?}",
+                    self.name,
+                    o.accepts(),
+                    o.help
+                )
+            })?;
             m.insert(o.name, v);
         }
         Ok(DatasetOptions(m))

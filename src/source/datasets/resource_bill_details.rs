@@ -108,6 +108,7 @@ static OPTIONS: [DatasetOption; 1] = [DatasetOption {
     default: 3,
     min: 1,
     max: 3,
+    choices: &[],
 }];
 
 fn queries(q: &QueryCtx) -> Vec<Params> {
@@ -213,6 +214,7 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     derives: None,
     companion: None,
     sidecar: None,
+    editions: &[],
 };
 
 #[cfg(test)]

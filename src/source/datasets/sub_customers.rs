@@ -52,4 +52,5 @@ pub static SPEC: DatasetSpec = DatasetSpec {
     derives: None,
     companion: None,
     sidecar: None,
+    editions: &[],
 };

@@ -107,6 +107,7 @@ pub static SUMMARY: DatasetSpec = DatasetSpec {
     derives: None,
     companion: None,
     sidecar: None,
+    editions: &[],
 };
 
 static DETAIL_COLUMNS: [Column; 8] = [
@@ -150,4 +151,5 @@ pub static DETAILS: DatasetSpec = DatasetSpec {
         param: "resource_id",
     }),
     sidecar: None,
+    editions: &[],
 };
