@@ -100,8 +100,9 @@ pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: B
     if !stale.is_empty() {
         tracing::info!(
             dataset = spec.name,
-            "{} more partitions rewritten: written with another schema version ({}…)",
+            "{} more {} rewritten: written with another schema version ({}…)",
             stale.len(),
+            if stale.len() == 1 { "partition" } else { "partitions" },
             stale[0]
         );
         cycles.extend(stale);

@@ -342,8 +342,10 @@ async fn focus_has_every_mandatory_column_with_its_type_and_nullability() {
     let schema = b[0].schema();
     let dec = DataType::Decimal128(38, 10);
     let ts = DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()));
-    // FOCUS 1.2 mandatory columns: (name, type, may be null).
-    let mandatory: [(&str, &DataType, bool); 21] = [
+    // FOCUS 1.3 mandatory columns: (name, type, may be null).
+    let mandatory: [(&str, &DataType, bool); 23] = [
+        ("ServiceProviderName", &DataType::Utf8, false),
+        ("HostProviderName", &DataType::Utf8, true),
         ("BilledCost", &dec, false),
         ("BillingAccountId", &DataType::Utf8, false),
         ("BillingAccountName", &DataType::Utf8, true),
@@ -427,8 +429,8 @@ async fn focus_has_every_mandatory_column_with_its_type_and_nullability() {
     // The metadata file describes every column with precision and scale.
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("focus/_focus_metadata.json")).unwrap()).unwrap();
-    assert_eq!(meta["Schema"]["FocusVersion"], "1.2");
-    let defs = meta["Schema"]["ColumnDefinition"].as_array().unwrap();
+    assert_eq!(meta["Schema"][0]["FocusVersion"], "1.3");
+    let defs = meta["Schema"][0]["ColumnDefinition"].as_array().unwrap();
     let billed = defs.iter().find(|d| d["ColumnName"] == "BilledCost").unwrap();
     assert_eq!(
         (billed["NumericPrecision"].as_i64(), billed["NumberScale"].as_i64()),

@@ -982,6 +982,60 @@ mod tests {
     }
 
     #[test]
+    fn the_version_option_selects_an_edition_with_its_own_schema() {
+        let v12 = SPEC.options_from(&[("version", "1.2")]).unwrap();
+        assert!(std::ptr::eq(SPEC.edition(&v12), &SPEC_1_2));
+        assert!(std::ptr::eq(SPEC.edition(&SPEC.options_from(&[]).unwrap()), &SPEC));
+        let err = SPEC.options_from(&[("version", "1.1")]).unwrap_err();
+        assert!(err.contains("one of 1.3, 1.2"), "{err}");
+        assert!(SPEC.options_from(&[("version", "13")]).is_err(), "labels, not values");
+        assert_ne!(SPEC.version, SPEC_1_2.version);
+        assert!(std::ptr::eq(SPEC.at_version(2).unwrap(), &SPEC_1_2));
+        assert!(std::ptr::eq(SPEC_1_2.at_version(3).unwrap(), &SPEC));
+        assert!(SPEC.at_version(1).is_none());
+        let names = |s: &DatasetSpec| -> Vec<String> { s.schema().fields().iter().map(|f| f.name().clone()).collect() };
+        assert!(names(&SPEC).contains(&"HostProviderName".to_string()));
+        assert!(names(&SPEC_1_2).contains(&"x_HostProviderName".to_string()));
+    }
+
+    #[test]
+    fn each_version_emits_exactly_its_columns() {
+        let rec =
+            raw(r#"{"bill_date":"2026-03-01","bill_type":15,"customer_id":"c1","amount":1,"cloud_service_type":""}"#);
+        for (v, spec) in [(Version::V1_3, &SPEC), (Version::V1_2, &SPEC_1_2)] {
+            let row: Map<String, Value> =
+                serde_json::from_str(transform(v, rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
+            let mut got: Vec<&str> = row.keys().map(String::as_str).collect();
+            let mut want: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{v:?}: no key the schema does not know");
+        }
+    }
+
+    #[test]
+    fn reserved_instances_paid_up_front_and_spec_changes_are_prepaid() {
+        assert!(is_prepaid_order(Some(1), Some(10)));
+        assert!(!is_prepaid_order(Some(5), Some(10)), "its hourly use is not");
+        assert!(is_prepaid_order(Some(3), Some(1)));
+        assert!(!is_prepaid_order(Some(5), Some(3)));
+        let ri = raw(
+            r#"{"bill_date":"2026-03-05","bill_type":1,"charge_mode":"10","customer_id":"c1","trade_id":"CS9",
+               "cloud_service_type":"hws.service.type.ec2","usage":1,"usage_measure_id":4,"sku_code":"s",
+               "official_amount":100,"discount_amount":0,"amount":100}"#,
+        );
+        let row: Value =
+            serde_json::from_str(transform(Version::V1_3, ri.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
+        assert_eq!(row["EffectiveCost"], "0");
+        assert_eq!(row["CommitmentDiscountId"], "CS9");
+        assert_eq!(row["CommitmentDiscountType"], RESERVED);
+        assert_eq!(
+            row["PricingCategory"], "Standard",
+            "the purchase of a commitment is not Committed"
+        );
+    }
+
+    #[test]
     fn categories_and_tags() {
         let one = Decimal::ONE;
         assert_eq!(charge_category(Some(5), Some(3), one), ("Usage", "Usage-Based"));
