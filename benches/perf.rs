@@ -3,7 +3,9 @@
 //! The simulator runs as a separate process (`hcbill sim`), so the figures are
 //! the client's own. Printed, in one run:
 //! * quota use: wall ÷ (pages ÷ quota) for a month of 400+ pages of
-//!   res-fee-records with 200 ms latency (1.00 is the quota's limit);
+//!   res-fee-records with 200 ms latency (1.00 is the quota's limit), then
+//!   for one, two and every dataset over four months, all accounts: wall ÷
+//!   (max over APIs of requests ÷ quota), with the throttled answers;
 //! * CPU: rows per second per core of the hcbill process (user + system time);
 //! * memory: the hcbill process's peak RSS for 0.1M, 0.5M and 2M-row months;
 //! * against the official Python SDK paging the same month sequentially
@@ -32,12 +34,16 @@ struct Sim {
 
 impl Sim {
     fn start(bin: &str, scale: f64, latency_ms: u64, dir: &Path) -> Sim {
+        Self::months(bin, scale, latency_ms, dir, CYCLE, CYCLE)
+    }
+
+    fn months(bin: &str, scale: f64, latency_ms: u64, dir: &Path, from: &str, to: &str) -> Sim {
         let sk = dir.join("sk");
         std::fs::write(&sk, SK).unwrap();
         let mut child = Command::new(bin)
             .args(["sim", "--port", "0", "--ak", AK, "--sk-file"])
             .arg(&sk)
-            .args(["--seed", "42", "--from", CYCLE, "--to", CYCLE])
+            .args(["--seed", "42", "--from", from, "--to", to])
             .args(["--members", &MEMBERS.to_string(), "--scale", &scale.to_string()])
             .args(["--latency-ms", &latency_ms.to_string()])
             .stdout(Stdio::piped())
@@ -68,18 +74,27 @@ struct Measured {
     wall: f64,
     cpu: f64,
     peak_rss_mib: f64,
+    /// The busiest API's requests ÷ its quota, from the run report.
+    bound: f64,
+    critical_api: String,
+    throttled: u64,
 }
 
 /// Runs one backfill of consumption records and measures the hcbill process.
 fn run(bin: &str, sim: &Sim, dir: &Path, accounts: &str) -> Measured {
+    run_of(bin, sim, dir, accounts, "consumption_records", CYCLE, CYCLE)
+}
+
+/// Runs one backfill of `datasets` and measures the hcbill process.
+fn run_of(bin: &str, sim: &Sim, dir: &Path, accounts: &str, datasets: &str, from: &str, to: &str) -> Measured {
     let out = dir.join("out");
     let report = dir.join("report.json");
     let _ = std::fs::remove_dir_all(&out);
     let t = Instant::now();
     #[allow(clippy::zombie_processes)]
     let child = Command::new(bin)
-        .args(["backfill", "--endpoint", &sim.url, "--from", CYCLE, "--to", CYCLE])
-        .args(["--datasets", "consumption_records", "--accounts", accounts, "--out"])
+        .args(["backfill", "--endpoint", &sim.url, "--from", from, "--to", to])
+        .args(["--datasets", datasets, "--accounts", accounts, "--out"])
         .arg(&out)
         .arg("--report")
         .arg(&report)
@@ -102,12 +117,49 @@ fn run(bin: &str, sim: &Sim, dir: &Path, accounts: &str) -> Measured {
     );
     let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    // Huawei's quotas (requests/s): 30 for the record APIs, 10 for the others.
+    let (critical_api, bound) = report["requests"]["requests_per_api"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(api, n)| {
+            let quota = if matches!(api.as_str(), "res-fee-records" | "res-records") {
+                30.0
+            } else {
+                10.0
+            };
+            (api.clone(), n.as_f64().unwrap() / quota)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or_default();
     Measured {
         rows: report["rows"].as_u64().unwrap(),
         pages: report["pages"].as_u64().unwrap(),
         wall,
         cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
         peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        bound,
+        critical_api,
+        throttled: report["requests"]["throttled_429"].as_u64().unwrap_or(0),
+    }
+}
+
+/// Quota use of one, two and every dataset: wall ÷ (max over APIs of
+/// requests ÷ quota), the run's lower bound. Four months, all accounts.
+fn mixed_cases(bin: &str, dir: &Path, latency: u64) {
+    let (from, to) = ("2026-05", "2026-08");
+    // About 100 res-fee-records pages a month over the four months.
+    let sim = Sim::months(bin, scale_for(0.42) / 4.0, latency, dir, from, to);
+    for datasets in ["consumption_records", "bill_summary,consumption_records", "all"] {
+        let m = run_of(bin, &sim, dir, "all", datasets, from, to);
+        println!(
+            "quota, {datasets} {from}..{to}, {latency} ms latency: {:.1} s for a bound of {:.1} s ({}) -> ratio {:.3}, {} throttled",
+            m.wall,
+            m.bound,
+            m.critical_api,
+            m.wall / m.bound.max(1e-9),
+            m.throttled
+        );
     }
 }
 
@@ -141,6 +193,8 @@ fn main() {
         ideal,
         m.wall / ideal
     );
+
+    mixed_cases(bin, dir.path(), latency);
 
     println!(
         "{:>10} {:>7} {:>9} {:>12} {:>14} {:>12}",

@@ -48,6 +48,8 @@ pub struct PlanReport {
     pub probes: u64,
     /// The quota-bound duration: the slowest API, as APIs run side by side.
     pub seconds: f64,
+    /// The API that sets `seconds` (its units start first).
+    pub critical_api: Option<String>,
 }
 
 pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<PlanReport, RunError> {
@@ -58,13 +60,10 @@ pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<Pl
         manifests.insert(spec.name, m.unwrap_or_else(|| Manifest::new(spec.name, spec.version)));
     }
     let (accounts, _) = accounts::resolve(job, client).await?;
-    let now = BillCycle::containing(Utc::now());
-    let groups = plan::groups(job, &accounts, |spec| {
-        plan::dataset_cycles(job, spec, &manifests[spec.name], now)
-    });
+    let cycles = plan::cycles_of_job(job, &manifests, BillCycle::containing(Utc::now()));
+    let groups = plan::groups(job, &accounts, |spec| plan::cycles_in(&cycles, spec));
     // An interrupted run of the same job resumes: its finished units are skipped.
-    let units: Vec<&plan::Unit> = groups.iter().flat_map(|g| &g.units).collect();
-    let fp = plan::fingerprint_of(job, &units);
+    let fp = plan::fingerprint_of(job, &cycles);
     let resumes: Option<String> = out
         .read(crate::state::STATE_REL)
         .await?
@@ -133,13 +132,16 @@ pub async fn dry_run(job: &Job, client: &std::sync::Arc<BssClient>) -> Result<Pl
             }
         })
         .collect();
-    Ok(PlanReport {
+    let mut report = PlanReport {
         out: out.url(),
         seconds: apis.iter().map(|a| a.seconds).fold(0.0, f64::max),
         units: planned,
         apis,
         probes,
-    })
+        critical_api: None,
+    };
+    report.critical_api = report.critical().map(|a| a.api.clone());
+    Ok(report)
 }
 
 /// Pages of every stream (and fan-out) of a group; returns the probes spent.
@@ -238,6 +240,14 @@ async fn probe(
 }
 
 impl PlanReport {
+    /// The API whose pages take longest under its quota: the run's lower bound.
+    pub fn critical(&self) -> Option<&ApiPlan> {
+        self.apis
+            .iter()
+            .filter(|a| a.pages > 0)
+            .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+    }
+
     pub fn table(&self) -> String {
         let mut s = String::new();
         let aw = self.units.iter().map(|u| u.account.len()).max().unwrap_or(7).max(7);
@@ -274,6 +284,13 @@ impl PlanReport {
             self.probes,
             self.out
         );
+        if let Some(a) = self.critical() {
+            let _ = writeln!(
+                s,
+                "critical API: {} ({} pages at {}/s): the run takes at least {:.1} s, and hcbill starts its units first",
+                a.api, a.pages, a.quota_per_second, a.seconds
+            );
+        }
         s
     }
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plan;
 mod progress;
 pub mod report;
+mod schedule;
 pub mod status;
 mod unit;
 mod write;
@@ -25,7 +26,6 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use futures::StreamExt;
 
 pub use accounts::{AccountRef, check_account_id, check_members};
 pub use error::{Outcome, RunError};
@@ -128,9 +128,10 @@ pub(crate) struct Ctx {
     pub client: Arc<BssClient>,
     pub committer: Committer,
     counters: progress::Counters,
-    /// Permits for units of more than one page: each holds a Parquet writer,
-    /// so their number, not the month's size, sets the memory a run needs.
-    pub large: Arc<tokio::sync::Semaphore>,
+    /// Permits for units of more than one page, per API: each holds a
+    /// Parquet writer, so their number, not the month's size, sets the memory
+    /// a run needs.
+    pub large: Arc<HashMap<Api, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// Runs `job`. Groups run as tasks of their own, so parsing and writing use
@@ -167,105 +168,180 @@ async fn run_locked(
         };
         manifests.insert(spec.name, m);
     }
-    let snapshot_cycle = BillCycle::containing(Utc::now());
-    let (accounts, listing) = accounts::resolve(job, client).await?;
-    let members = accounts.iter().filter(|a| **a != AccountRef::Own).count();
-    tracing::info!(
-        "accounts covered: {}",
-        if members == 0 {
-            "the caller's own".to_string()
-        } else {
-            format!("the caller's own and {members} enterprise members")
-        }
-    );
-    if matches!(job.accounts, Accounts::Members(_)) {
-        for spec in job.datasets.iter().filter(|d| !d.member_scoped()) {
-            tracing::warn!(
-                dataset = spec.name,
-                "not extracted: it has no member view, and --accounts lists members only"
-            );
-        }
-    }
-
-    let groups = plan::groups(job, &accounts, |spec| {
-        plan::dataset_cycles(job, spec, &manifests[spec.name], snapshot_cycle)
-    });
-    let units: Vec<&plan::Unit> = groups.iter().flat_map(|g| &g.units).collect();
-    let job_fingerprint = plan::fingerprint_of(job, &units);
-    let total = units.len();
+    let cycles = plan::cycles_of_job(job, &manifests, BillCycle::containing(Utc::now()));
+    let job_fingerprint = plan::fingerprint_of(job, &cycles);
     let mut state = StateStore::begin(out.clone(), &job_fingerprint, new_run_id).await?;
     let resumed = state.resumed;
     let run_id = state.run_id();
     let committer = Committer::new(out.clone(), manifests, run_id.clone());
     if resumed {
-        tracing::info!(
-            done = committer.done_count(),
-            total,
-            "resuming the interrupted run {run_id}"
-        );
+        tracing::info!(done = committer.done_count(), "resuming the interrupted run {run_id}");
     }
-    let blanks: Vec<Vec<UnitReport>> = groups
-        .iter()
-        .map(|g| g.units.iter().map(|u| u.blank_report()).collect())
-        .collect();
+    let apis: Vec<Api> = {
+        let mut apis: Vec<Api> = job
+            .datasets
+            .iter()
+            .flat_map(|d| plan::streams_of(d).into_iter().map(|s| s.api).chain([d.api]))
+            .collect();
+        apis.sort();
+        apis.dedup();
+        apis
+    };
     let ctx = Arc::new(Ctx {
         job: job.clone(),
         client: client.clone(),
         committer,
         counters: progress::Counters::default(),
-        large: Arc::new(tokio::sync::Semaphore::new(job.large_units.max(1))),
+        large: Arc::new(schedule::large_gates(apis.iter().copied(), job.large_units)),
     });
-    let listing = Arc::new(listing);
-    let quota: u32 = {
-        let mut apis: Vec<Api> = job.datasets.iter().map(|d| d.api).collect();
-        apis.sort();
-        apis.dedup();
-        apis.iter().map(|a| client.limits().configured(*a)).sum()
-    };
-    let ticker = async {
-        if job.progress {
-            progress::ticker(client, &ctx.counters, total, quota).await
-        } else {
-            std::future::pending::<()>().await
-        }
-    };
+    let quota: u32 = apis.iter().map(|a| client.limits().configured(*a)).sum();
     // Every group ends by the run deadline on its own (those not started by
     // then send nothing), so the run always ends and reports every unit.
     let run_deadline = Deadline {
         at: tokio::time::Instant::now() + job.deadline,
         what: format!("the run deadline of {}", humantime(job.deadline)),
     };
-    let work = futures::stream::iter(groups.into_iter().enumerate())
-        .map(|(i, group)| {
-            let (ctx, listing, run_deadline) = (ctx.clone(), listing.clone(), run_deadline.clone());
-            let task = tokio::spawn(async move {
-                let unit_deadline = tokio::time::Instant::now() + ctx.job.unit_deadline;
-                let deadline = if unit_deadline < run_deadline.at {
-                    Deadline {
-                        at: unit_deadline,
-                        what: format!("its deadline of {}", humantime(ctx.job.unit_deadline)),
-                    }
-                } else {
-                    run_deadline
-                };
-                let reports = unit::run_group(&ctx, &group, &deadline, listing.as_ref().as_ref()).await;
-                for r in &reports {
-                    ctx.counters.rows_done.fetch_add(r.rows, Ordering::Relaxed);
-                    let n = ctx.counters.units_done.fetch_add(1, Ordering::Relaxed) + 1;
-                    log_unit(r, n, total);
-                }
-                reports
-            });
-            async move { (i, task.await) }
-        })
-        .buffer_unordered(job.unit_concurrency.max(1))
-        .collect::<Vec<_>>();
-    let reports: Vec<UnitReport> = tokio::select! {
-        r = work => r
+    let queues = Arc::new(schedule::Queues::new(job.unit_concurrency));
+    let spawn = |groups: Vec<plan::Group>,
+                 listing: Option<Arc<accounts::MemberListing>>,
+                 ended: Option<Arc<tokio::sync::Semaphore>>|
+     -> Vec<Spawned> {
+        let sized = groups
             .into_iter()
-            .flat_map(|(i, joined)| joined.unwrap_or_else(|e| panicked(&blanks[i], e)))
-            .collect(),
-        () = ticker => unreachable!("the ticker never ends"),
+            .map(|g| {
+                let pages = schedule::pages_of(job, &g, |dataset, cycle, account| {
+                    ctx.committer.entry_of(dataset, cycle, account).map(|e| e.rows)
+                });
+                (g, pages)
+            })
+            .collect();
+        let ordered = schedule::order(sized, client.limits());
+        ctx.counters
+            .units_total
+            .fetch_add(ordered.iter().map(|g| g.units.len()).sum(), Ordering::Relaxed);
+        ordered
+            .into_iter()
+            .map(|group| {
+                let blanks: Vec<UnitReport> = group.units.iter().map(|u| u.blank_report()).collect();
+                let turn = queues.join(&group);
+                let (ctx, listing, run_deadline, ended) =
+                    (ctx.clone(), listing.clone(), run_deadline.clone(), ended.clone());
+                let task = tokio::spawn(async move {
+                    // A slot of the group's own queue, in its turn: other APIs' queues go on meanwhile.
+                    let _slot = turn.await;
+                    let unit_deadline = tokio::time::Instant::now() + ctx.job.unit_deadline;
+                    let deadline = if unit_deadline < run_deadline.at {
+                        Deadline {
+                            at: unit_deadline,
+                            what: format!("its deadline of {}", humantime(ctx.job.unit_deadline)),
+                        }
+                    } else {
+                        run_deadline
+                    };
+                    let reports = unit::run_group(&ctx, &group, &deadline, listing.as_deref()).await;
+                    for r in &reports {
+                        ctx.counters.rows_done.fetch_add(r.rows, Ordering::Relaxed);
+                        let n = ctx.counters.units_done.fetch_add(1, Ordering::Relaxed) + 1;
+                        log_unit(r, n, ctx.counters.units_total.load(Ordering::Relaxed));
+                    }
+                    if let Some(e) = ended {
+                        e.add_permits(1);
+                    }
+                    reports
+                });
+                Spawned { blanks, task }
+            })
+            .collect()
+    };
+    let mut ticker = std::pin::pin!(async {
+        if job.progress {
+            progress::ticker(client, &ctx.counters, quota).await
+        } else {
+            std::future::pending::<()>().await
+        }
+    });
+    // The caller's own units start at once; the member listing runs beside
+    // them, and the members' units (and sub_customers, which is the listing)
+    // follow as soon as it returns.
+    let listed = matches!(job.accounts, Accounts::All | Accounts::Auto);
+    let own_first = |g: &plan::Group| listed && g.account == AccountRef::Own && !needs_listing(g);
+    // A permit per caller's group that has ended.
+    let own_ended = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut spawned: Vec<Spawned> = if listed {
+        let own = plan::groups(job, &[AccountRef::Own], |spec| plan::cycles_in(&cycles, spec));
+        spawn(
+            own.into_iter().filter(|g| own_first(g)).collect(),
+            None,
+            Some(own_ended.clone()),
+        )
+    } else {
+        Vec::new()
+    };
+    // Until one request is answered they go one at a time (bad credentials
+    // cost one request): a page of the caller's goes first, so the listing
+    // holds up nothing. It waits for that answer, or for the caller's units to
+    // end without asking anything (all final), or a second at most.
+    let own = spawned.len() as u32;
+    let listing = async {
+        if own > 0 {
+            let wait = async {
+                tokio::select! {
+                    () = client.verified() => {}
+                    _ = own_ended.acquire_many(own) => {}
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wait).await;
+        }
+        accounts::resolve(job, client).await
+    };
+    let resolved = tokio::select! {
+        r = listing => r,
+        () = &mut ticker => unreachable!("the ticker never ends"),
+    };
+    let accounts = match resolved {
+        Ok((accounts, listing)) => {
+            let members = accounts.iter().filter(|a| **a != AccountRef::Own).count();
+            tracing::info!(
+                "accounts covered: {}",
+                if members == 0 {
+                    "the caller's own".to_string()
+                } else {
+                    format!("the caller's own and {members} enterprise members")
+                }
+            );
+            if matches!(job.accounts, Accounts::Members(_)) {
+                for spec in job.datasets.iter().filter(|d| !d.member_scoped()) {
+                    tracing::warn!(
+                        dataset = spec.name,
+                        "not extracted: it has no member view, and --accounts lists members only"
+                    );
+                }
+            }
+            let rest = plan::groups(job, &accounts, |spec| plan::cycles_in(&cycles, spec));
+            spawned.extend(spawn(
+                rest.into_iter().filter(|g| !own_first(g)).collect(),
+                listing.map(Arc::new),
+                None,
+            ));
+            accounts
+        }
+        Err(e) => {
+            // The caller's units already started finish (each is whole); the run fails.
+            for s in spawned {
+                let _ = s.task.await;
+            }
+            return Err(e);
+        }
+    };
+    let work = futures::future::join_all(spawned.into_iter().map(|s| async move {
+        match s.task.await {
+            Ok(r) => r,
+            Err(e) => panicked(&s.blanks, e),
+        }
+    }));
+    let reports: Vec<UnitReport> = tokio::select! {
+        r = work => r.into_iter().flatten().collect(),
+        () = &mut ticker => unreachable!("the ticker never ends"),
     };
     if job.progress {
         progress::clear();
@@ -322,6 +398,11 @@ async fn run_locked(
         rows: reports.iter().map(|r| r.rows).sum(),
         pages: reports.iter().map(|r| r.pages).sum(),
         requests: client.stats.snapshot(),
+        quota: report::QuotaUse::of(
+            &client.stats.snapshot().requests_per_api,
+            |name| name.parse::<Api>().map_or(0, |a| client.limits().configured(a)),
+            clock.elapsed().as_secs_f64(),
+        ),
         restatements: ctx.committer.restatements(),
         accounts: accounts.iter().map(|a| a.key().to_string()).collect(),
         failures,
@@ -339,6 +420,19 @@ async fn run_locked(
     let text = serde_json::to_vec_pretty(&report).expect("report serialises");
     tolerate(out.write(&rel, &text, false).await)?;
     Ok(report)
+}
+
+/// A group's task, and its units' reports should the task panic.
+struct Spawned {
+    blanks: Vec<UnitReport>,
+    task: tokio::task::JoinHandle<Vec<UnitReport>>,
+}
+
+/// Whether a group reads the member listing (the sub_customers dataset is it).
+fn needs_listing(g: &plan::Group) -> bool {
+    g.streams
+        .iter()
+        .any(|s| s.api == Api(&crate::source::datasets::sub_customers::API))
 }
 
 /// The units of a group whose task panicked are failed units, not a dead run.

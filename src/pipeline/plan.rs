@@ -232,9 +232,11 @@ pub fn is_final(job: &Job, cycle: BillCycle, at: DateTime<Utc>) -> (DateTime<Utc
     (final_at, at >= final_at)
 }
 
-/// What identifies a job for resuming: same command, endpoint, accounts,
-/// options and units.
-pub fn fingerprint_of(job: &Job, units: &[&Unit]) -> String {
+/// What identifies a job for resuming: same command, endpoint, accounts
+/// setting, options, datasets and cycles. The member list is not part of it:
+/// units start before the listing returns, and a member added meanwhile is
+/// simply one more unit of the same job.
+pub fn fingerprint_of(job: &Job, cycles: &[(&'static str, Vec<BillCycle>)]) -> String {
     let mut parts = vec![
         job.command.clone(),
         job.endpoint.clone(),
@@ -245,6 +247,30 @@ pub fn fingerprint_of(job: &Job, units: &[&Unit]) -> String {
         let set: Vec<String> = o.iter().map(|(k, v)| format!("{name}.{k}={v}")).collect();
         parts.push(set.join(","));
     }
-    parts.extend(units.iter().map(|u| u.key()));
+    for (name, cs) in cycles {
+        let cs: Vec<String> = cs.iter().map(ToString::to_string).collect();
+        parts.push(format!("{name}:{}", cs.join(",")));
+    }
     crate::state::fingerprint(&parts)
+}
+
+/// The cycles of `spec` in a [`cycles_of_job`] list.
+pub fn cycles_in(cycles: &[(&'static str, Vec<BillCycle>)], spec: &DatasetSpec) -> Vec<BillCycle> {
+    cycles
+        .iter()
+        .find(|(n, _)| *n == spec.name)
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
+}
+
+/// Each dataset's cycles (see [`dataset_cycles`]), in the job's order.
+pub fn cycles_of_job(
+    job: &Job,
+    manifests: &std::collections::HashMap<&'static str, Manifest>,
+    now: BillCycle,
+) -> Vec<(&'static str, Vec<BillCycle>)> {
+    job.datasets
+        .iter()
+        .map(|spec| (spec.name, dataset_cycles(job, spec, &manifests[spec.name], now)))
+        .collect()
 }

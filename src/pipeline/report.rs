@@ -88,6 +88,9 @@ pub struct RunReport {
     pub rows: u64,
     pub pages: u64,
     pub requests: StatsSnapshot,
+    /// How close the run came to the quotas: no run can end sooner than its
+    /// busiest API's requests ÷ that API's quota.
+    pub quota: QuotaUse,
     pub restatements: usize,
     /// The accounts the run covered (`self` is the caller's own).
     pub accounts: Vec<String>,
@@ -96,6 +99,36 @@ pub struct RunReport {
     /// Where this report was saved, below the output.
     #[serde(skip)]
     pub saved_as: String,
+}
+
+/// The API that bounds a run, and the run's wall time against that bound.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct QuotaUse {
+    /// The API with the most requests per unit of its quota.
+    pub critical_api: Option<String>,
+    /// Its requests ÷ its quota (requests per second).
+    pub bound_seconds: f64,
+    /// Wall time ÷ bound_seconds (1.00 is the quota's limit); absent when
+    /// nothing was requested.
+    pub wall_over_bound: Option<f64>,
+}
+
+impl QuotaUse {
+    /// From the requests sent per API and each API's quota.
+    pub fn of(requests: &BTreeMap<String, u64>, quota: impl Fn(&str) -> u32, wall: f64) -> Self {
+        let best = requests
+            .iter()
+            .map(|(api, n)| (api, *n as f64 / f64::from(quota(api).max(1))))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((api, bound)) if bound > 0.0 => Self {
+                critical_api: Some(api.clone()),
+                bound_seconds: bound,
+                wall_over_bound: Some(wall / bound),
+            },
+            _ => Self::default(),
+        }
+    }
 }
 
 impl RunReport {
@@ -117,6 +150,13 @@ impl RunReport {
             self.requests.throttled_429,
             self.duration_seconds
         );
+        if let (Some(api), Some(ratio)) = (&self.quota.critical_api, self.quota.wall_over_bound) {
+            let _ = writeln!(
+                s,
+                "quotas: {api} bounds the run at {:.1}s; wall ÷ bound {ratio:.2}",
+                self.quota.bound_seconds
+            );
+        }
         let members = self.accounts.iter().filter(|a| *a != "self").count();
         let own = self.accounts.iter().any(|a| a == "self");
         let _ = writeln!(
@@ -185,6 +225,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_busiest_api_for_its_quota_bounds_the_run() {
+        let requests = BTreeMap::from([("monthly-sum".to_string(), 12), ("res-fee-records".to_string(), 405)]);
+        let q = QuotaUse::of(&requests, |api| if api == "res-fee-records" { 30 } else { 10 }, 15.4);
+        assert_eq!(q.critical_api.as_deref(), Some("res-fee-records"));
+        assert!((q.bound_seconds - 13.5).abs() < 1e-9);
+        assert!((q.wall_over_bound.unwrap() - 15.4 / 13.5).abs() < 1e-9);
+        assert!(QuotaUse::of(&BTreeMap::new(), |_| 10, 1.0).wall_over_bound.is_none());
+    }
+
+    #[test]
     fn member_rows_line_up_with_the_others() {
         let mut a = UnitReport::failed("bill_summary".into(), "2026-05".into(), "self".into(), None);
         a.status = UnitStatus::Published;
@@ -204,6 +254,7 @@ mod tests {
             rows: 0,
             pages: 0,
             requests: Default::default(),
+            quota: Default::default(),
             restatements: 0,
             accounts: vec!["self".into()],
             failures: vec![],

@@ -261,7 +261,7 @@ async fn extract(
         ctx.job.page_concurrency,
         ctx.job.max_pages,
     )
-    .with_large_gate(ctx.large.clone());
+    .with_large_gates(ctx.large.clone());
     // On an error (or the deadline dropping this future) the writers' drop
     // removes their staging files: nothing of the group is published.
     match write::fetch(ctx, group, &mut writers, &pager, listing, last_try).await {

@@ -71,6 +71,8 @@ pub struct BssClient {
     /// Until one request has been accepted, requests go one at a time: bad
     /// credentials then cost exactly one request, not one per concurrent task.
     verified: std::sync::atomic::AtomicBool,
+    /// Set with `verified`, for callers that wait for it.
+    verified_tx: tokio::sync::watch::Sender<bool>,
     first: tokio::sync::Mutex<()>,
     /// APIs answered 403 (a missing IAM permission): later calls fail at once.
     denied: Mutex<HashMap<Api, SourceError>>,
@@ -137,9 +139,17 @@ impl BssClient {
             halt: Halt::default(),
             stop: crate::stop::Stop::default(),
             verified: std::sync::atomic::AtomicBool::new(false),
+            verified_tx: tokio::sync::watch::Sender::new(false),
             first: tokio::sync::Mutex::new(()),
             denied: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Returns once a request has been answered past authentication: what
+    /// may wait for the first request to go through the one-at-a-time gate.
+    pub async fn verified(&self) {
+        let mut rx = self.verified_tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -210,6 +220,7 @@ impl BssClient {
             // Any answer past authentication proves the credentials.
             if matches!(&outcome, Attempt::Done(_)) || matches!(&outcome, Attempt::Fail(e) if !e.is_fatal()) {
                 self.verified.store(true, Ordering::Release);
+                self.verified_tx.send_replace(true);
             }
             drop(gate);
             match outcome {

@@ -182,9 +182,9 @@ pub struct Pager {
     /// Pages the unit may still fetch, over all its queries.
     pub max_pages: u64,
     pub pages_used: AtomicU64,
-    /// Held from the first query of more than one page until that query's
-    /// last page is asked for.
-    large: Option<Arc<Semaphore>>,
+    /// Per API: held from the first query of more than one page until that
+    /// query's last page is asked for.
+    large: Option<Arc<std::collections::HashMap<Api, Arc<Semaphore>>>>,
     permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
 }
 
@@ -249,15 +249,17 @@ impl Pager {
         }
     }
 
-    /// Makes a query of more than one page wait for one of `gate`'s permits
-    /// (a large unit) before fetching past its first page.
-    pub fn with_large_gate(mut self, gate: Arc<Semaphore>) -> Self {
-        self.large = Some(gate);
+    /// Makes a query of more than one page wait for one of its API's
+    /// `gates` permits (a large unit) before fetching past its first page.
+    pub fn with_large_gates(mut self, gates: Arc<std::collections::HashMap<Api, Arc<Semaphore>>>) -> Self {
+        self.large = Some(gates);
         self
     }
 
-    async fn hold_large(&self) {
-        let Some(gate) = &self.large else { return };
+    async fn hold_large(&self, api: Api) {
+        let Some(gate) = self.large.as_ref().and_then(|g| g.get(&api)) else {
+            return;
+        };
         if self.permit.lock().expect("permit lock").is_some() {
             return;
         }
@@ -295,7 +297,7 @@ impl Pager {
             });
         }
         if pages > 1 {
-            self.hold_large().await;
+            self.hold_large(api).await;
         }
         let mut stats = PagingStats::default();
         let mut accept = |page: Page, stats: &mut PagingStats| -> Result<(), PagingError<E>> {

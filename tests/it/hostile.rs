@@ -458,6 +458,46 @@ async fn a_proxy_from_the_environment_never_sees_loopback_traffic() {
     assert_eq!(total.to_string(), "4", "the stub's answer, not the proxy's");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_callers_own_units_do_not_wait_for_the_member_listing() {
+    // The listing takes two seconds; the caller's bills are there at once.
+    let stub = Stub::start(handler(|req: Req| async move {
+        if req.path == "/v2/enterprises/multi-accounts/sub-customers" {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let row = serde_json::json!({ "id": "m1", "name": "m" }).to_string();
+            return json(200, format!(r#"{{"total_count":1,"sub_customer_infos":[{row}]}}"#));
+        }
+        let cycle = req.q("bill_cycle").to_string();
+        summary_page(&req, 2, move |i| summary_row(&cycle, i, "1"))
+    }))
+    .await;
+    let s = Scratch::new();
+    let o = hcbill(&s, &stub.url, &backfill("bill_summary", "all"), &[]).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let own = err.find("account=\"self\"").expect("the caller's units are logged");
+    let listed = err.find("accounts covered").expect("the listing is logged");
+    assert!(own < listed, "the caller's units waited for the listing:\n{err}");
+    for cycle in [GOOD, BAD] {
+        assert!(s.published("bill_summary", cycle, "self") && s.published("bill_summary", cycle, "m1"));
+    }
+    // The run report says which API bounded the run and how close it came.
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::fs::read_dir(s.out().join(".hcbill/reports"))
+                .unwrap()
+                .flatten()
+                .next()
+                .unwrap()
+                .path(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["quota"]["critical_api"], "monthly-sum");
+    assert!(report["quota"]["wall_over_bound"].as_f64().unwrap() > 1.0);
+}
+
 /// A stub whose member listing returns `ids` and whose bills are good.
 fn members_stub(ids: Vec<String>) -> Handler {
     handler(move |req: Req| {
@@ -500,9 +540,21 @@ async fn member_ids_never_reach_the_file_system_unchecked() {
         verdict(&o, 1, &["member listing", needle]);
         assert!(s.escaped().is_empty(), "{:?}", s.escaped());
         assert!(!Path::new("/tmp").join(&escape).exists());
-        assert!(!s.out().join("bill_summary").join(format!("bill_cycle={GOOD}")).exists());
-        // The listing was the only request: no bill was fetched for a refused id.
-        assert_eq!(stub.hits(), 1);
+        // The caller's own units run beside the listing; no member's file
+        // exists, and nothing was fetched for a refused id: the listing and
+        // at most the caller's own two cycles.
+        for cycle in [GOOD, BAD] {
+            let dir = s.out().join("bill_summary").join(format!("bill_cycle={cycle}"));
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(names.iter().all(|n| n == "part-self.parquet"), "{names:?}");
+        }
+        assert!(stub.hits() <= 3, "{} requests", stub.hits());
     }
     // On the command line the same ids are bad input: exit 2 before any request.
     let stub = Stub::start(members_stub(vec![])).await;
