@@ -461,15 +461,26 @@ pub async fn fetch(
         // Fan-out rows are the unit's own, never a companion's.
         w.norm.set_companion(false);
         for (base, ids) in queries_of[si].iter().zip(ids) {
-            for id in ids {
+            let query = |id: &str| {
+                let mut q = base.clone();
+                q.push((param, Param::Str(id.to_string())));
+                q
+            };
+            // The next id's first page is asked for while this one pages, so
+            // the fan-out's API is not left idle between ids.
+            let mut next = ids.first().map(|id| pager.first_page(api, &query(id), api.max_limit()));
+            for (k, id) in ids.iter().enumerate() {
                 if !w.alive() {
                     break;
                 }
-                let mut q = base.clone();
-                q.push((param, Param::Str(id)));
+                let q = query(id);
+                let first = next.take();
+                next = ids
+                    .get(k + 1)
+                    .map(|id| pager.first_page(api, &query(id), api.max_limit()));
                 w.set_params(&q);
                 let stats = pager
-                    .page_through(api, &q, api.max_limit(), |page| {
+                    .page_through_from(api, &q, api.max_limit(), first, |page| {
                         for rec in page.records() {
                             let r = w.norm.push(rec).map_err(|e| UnitError::data(page.offset, e));
                             w.keep(r)?;

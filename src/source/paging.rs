@@ -188,6 +188,9 @@ pub struct Pager {
     permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
 }
 
+/// A query's first page, asked for ahead of its turn (dropped: stopped).
+pub struct FirstPage(PageTask);
+
 /// A page request running as a task of its own: it goes on while the unit
 /// parses and writes earlier pages, and it is stopped when dropped (an error,
 /// a deadline), so no request of a unit that has ended keeps running.
@@ -278,10 +281,35 @@ impl Pager {
         api: Api,
         base: &Params,
         limit: u32,
+        sink: impl FnMut(Page) -> Result<(), E>,
+    ) -> Result<PagingStats, PagingError<E>> {
+        self.page_through_from(api, base, limit, None, sink).await
+    }
+
+    /// Starts the request of a query's first page now, as a task of its own:
+    /// a fan-out asks the next query's first page while the current one pages.
+    pub fn first_page(&self, api: Api, base: &Params, limit: u32) -> FirstPage {
+        let (client, budget, base, scope) = (self.client.clone(), self.budget.clone(), base.clone(), self.scope);
+        FirstPage(PageTask(tokio::spawn(async move {
+            fetch_page(&client, api, scope, &base, 0, limit, &budget).await
+        })))
+    }
+
+    /// [`Self::page_through`], with the first page already asked for by
+    /// [`Self::first_page`] (same `api`, `base` and `limit`).
+    pub async fn page_through_from<E>(
+        &self,
+        api: Api,
+        base: &Params,
+        limit: u32,
+        first: Option<FirstPage>,
         mut sink: impl FnMut(Page) -> Result<(), E>,
     ) -> Result<PagingStats, PagingError<E>> {
         let scope = self.scope;
-        let first = fetch_page(&self.client, api, scope, base, 0, limit, &self.budget).await?;
+        let first = match first {
+            Some(FirstPage(task)) => task.await?,
+            None => fetch_page(&self.client, api, scope, base, 0, limit, &self.budget).await?,
+        };
         let total = first.total;
         let pages = total.div_ceil(u64::from(limit.max(1))).max(1);
         let used = self
