@@ -428,7 +428,7 @@ pub async fn fetch(
                 root.max_age_months.unwrap_or_default()
             )))
         } else {
-            stream(group, si, root, &queries, writers, pager, listing, payer).await
+            stream(group, si, root, &queries, writers, pager, listing, payer, last_try).await
         };
         match outcome {
             Ok(()) | Err(UnitError::Abandoned) => {
@@ -450,59 +450,73 @@ pub async fn fetch(
             }
         }
     }
+    // Ids a fan-out has not yet asked for (streams fan out query by query).
     for w in writers.iter_mut() {
-        let Some(&(si, Role::FanOut { param, .. }, _)) = w.reads.iter().find(|r| matches!(r.1, Role::FanOut { .. }))
-        else {
+        let Some(&(si, Role::FanOut { .. }, _)) = w.reads.iter().find(|r| matches!(r.1, Role::FanOut { .. })) else {
             continue;
         };
-        let api = w.unit.spec.api;
-        w.pages = 0;
         let ids = std::mem::take(&mut w.ids);
-        // Fan-out rows are the unit's own, never a companion's.
-        w.norm.set_companion(false);
         for (base, ids) in queries_of[si].iter().zip(ids) {
-            let query = |id: &str| {
-                let mut q = base.clone();
-                q.push((param, Param::Str(id.to_string())));
-                q
-            };
-            // The next id's first page is asked for while this one pages, so
-            // the fan-out's API is not left idle between ids.
-            let mut next = ids.first().map(|id| pager.first_page(api, &query(id), api.max_limit()));
-            for (k, id) in ids.iter().enumerate() {
-                if !w.alive() {
-                    break;
+            fan_out(w, pager, base, ids, last_try).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One query of the fan-out's API per id of a source query (`base` plus the
+/// id), into writer `w`. The next id's first page is asked for while this
+/// one pages, so the fan-out's API is not left idle between ids.
+async fn fan_out(
+    w: &mut Writer<'_>,
+    pager: &Pager,
+    base: &Params,
+    ids: Vec<String>,
+    last_try: bool,
+) -> Result<(), UnitError> {
+    let Some(&(_, Role::FanOut { param, .. }, _)) = w.reads.iter().find(|r| matches!(r.1, Role::FanOut { .. })) else {
+        return Ok(());
+    };
+    let api = w.unit.spec.api;
+    // Fan-out rows are the unit's own, never a companion's.
+    w.norm.set_companion(false);
+    let query = |id: &str| {
+        let mut q = base.clone();
+        q.push((param, Param::Str(id.to_string())));
+        q
+    };
+    let mut next = ids.first().map(|id| pager.first_page(api, &query(id), api.max_limit()));
+    for (k, id) in ids.iter().enumerate() {
+        if !w.alive() {
+            break;
+        }
+        let q = query(id);
+        let first = next.take();
+        next = ids
+            .get(k + 1)
+            .map(|id| pager.first_page(api, &query(id), api.max_limit()));
+        w.set_params(&q);
+        let stats = pager
+            .page_through_from(api, &q, api.max_limit(), first, |page| {
+                for rec in page.records() {
+                    let r = w.norm.push(rec).map_err(|e| UnitError::data(page.offset, e));
+                    w.keep(r)?;
+                    if !w.alive() {
+                        break;
+                    }
                 }
-                let q = query(id);
-                let first = next.take();
-                next = ids
-                    .get(k + 1)
-                    .map(|id| pager.first_page(api, &query(id), api.max_limit()));
-                w.set_params(&q);
-                let stats = pager
-                    .page_through_from(api, &q, api.max_limit(), first, |page| {
-                        for rec in page.records() {
-                            let r = w.norm.push(rec).map_err(|e| UnitError::data(page.offset, e));
-                            w.keep(r)?;
-                            if !w.alive() {
-                                break;
-                            }
-                        }
-                        w.flush(page.offset)
-                    })
-                    .await;
-                match stats {
-                    Ok(s) => w.pages += s.pages,
-                    // The fan-out's own API failing fails this unit, not its source's.
-                    Err(e) => match UnitError::from(e) {
-                        e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) if !last_try => return Err(e),
-                        e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) => {
-                            w.failed = Some(UnitError::Shared(e.to_string()))
-                        }
-                        e => w.failed = Some(e),
-                    },
+                w.flush(page.offset)
+            })
+            .await;
+        match stats {
+            Ok(s) => w.pages += s.pages,
+            // The fan-out's own API failing fails this unit, not its source's.
+            Err(e) => match UnitError::from(e) {
+                e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) if !last_try => return Err(e),
+                e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) => {
+                    w.failed = Some(UnitError::Shared(e.to_string()))
                 }
-            }
+                e => w.failed = Some(e),
+            },
         }
     }
     Ok(())
@@ -519,17 +533,26 @@ async fn stream(
     pager: &Pager,
     listing: Option<&MemberListing>,
     payer: Option<&str>,
+    last_try: bool,
 ) -> Result<(), UnitError> {
-    for params in queries {
+    // The member listing made for the accounts is the sub_customers dataset:
+    // it is not asked for twice.
+    let listed = |params: &Params| listing.filter(|_| root.api == Api(&sub_customers::API) && params.is_empty());
+    // The next query's first page is asked for while this one pages (the
+    // 95th-percentile summary has eight one-page queries a month).
+    let ask =
+        |params: &Params| (listed(params).is_none()).then(|| pager.first_page(root.api, params, root.page_size()));
+    let mut next = queries.first().and_then(ask);
+    for (k, params) in queries.iter().enumerate() {
+        let first = next.take();
+        next = queries.get(k + 1).and_then(ask);
         for w in writers.iter_mut().filter(|w| w.reads(si)) {
             match w.role(si) {
                 Some((Role::FanOut { .. }, _)) => w.ids.push(Vec::new()),
                 _ => w.set_params(params),
             }
         }
-        // The member listing made for the accounts is the sub_customers dataset:
-        // it is not asked for twice.
-        if let Some(l) = listing.filter(|_| root.api == Api(&sub_customers::API) && params.is_empty()) {
+        if let Some(l) = listed(params) {
             let page = Page::from_rows(0, l.records.len() as u64, &l.records);
             let tctx = TransformCtx {
                 cycle: group.cycle,
@@ -544,7 +567,7 @@ async fn stream(
             continue;
         }
         pager
-            .page_through(root.api, params, root.page_size(), |page| {
+            .page_through_from(root.api, params, root.page_size(), first, |page| {
                 let tctx = TransformCtx {
                     cycle: group.cycle,
                     currency: page.currency.as_deref(),
@@ -554,6 +577,15 @@ async fn stream(
                 feed(writers, si, &page, &tctx)
             })
             .await?;
+        // A fan-out asks for this query's ids now, not after the last query:
+        // its API (the critical one of a 95th-percentile month) starts early.
+        for w in writers
+            .iter_mut()
+            .filter(|w| matches!(w.role(si), Some((Role::FanOut { .. }, _))))
+        {
+            let ids = w.ids.last_mut().map(std::mem::take).unwrap_or_default();
+            fan_out(w, pager, params, ids, last_try).await?;
+        }
     }
     Ok(())
 }

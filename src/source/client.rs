@@ -207,6 +207,10 @@ impl BssClient {
             if let Some(why) = self.halt.reason() {
                 return Err(SourceError::Halted(why));
             }
+            // A 403 may have come while this request waited for its turn.
+            if let Some(e) = self.denied.lock().expect("denied lock").get(&api) {
+                return Err(e.clone());
+            }
             let gate = if self.verified.load(Ordering::Acquire) {
                 None
             } else {
