@@ -126,13 +126,13 @@ pub struct SimulatorSection {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
-    /// Units extracted at once.
+    /// Units extracted at once, per queue (the units reading the same APIs).
     pub units: Option<usize>,
     /// Pages of one unit in flight at once.
     pub pages: Option<usize>,
-    /// Units of more than one page fetched at once. Each holds a Parquet
-    /// writer (tens of MB), so this is what bounds memory; one-page units
-    /// never wait for it.
+    /// Units of more than one page fetched at once, per API. Each holds a
+    /// Parquet writer (tens of MB), so this is what bounds memory; one-page
+    /// units never wait for it.
     pub large_units: Option<usize>,
     pub max_attempts: Option<u32>,
     pub backoff_base_ms: Option<u64>,

@@ -70,10 +70,11 @@ pub const DEFAULT_MAX_PAGES: u64 = 100_000;
 /// Pages of one unit in flight at once: the quota (30 requests/s) times the
 /// latency, with room: 12 keep res-fee-records busy up to 400 ms a request.
 pub const DEFAULT_PAGES: usize = 12;
-/// Units of more than one page fetched at once. One keeps a quota busy (it
-/// has `limits.pages` requests in flight, and hands over to the next large
-/// unit as soon as its last page is asked for), and each holds a Parquet
-/// writer of some 40 MB: this is what bounds a run's memory.
+/// Units of more than one page fetched at once, per API. One keeps a quota
+/// busy (it has `limits.pages` requests in flight, and hands over to the next
+/// large unit as soon as its last page is asked for), and each holds a Parquet
+/// writer of some 40 MB: with the number of APIs a run reads, this is what
+/// bounds its memory.
 pub const DEFAULT_LARGE_UNITS: usize = 1;
 
 /// What to extract and how. Built by `cli::settings` from flags, pipeline
@@ -202,6 +203,8 @@ async fn run_locked(
         what: format!("the run deadline of {}", humantime(job.deadline)),
     };
     let queues = Arc::new(schedule::Queues::new(job.unit_concurrency));
+    // Set when the run gives up: groups still waiting for a slot do not start.
+    let cancelled: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
     let spawn = |groups: Vec<plan::Group>,
                  listing: Option<Arc<accounts::MemberListing>>,
                  ended: Option<Arc<tokio::sync::Semaphore>>|
@@ -224,11 +227,29 @@ async fn run_locked(
             .map(|group| {
                 let blanks: Vec<UnitReport> = group.units.iter().map(|u| u.blank_report()).collect();
                 let turn = queues.join(&group);
-                let (ctx, listing, run_deadline, ended) =
-                    (ctx.clone(), listing.clone(), run_deadline.clone(), ended.clone());
+                let (ctx, listing, run_deadline, ended, cancelled) = (
+                    ctx.clone(),
+                    listing.clone(),
+                    run_deadline.clone(),
+                    ended.clone(),
+                    cancelled.clone(),
+                );
+                let not_started = blanks.clone();
                 let task = tokio::spawn(async move {
                     // A slot of the group's own queue, in its turn: other APIs' queues go on meanwhile.
                     let _slot = turn.await;
+                    if let Some(why) = cancelled.get() {
+                        if let Some(e) = ended {
+                            e.add_permits(1);
+                        }
+                        return not_started
+                            .into_iter()
+                            .map(|mut r| {
+                                r.error = Some(format!("not started: {why}"));
+                                r
+                            })
+                            .collect();
+                    }
                     let unit_deadline = tokio::time::Instant::now() + ctx.job.unit_deadline;
                     let deadline = if unit_deadline < run_deadline.at {
                         Deadline {
@@ -326,9 +347,14 @@ async fn run_locked(
             accounts
         }
         Err(e) => {
-            // The caller's units already started finish (each is whole); the run fails.
+            // The caller's units already running finish (each is whole), those
+            // still queued do not start; the run fails with the listing's error.
+            let _ = cancelled.set(format!("the member listing failed ({e})"));
             for s in spawned {
                 let _ = s.task.await;
+            }
+            if job.progress {
+                progress::clear();
             }
             return Err(e);
         }

@@ -116,9 +116,11 @@ pub struct QuotaUse {
 impl QuotaUse {
     /// From the requests sent per API and each API's quota.
     pub fn of(requests: &BTreeMap<String, u64>, quota: impl Fn(&str) -> u32, wall: f64) -> Self {
+        // An API without a limit (quota 0) never bounds a run.
         let best = requests
             .iter()
-            .map(|(api, n)| (api, *n as f64 / f64::from(quota(api).max(1))))
+            .filter(|(api, _)| quota(api) > 0)
+            .map(|(api, n)| (api, *n as f64 / f64::from(quota(api))))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         match best {
             Some((api, bound)) if bound > 0.0 => Self {

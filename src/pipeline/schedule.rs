@@ -50,10 +50,12 @@ pub fn pages_of(job: &Job, g: &Group, rows_of: impl Fn(&str, &str, &str) -> Opti
 /// the quota of their busiest API) descending, then within a queue the
 /// largest group first. Stable: equal groups keep the catalogue order.
 pub fn order(groups: Vec<(Group, BTreeMap<Api, u64>)>, limits: &Limits) -> Vec<Group> {
+    // An API without a limit (quota 0) never bounds a run.
     let seconds = |pages: &BTreeMap<Api, u64>| -> f64 {
         pages
             .iter()
-            .map(|(api, n)| *n as f64 / f64::from(limits.configured(*api).max(1)))
+            .filter(|(api, _)| limits.configured(**api) > 0)
+            .map(|(api, n)| *n as f64 / f64::from(limits.configured(*api)))
             .fold(0.0, f64::max)
     };
     let mut load: HashMap<Vec<Api>, f64> = HashMap::new();

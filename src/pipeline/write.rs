@@ -389,8 +389,9 @@ fn feed(writers: &mut [Writer<'_>], si: usize, page: &Page, tctx: &TransformCtx<
     Ok(())
 }
 
-/// Fetches each of the group's streams once into every writer that reads it,
-/// then the fan-out queries of the writers that have them. Only a change of
+/// Fetches each of the group's streams once into every writer that reads it;
+/// a fan-out asks for each source query's ids as soon as that query is read.
+/// Only a change of
 /// the data under the pages (drift) is returned for the whole group, so it is
 /// read again; every other failure is kept by the writers it concerns. On the
 /// `last_try`, drift too is kept by the writers of the stream it hit: a
@@ -484,19 +485,16 @@ async fn fan_out(
         q.push((param, Param::Str(id.to_string())));
         q
     };
-    let mut next = ids.first().map(|id| pager.first_page(api, &query(id), api.max_limit()));
+    let mut next = None;
     for (k, id) in ids.iter().enumerate() {
         if !w.alive() {
             break;
         }
         let q = query(id);
-        let first = next.take();
-        next = ids
-            .get(k + 1)
-            .map(|id| pager.first_page(api, &query(id), api.max_limit()));
+        let then = ids.get(k + 1).map(|id| query(id));
         w.set_params(&q);
         let stats = pager
-            .page_through_from(api, &q, api.max_limit(), first, |page| {
+            .page_through_from(api, &q, api.max_limit(), next.take(), then.as_ref(), |page| {
                 for rec in page.records() {
                     let r = w.norm.push(rec).map_err(|e| UnitError::data(page.offset, e));
                     w.keep(r)?;
@@ -508,7 +506,10 @@ async fn fan_out(
             })
             .await;
         match stats {
-            Ok(s) => w.pages += s.pages,
+            Ok((s, prefetched)) => {
+                w.pages += s.pages;
+                next = prefetched;
+            }
             // The fan-out's own API failing fails this unit, not its source's.
             Err(e) => match UnitError::from(e) {
                 e @ (UnitError::Drift(_) | UnitError::Repeat { .. }) if !last_try => return Err(e),
@@ -538,14 +539,15 @@ async fn stream(
     // The member listing made for the accounts is the sub_customers dataset:
     // it is not asked for twice.
     let listed = |params: &Params| listing.filter(|_| root.api == Api(&sub_customers::API) && params.is_empty());
-    // The next query's first page is asked for while this one pages (the
-    // 95th-percentile summary has eight one-page queries a month).
-    let ask =
-        |params: &Params| (listed(params).is_none()).then(|| pager.first_page(root.api, params, root.page_size()));
-    let mut next = queries.first().and_then(ask);
+    // The next query's first page is asked for as this one's last page is,
+    // unless a fan-out runs in between (it would be an old page by then).
+    let fans_out = writers
+        .iter()
+        .any(|w| matches!(w.role(si), Some((Role::FanOut { .. }, _))));
+    let mut next = None;
     for (k, params) in queries.iter().enumerate() {
         let first = next.take();
-        next = queries.get(k + 1).and_then(ask);
+        let then = queries.get(k + 1).filter(|q| !fans_out && listed(q).is_none());
         for w in writers.iter_mut().filter(|w| w.reads(si)) {
             match w.role(si) {
                 Some((Role::FanOut { .. }, _)) => w.ids.push(Vec::new()),
@@ -566,8 +568,8 @@ async fn stream(
             }
             continue;
         }
-        pager
-            .page_through_from(root.api, params, root.page_size(), first, |page| {
+        let (_, prefetched) = pager
+            .page_through_from(root.api, params, root.page_size(), first, then, |page| {
                 let tctx = TransformCtx {
                     cycle: group.cycle,
                     currency: page.currency.as_deref(),
@@ -577,6 +579,7 @@ async fn stream(
                 feed(writers, si, &page, &tctx)
             })
             .await?;
+        next = prefetched;
         // A fan-out asks for this query's ids now, not after the last query:
         // its API (the critical one of a 95th-percentile month) starts early.
         for w in writers

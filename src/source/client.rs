@@ -218,6 +218,9 @@ impl BssClient {
                 if let Some(why) = self.halt.reason() {
                     return Err(SourceError::Halted(why));
                 }
+                if let Some(e) = self.denied.lock().expect("denied lock").get(&api) {
+                    return Err(e.clone());
+                }
                 (!self.verified.load(Ordering::Acquire)).then_some(g)
             };
             let outcome = self.attempt(api, scope, params, &parse).await;

@@ -283,7 +283,9 @@ impl Pager {
         limit: u32,
         sink: impl FnMut(Page) -> Result<(), E>,
     ) -> Result<PagingStats, PagingError<E>> {
-        self.page_through_from(api, base, limit, None, sink).await
+        self.page_through_from(api, base, limit, None, None, sink)
+            .await
+            .map(|(stats, _)| stats)
     }
 
     /// Starts the request of a query's first page now, as a task of its own:
@@ -296,15 +298,20 @@ impl Pager {
     }
 
     /// [`Self::page_through`], with the first page already asked for by
-    /// [`Self::first_page`] (same `api`, `base` and `limit`).
+    /// [`Self::first_page`] (same `api`, `base` and `limit`). With `then`, the
+    /// first page of that next query (same `api` and `limit`) is asked for
+    /// once this query's last page is, and returned: the API stays busy
+    /// between queries, and no page is much older than the others of its query
+    /// (what the drift checks compare).
     pub async fn page_through_from<E>(
         &self,
         api: Api,
         base: &Params,
         limit: u32,
         first: Option<FirstPage>,
+        then: Option<&Params>,
         mut sink: impl FnMut(Page) -> Result<(), E>,
-    ) -> Result<PagingStats, PagingError<E>> {
+    ) -> Result<(PagingStats, Option<FirstPage>), PagingError<E>> {
         let scope = self.scope;
         let first = match first {
             Some(FirstPage(task)) => task.await?,
@@ -327,6 +334,8 @@ impl Pager {
         if pages > 1 {
             self.hold_large(api).await;
         }
+        // However the query ends, its large-unit permit is not kept.
+        let _release = Release(&self.permit);
         let mut stats = PagingStats::default();
         let mut accept = |page: Page, stats: &mut PagingStats| -> Result<(), PagingError<E>> {
             if page.total != total {
@@ -349,16 +358,19 @@ impl Pager {
         };
         accept(first, &mut stats)?;
         if pages == 1 {
-            return Ok(stats);
+            return Ok((stats, then.map(|q| self.first_page(api, q, limit))));
         }
         let offsets = (u64::from(limit)..total).step_by(limit as usize);
         let last = offsets.clone().last();
+        let mut next = None;
         let mut pages = futures::stream::iter(offsets)
             .map(|offset| {
                 // The last page is asked for: the next large unit may start,
-                // its requests filling the quota while ours are answered.
+                // its requests filling the quota while ours are answered, and
+                // so may the next query.
                 if Some(offset) == last {
                     self.permit.lock().expect("permit lock").take();
+                    next = then.map(|q| self.first_page(api, q, limit));
                 }
                 let (client, budget, base) = (self.client.clone(), self.budget.clone(), base.clone());
                 PageTask(tokio::spawn(async move {
@@ -369,7 +381,17 @@ impl Pager {
         while let Some(page) = pages.next().await {
             accept(page?, &mut stats)?;
         }
-        Ok(stats)
+        drop(pages);
+        Ok((stats, next))
+    }
+}
+
+/// Drops a query's large-unit permit when the query ends, an error included.
+struct Release<'a>(&'a Mutex<Option<OwnedSemaphorePermit>>);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.lock().expect("permit lock").take();
     }
 }
 

@@ -1107,3 +1107,40 @@ async fn without_the_cost_center_focus_is_unamortised_and_says_so() {
         serde_json::from_slice(&std::fs::read(out.path().join("focus/_focus_metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["x_Unamortized"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_partition_older_than_the_cost_center_keeps_is_not_made_again_in_the_new_shape() {
+    use hcbill::sink::manifest::{FileEntry, Finality, Manifest};
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), "focus", "2026-10", "2026-10");
+    let now = cycle("2026-11");
+    let mut m = Manifest::new("focus", 2);
+    for c in ["2024-10", "2026-06"] {
+        let entry = FileEntry {
+            path: format!("bill_cycle={c}/part-self.parquet"),
+            rows: 1,
+            bytes: 1,
+            sha256: "x".into(),
+            content_digest: "d".into(),
+            money_totals: Default::default(),
+            schema_version: 2,
+            query_digest: "q".into(),
+            finality: Finality::Final,
+            extracted_at: chrono::Utc::now(),
+            run_id: "r".into(),
+            notes: Vec::new(),
+            currency: None,
+            e_tag: None,
+            checked_by: None,
+        };
+        m.record(c, "self", chrono::Utc::now(), entry);
+    }
+    let spec = hcbill::source::datasets::by_name("focus").unwrap();
+    let cycles: Vec<String> = pipeline::plan::dataset_cycles(&job, spec, &m, now)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // June is rewritten as 1.3; October 2024 is past the cost center's 18
+    // months, and made again it would lose its amortisation.
+    assert_eq!(cycles, ["2026-06", "2026-10"]);
+}
