@@ -390,7 +390,11 @@ fn common(
     put("ResourceName", opt(when(has_resource, r.str("resource_name"))));
     put("ResourceType", opt(when(has_resource, resource_type_name)));
     put("ServiceCategory", Value::from(scat));
-    put("ServiceName", opt(service_name.or(Some(service.to_string()))));
+    // ServiceName MUST NOT be null: the name, else the code, else "Other" (its category).
+    let service_name = service_name
+        .or_else(|| Some(service.to_string()).filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "Other".to_string());
+    put("ServiceName", Value::String(service_name));
     put("ServiceSubcategory", Value::from(ssub));
     // The cost center does not name accounts: the id stands in for the name.
     put(
@@ -1007,6 +1011,7 @@ mod tests {
         for (v, spec) in [(Version::V1_3, &SPEC), (Version::V1_2, &SPEC_1_2)] {
             let row: Map<String, Value> =
                 serde_json::from_str(transform(v, rec.get(), &ctx(true)).unwrap().unwrap().get()).unwrap();
+            assert_eq!(row["ServiceName"], "Other", "never empty, never null");
             let mut got: Vec<&str> = row.keys().map(String::as_str).collect();
             let mut want: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
             got.sort_unstable();
