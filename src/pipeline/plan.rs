@@ -66,16 +66,6 @@ pub fn root_of(spec: &'static DatasetSpec) -> &'static DatasetSpec {
     }
 }
 
-/// What a dataset's pages come from, with its companion's (for the ages
-/// their APIs keep).
-fn streams_of_static(spec: &DatasetSpec) -> Vec<&'static DatasetSpec> {
-    let mut v: Vec<&'static DatasetSpec> = spec.companion.iter().map(|c| root_of(c.from)).collect();
-    if let Some(d) = spec.derives {
-        v.push(root_of(d.from()));
-    }
-    v
-}
-
 /// The streams a dataset reads: its companion's root first, then its own root.
 pub fn streams_of(spec: &'static DatasetSpec) -> Vec<&'static DatasetSpec> {
     let mut v = Vec::new();
@@ -88,7 +78,7 @@ pub fn streams_of(spec: &'static DatasetSpec) -> Vec<&'static DatasetSpec> {
 
 /// The cycles of one dataset: those asked for, plus (nightly) every partition
 /// of that dataset still provisional; a snapshot dataset has only the current one.
-pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: BillCycle) -> Vec<BillCycle> {
+pub fn dataset_cycles(job: &Job, spec: &'static DatasetSpec, manifest: &Manifest, now: BillCycle) -> Vec<BillCycle> {
     if spec.snapshot {
         return vec![now];
     }
@@ -109,7 +99,7 @@ pub fn dataset_cycles(job: &Job, spec: &DatasetSpec, manifest: &Manifest, now: B
         .collect();
     // Not past what a source keeps: extracted again, FOCUS of a month older
     // than the cost center's 18 would lose its amortisation.
-    let kept = streams_of_static(spec)
+    let kept = streams_of(spec)
         .iter()
         .filter_map(|s| s.max_age_months)
         .min()

@@ -407,7 +407,6 @@ pub async fn fetch(
 ) -> Result<(), UnitError> {
     let payer = ctx.client.domain_id();
     let now = crate::cycle::BillCycle::containing(Utc::now());
-    let mut queries_of = Vec::with_capacity(group.streams.len());
     for (si, root) in group.streams.iter().enumerate() {
         let mut queries = plan::queries(&ctx.job, root, group.cycle);
         if root.member_scoped() {
@@ -415,7 +414,6 @@ pub async fn fetch(
                 q.extend(group.account.params());
             }
         }
-        queries_of.push(queries.clone());
         if !writers.iter().any(|w| w.reads(si)) {
             continue;
         }
@@ -449,16 +447,6 @@ pub async fn fetch(
                     }
                 }
             }
-        }
-    }
-    // Ids a fan-out has not yet asked for (streams fan out query by query).
-    for w in writers.iter_mut() {
-        let Some(&(si, Role::FanOut { .. }, _)) = w.reads.iter().find(|r| matches!(r.1, Role::FanOut { .. })) else {
-            continue;
-        };
-        let ids = std::mem::take(&mut w.ids);
-        for (base, ids) in queries_of[si].iter().zip(ids) {
-            fan_out(w, pager, base, ids, last_try).await?;
         }
     }
     Ok(())

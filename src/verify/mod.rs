@@ -400,39 +400,31 @@ pub fn verify(out: &Path, cycles: Option<&BTreeSet<BillCycle>>) -> Result<Verify
         let (Some(tm), Some(rm)) = (manifests.get("transaction_records"), manifests.get(pair.records)) else {
             continue;
         };
-        for (cycle, tp) in tm.partitions.iter().filter(|(c, _)| wanted(c)) {
-            let Some(rp) = rm.partitions.get(cycle) else { continue };
-            for (account, te) in &tp.files {
-                let Some(re) = rp.files.get(account) else { continue };
-                let final_cycle = te.finality == Finality::Final && re.finality == Finality::Final;
-                relations += 1;
-                findings.push(linked::reconcile(
-                    pair,
-                    cycle,
-                    account,
-                    &layout.dataset_dir("transaction_records").join(&te.path),
-                    &layout.dataset_dir(pair.records).join(&re.path),
-                    final_cycle,
-                ));
-            }
+        for (cycle, account, te, re) in same_units(tm, rm, &wanted) {
+            let final_cycle = te.finality == Finality::Final && re.finality == Finality::Final;
+            relations += 1;
+            findings.push(linked::reconcile(
+                pair,
+                cycle,
+                account,
+                &layout.dataset_dir("transaction_records").join(&te.path),
+                &layout.dataset_dir(pair.records).join(&re.path),
+                final_cycle,
+            ));
         }
     }
     // Group by group: the monthly summary against the transactions.
     if let (Some(sm), Some(tm)) = (manifests.get("bill_summary"), manifests.get("transaction_records")) {
-        for (cycle, sp) in sm.partitions.iter().filter(|(c, _)| wanted(c)) {
-            let Some(tp) = tm.partitions.get(cycle) else { continue };
-            for (account, se) in &sp.files {
-                let Some(te) = tp.files.get(account) else { continue };
-                let final_cycle = se.finality == Finality::Final && te.finality == Finality::Final;
-                relations += 1;
-                findings.push(linked::reconcile_groups(
-                    cycle,
-                    account,
-                    &layout.dataset_dir("bill_summary").join(&se.path),
-                    &layout.dataset_dir("transaction_records").join(&te.path),
-                    final_cycle,
-                ));
-            }
+        for (cycle, account, se, te) in same_units(sm, tm, &wanted) {
+            let final_cycle = se.finality == Finality::Final && te.finality == Finality::Final;
+            relations += 1;
+            findings.push(linked::reconcile_groups(
+                cycle,
+                account,
+                &layout.dataset_dir("bill_summary").join(&se.path),
+                &layout.dataset_dir("transaction_records").join(&te.path),
+                final_cycle,
+            ));
         }
     }
     // Order by order: the cost center's breakdown against the purchases, an
@@ -491,6 +483,24 @@ fn finding(check: &str, dataset: &str, cycle: &str, account: &str, verdict: Verd
         formula: None,
         same_pages: false,
     }
+}
+
+/// The files two manifests hold for the same cycle and account, in the cycles
+/// `wanted`: (cycle, account, left file, right file).
+fn same_units<'a>(
+    left: &'a Manifest,
+    right: &'a Manifest,
+    wanted: &'a impl Fn(&str) -> bool,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a FileEntry, &'a FileEntry)> + 'a {
+    left.partitions
+        .iter()
+        .filter(move |(c, _)| wanted(c))
+        .filter_map(move |(c, lp)| right.partitions.get(c).map(|rp| (c, lp, rp)))
+        .flat_map(|(c, lp, rp)| {
+            lp.files
+                .iter()
+                .filter_map(move |(a, le)| rp.files.get(a).map(|re| (c.as_str(), a.as_str(), le, re)))
+        })
 }
 
 /// Size, then sha256, then the footer's schema against the contract.

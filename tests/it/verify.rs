@@ -29,6 +29,16 @@ fn verify(out: &Path, extra: &[&str]) -> Output {
     bin().arg("verify").arg("--out").arg(out).args(extra).output().unwrap()
 }
 
+/// The JSON report's finding of `check` for the caller's own `cycle`.
+fn finding<'a>(report: &'a serde_json::Value, check: &str, cycle: &str) -> &'a serde_json::Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == check && f["bill_cycle"] == cycle && f["account"] == "self")
+        .unwrap_or_else(|| panic!("no finding {check:?} for {cycle}"))
+}
+
 fn last_line(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr)
         .lines()
@@ -361,16 +371,7 @@ async fn a_lost_page_of_the_cheapest_records_fails_naming_its_trades() {
     let o = verify(lake.path(), &["--format", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let hit = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| {
-            f["check"] == "transactions = consumption, trade by trade"
-                && f["bill_cycle"] == "2026-10"
-                && f["account"] == "self"
-        })
-        .unwrap();
+    let hit = finding(&report, "transactions = consumption, trade by trade", "2026-10");
     assert_eq!(hit["verdict"], "failed", "{hit}");
     let detail = hit["detail"].as_str().unwrap();
     assert!(
@@ -428,14 +429,7 @@ async fn an_order_amortised_for_more_than_its_purchase_fails() {
     let o = verify(lake.path(), &["--format", "json"]);
     assert_eq!(o.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let hit = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| {
-            f["check"] == "amortised orders = their purchases" && f["bill_cycle"] == "2026-10" && f["account"] == "self"
-        })
-        .unwrap();
+    let hit = finding(&report, "amortised orders = their purchases", "2026-10");
     assert_eq!(hit["verdict"], "failed", "{hit}");
     assert!(
         hit["detail"]
@@ -444,13 +438,6 @@ async fn an_order_amortised_for_more_than_its_purchase_fails() {
             .contains("orders differ from their purchase"),
         "{hit}"
     );
-    let other = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| {
-            f["check"] == "amortised orders = their purchases" && f["bill_cycle"] == "2026-09" && f["account"] == "self"
-        })
-        .unwrap();
+    let other = finding(&report, "amortised orders = their purchases", "2026-09");
     assert_eq!(other["verdict"], "exact", "the untouched month holds: {other}");
 }
